@@ -1,0 +1,1 @@
+"""Pytest fixtures for the git servers (see tests/servers/)."""

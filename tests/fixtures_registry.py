@@ -1,0 +1,1 @@
+"""Pytest fixtures for the registry servers (see tests/servers/)."""
