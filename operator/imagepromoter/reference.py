@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from imagepromoter import errors
+from imagepromoter.credentials import BasicCredentials
 
 DOCKER_HUB_API = "registry-1.docker.io"
 _DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
@@ -74,3 +75,16 @@ def parse(image: str) -> ImageReference:
 
 def _looks_like_host(component: str) -> bool:
     return "." in component or ":" in component or component == "localhost"
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    """How to reach one repository: where, as whom, and over which transport.
+
+    Lives in the pure core so that `reconcile` can build it without importing the HTTP adapter.
+    """
+
+    image: ImageReference
+    credentials: BasicCredentials | None = None
+    secret_name: str | None = None  # named in messages: "the credentials in Secret X cannot read it"
+    insecure: bool = False
