@@ -48,14 +48,18 @@ _DOCKER_HUB_KEYS = (
 )
 
 
-def decode_data(data: Mapping[str, str] | None, string_data: Mapping[str, str] | None = None) -> dict[str, str]:
+def decode_data(
+    data: Mapping[str, str] | None, string_data: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Merge a Secret's base64 `data` and plain `stringData` into text values."""
     out: dict[str, str] = {}
     for key, value in (data or {}).items():
         try:
             out[key] = base64.b64decode(value, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise errors.InvalidSpec(f"Secret key {key}", "is not valid base64-encoded UTF-8") from None
+            raise errors.InvalidSpec(
+                f"Secret key {key}", "is not valid base64-encoded UTF-8"
+            ) from None
     out.update(string_data or {})
     return out
 
@@ -71,7 +75,9 @@ def git_credentials(secret_name: str, values: Mapping[str, str]) -> GitCredentia
             )
         return SshCredentials(identity=values["identity"], known_hosts=values["known_hosts"])
     if values.get("password"):
-        return BasicCredentials(username=values.get("username") or "x-access-token", password=values["password"])
+        return BasicCredentials(
+            username=values.get("username") or "x-access-token", password=values["password"]
+        )
     raise errors.InvalidSpec(
         "spec.git.secretRef",
         f"Secret {secret_name} needs `username` and `password` (a token is a password) for HTTPS, "
@@ -79,7 +85,9 @@ def git_credentials(secret_name: str, values: Mapping[str, str]) -> GitCredentia
     )
 
 
-def registry_credentials(secret_name: str, values: Mapping[str, str], host: str) -> BasicCredentials | None:
+def registry_credentials(
+    secret_name: str, values: Mapping[str, str], host: str
+) -> BasicCredentials | None:
     """Credentials for `host` from a dockerconfigjson or username/password Secret.
 
     Returns None when a dockerconfigjson has no entry for the host (the image may be public).
@@ -90,7 +98,8 @@ def registry_credentials(secret_name: str, values: Mapping[str, str], host: str)
             doc = json.loads(raw)
         except json.JSONDecodeError:
             raise errors.InvalidSpec(
-                "spec.imagePullSecret", f"Secret {secret_name} has a .dockerconfigjson that is not JSON"
+                "spec.imagePullSecret",
+                f"Secret {secret_name} has a .dockerconfigjson that is not JSON",
             ) from None
         auths = doc.get("auths", doc) if isinstance(doc, dict) else {}
         if not isinstance(auths, dict):
@@ -131,5 +140,6 @@ def _entry_credentials(secret_name: str, entry: Mapping[str, object]) -> BasicCr
             return BasicCredentials(username=user_s, password=password_s)
     raise errors.InvalidSpec(
         "spec.imagePullSecret",
-        f"Secret {secret_name}: the entry for this registry has neither `auth` nor `username`/`password`",
+        f"Secret {secret_name}: the entry for this registry has neither `auth` "
+        "nor `username`/`password`",
     )

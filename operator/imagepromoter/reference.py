@@ -37,7 +37,7 @@ class ImageReference:
 
 
 def parse(image: str) -> ImageReference:
-    """Parse `spec.image`; raise InvalidSpec naming the fix for anything `docker pull` would not take."""
+    """Parse `spec.image`; raise InvalidSpec naming the fix for what `docker pull` would refuse."""
     text = image.strip()
     if not text:
         raise errors.InvalidSpec(_FIELD, "must name an image such as ghcr.io/org/app")
@@ -86,5 +86,7 @@ class RegistryAccess:
 
     image: ImageReference
     credentials: BasicCredentials | None = None
-    secret_name: str | None = None  # named in messages: "the credentials in Secret X cannot read it"
+    secret_name: str | None = (
+        None  # named in messages: "the credentials in Secret X cannot read it"
+    )
     insecure: bool = False
