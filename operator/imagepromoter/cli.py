@@ -1,0 +1,216 @@
+"""The command line: `imagepromoter promote` (no cluster) and `imagepromoter run` (the operator).
+
+This is the wiring layer: the only module that builds the real adapters (the registry client and
+the git writer) and hands them to `reconcile` or to the Kopf handlers. `promote` runs every CR
+concurrently; CRs on the same repository and branch are serialized by the git writer, so they
+land as separate commits, one on top of the other.
+
+Exit codes: 0 when every CR ends Ready=True, 1 when any ends Ready=False, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from imagepromoter import manifests, reconcile
+
+EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+
+
+def default_workdir() -> Path:
+    """Where git workspaces are kept between runs."""
+    env = os.environ.get("IMAGEPROMOTER_WORKDIR")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "imagepromoter"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagepromoter",
+        description="Promote new container image tags into GitOps repositories.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    promote = sub.add_parser(
+        "promote",
+        help="scan and promote the ImagePromotions in FILEs once, without a cluster",
+        description="Read ImagePromotion (and Secret) manifests from files, do one scan and "
+        "promotion for each, and print the resulting status.",
+    )
+    promote.add_argument("files", nargs="+", metavar="FILE", help="manifest files ('-' for stdin)")
+    promote.add_argument(
+        "--secrets", action="append", default=[], metavar="FILE", help="Secret manifests"
+    )
+    promote.add_argument(
+        "--dry-run", action="store_true", help="change nothing; print the diff it would commit"
+    )
+    promote.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    promote.add_argument(
+        "--workdir", type=Path, default=None, help="git workspace cache (default ~/.cache/...)"
+    )
+
+    run = sub.add_parser(
+        "run",
+        help="run the operator in the cluster of the current kubeconfig (or in-cluster)",
+        description="Watch ImagePromotions and promote on their interval.",
+    )
+    run.add_argument("--namespace", "-n", action="append", default=[], help="watch only these")
+    run.add_argument("--workdir", type=Path, default=None)
+    run.add_argument("--metrics-port", type=int, default=8080)
+    run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz")
+    run.add_argument("--peering", default=None, help="Kopf peering name for HA (two replicas)")
+    run.add_argument("--standalone", action="store_true", help="no peering (single replica)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "promote":
+        return _promote(args)
+    return _run(args)
+
+
+class FileSecrets:
+    """Secrets read from manifest files, looked up like the cluster would (namespace, name)."""
+
+    def __init__(self, secrets: Mapping[tuple[str, str], dict[str, str]]) -> None:
+        self._secrets = secrets
+
+    async def read(self, namespace: str, name: str) -> dict[str, str] | None:
+        found = self._secrets.get((namespace, name))
+        return dict(found) if found is not None else None
+
+
+def _promote(args: argparse.Namespace) -> int:
+    try:
+        loaded = manifests.load(_read_sources([*args.files, *args.secrets]))
+    except (OSError, manifests.ManifestError) as exc:
+        print(f"imagepromoter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not loaded.promotions:
+        print("imagepromoter: no ImagePromotion found in the files given", file=sys.stderr)
+        return EXIT_USAGE
+    results = asyncio.run(
+        _promote_all(loaded, workdir=args.workdir or default_workdir(), dry_run=args.dry_run)
+    )
+    if args.output == "json":
+        print(json.dumps([_json_entry(r) for r in results], indent=2))
+    else:
+        for resource, result in results:
+            print(_text_entry(resource, result, show_diff=args.dry_run))
+    return EXIT_READY if all(r.outcome.ready for _, r in results) else EXIT_NOT_READY
+
+
+def _read_sources(paths: Sequence[str]) -> dict[str, str]:
+    sources: dict[str, str] = {}
+    for path in paths:
+        sources[path] = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+    return sources
+
+
+async def _promote_all(
+    loaded: manifests.Manifests, *, workdir: Path, dry_run: bool
+) -> list[tuple[reconcile.Resource, reconcile.Result]]:
+    from imagepromoter.git import writer
+    from imagepromoter.registry import client
+
+    registry = client.RegistryClient()
+    git = writer.GitWriter(workdir)
+    secrets = FileSecrets(loaded.secrets)
+    resources = [_resource(doc) for doc in loaded.promotions]
+    try:
+        results = await asyncio.gather(
+            *(
+                reconcile.reconcile(
+                    resource, registry=registry, git=git, secrets=secrets, now=_now, dry_run=dry_run
+                )
+                for resource in resources
+            )
+        )
+    finally:
+        await registry.aclose()
+    return list(zip(resources, results, strict=True))
+
+
+def _resource(doc: Mapping[str, Any]) -> reconcile.Resource:
+    meta = doc.get("metadata") or {}
+    return reconcile.Resource(
+        name=str(meta.get("name")),
+        namespace=str(meta.get("namespace") or manifests.DEFAULT_NAMESPACE),
+        spec=doc.get("spec") or {},
+        status=doc.get("status") or {},
+        generation=meta.get("generation"),
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_entry(pair: tuple[reconcile.Resource, reconcile.Result]) -> dict[str, Any]:
+    resource, result = pair
+    return {"name": resource.name, "namespace": resource.namespace, "status": result.status}
+
+
+def _text_entry(resource: reconcile.Resource, result: reconcile.Result, *, show_diff: bool) -> str:
+    outcome = result.outcome
+    st = result.status
+    lines = [
+        f"{resource.namespace}/{resource.name}: Ready={'True' if outcome.ready else 'False'} "
+        f"{outcome.reason}",
+        f"  {outcome.message}",
+    ]
+    for label, key in (
+        ("latest", "latestTag"),
+        ("promoted", "promotedTag"),
+        ("commit", "lastCommit"),
+    ):
+        if st.get(key):
+            lines.append(f"  {label + ':':<10}{st[key]}")
+    if show_diff and result.write is not None:
+        for change in result.write.changeset.changes:
+            lines.append(_diff(change.path, change.before, change.after))
+    return "\n".join(lines)
+
+
+def _diff(path: str, before: bytes, after: bytes) -> str:
+    old = before.decode("utf-8", "replace").splitlines(keepends=True)
+    new = after.decode("utf-8", "replace").splitlines(keepends=True)
+    body = "".join(difflib.unified_diff(old, new, fromfile=f"a/{path}", tofile=f"b/{path}"))
+    return body.rstrip("\n")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from imagepromoter.git import writer
+    from imagepromoter.kube import handlers
+    from imagepromoter.registry import client
+
+    handlers.configure(
+        registry_factory=client.RegistryClient,
+        git=writer.GitWriter(args.workdir or default_workdir()),
+    )
+    return handlers.run_operator(
+        namespaces=args.namespace,
+        metrics_port=args.metrics_port,
+        liveness=args.liveness,
+        peering=args.peering,
+        standalone=args.standalone,
+    )
