@@ -1,0 +1,200 @@
+"""`${name}` templates: substitution, the `$$` escape, malformed and unknown placeholders."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagepromoter import errors, templates
+
+VARS = {
+    "tag": "1.2.0-dev",
+    "digest": "sha256:abc",
+    "image": "ghcr.io/myorg/myapp",
+    "version": "1.2.0",
+    "path": "env/dev/values.yaml",
+    "previous": "1.1.0-dev",
+    "name": "myapp-dev",
+    "namespace": "gitops",
+    "build": "42",
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("${tag}", "1.2.0-dev"),
+        ("plain text", "plain text"),
+        ("", ""),
+        ("v${version}-${build}", "v1.2.0-42"),
+        ("${image}:${tag}", "ghcr.io/myorg/myapp:1.2.0-dev"),
+        ("${tag}${tag}", "1.2.0-dev1.2.0-dev"),
+        ("Promote ${image}:${tag} to ${path}\n\nwas ${previous}\n", None),
+        ("$$", "$"),
+        ("$${tag}", "${tag}"),
+        ("$$${tag}", "$1.2.0-dev"),
+        ("$$$$", "$$"),
+        ("cost $5", "cost $5"),
+        ("$", "$"),
+        ("trailing $", "trailing $"),
+        ("$tag", "$tag"),
+        ("a}b{c", "a}b{c"),
+        ("${empty}", ""),
+        ("{tag}", "{tag}"),
+        ("ünïcode ${tag} ✓", "ünïcode 1.2.0-dev ✓"),
+        ("${name}.${namespace}", "myapp-dev.gitops"),
+    ],
+    ids=[
+        "one-variable",
+        "no-placeholder",
+        "empty-template",
+        "adjacent-literals",
+        "image-and-tag",
+        "repeated",
+        "commit-message",
+        "double-dollar",
+        "escaped-placeholder",
+        "dollar-then-placeholder",
+        "four-dollars",
+        "lone-dollar-in-text",
+        "lone-dollar",
+        "trailing-dollar",
+        "shell-style-is-literal",
+        "braces-alone",
+        "empty-value-is-allowed-when-set",
+        "braces-without-dollar",
+        "unicode-text",
+        "name-and-namespace",
+    ],
+)
+def test_render(template: str, expected: str | None) -> None:
+    if expected is None:
+        expected = (
+            "Promote ghcr.io/myorg/myapp:1.2.0-dev to env/dev/values.yaml\n\nwas 1.1.0-dev\n"
+        )
+    assert templates.render(template, VARS) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "in_message"),
+    [
+        ("${nope}", "unknown template variable ${nope}"),
+        ("${Tag}", "${Tag}"),
+        ("ok ${tag} then ${missing}", "${missing}"),
+        ("${git_branch}", "not started by a webhook"),
+        ("${", "unclosed ${"),
+        ("abc ${tag", "unclosed ${"),
+        ("${}", "malformed placeholder ${}"),
+        ("${ tag }", "write ${tag}"),
+        ("${a.b}", "malformed placeholder ${a.b}"),
+        ("${a-b}", "malformed placeholder"),
+        ("${1tag}", "malformed placeholder"),
+        ("${tag:-x}", "malformed placeholder"),
+        ("${a ${tag}", "malformed placeholder"),
+        ("${missing} ${", "unclosed"),
+    ],
+    ids=[
+        "unknown",
+        "case-sensitive",
+        "second-unknown",
+        "webhook-field-without-webhook",
+        "bare-open",
+        "unclosed-after-variable",
+        "empty-name",
+        "spaces-hint",
+        "dotted",
+        "dash",
+        "leading-digit",
+        "shell-default-syntax",
+        "nested",
+        "malformed-wins-over-unknown",
+    ],
+)
+def test_render_raises_invalid_spec(template: str, in_message: str) -> None:
+    with pytest.raises(errors.InvalidSpec) as caught:
+        templates.render(template, VARS, field="spec.targets[0].value")
+    assert in_message in str(caught.value)
+    assert caught.value.field == "spec.targets[0].value"
+
+
+def test_unknown_variable_is_never_an_empty_string() -> None:
+    with pytest.raises(errors.InvalidSpec):
+        templates.render("${tga}", {"tag": "1"})
+
+
+def test_render_default_field_and_positional_signature() -> None:
+    with pytest.raises(errors.InvalidSpec) as caught:
+        templates.render("${x}", {})
+    assert caught.value.field == "template"
+
+
+@pytest.mark.parametrize(
+    ("template", "names"),
+    [
+        ("", set()),
+        ("plain", set()),
+        ("${tag}", {"tag"}),
+        ("${tag}-${tag}", {"tag"}),
+        ("${image}:${tag} ${path}", {"image", "tag", "path"}),
+        ("$${tag}", set()),
+        ("$$${tag}", {"tag"}),
+        ("${_private9}", {"_private9"}),
+        ("$tag", set()),
+    ],
+    ids=[
+        "empty",
+        "plain",
+        "one",
+        "repeated-once",
+        "three",
+        "escaped-not-counted",
+        "escape-then-variable",
+        "underscore-digits",
+        "shell-style-not-counted",
+    ],
+)
+def test_variables(template: str, names: set[str]) -> None:
+    assert templates.variables(template) == names
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["${", "${}", "${ a }", "x${a"],
+    ids=["open", "empty", "spaces", "unclosed"],
+)
+def test_variables_raises_for_malformed(template: str) -> None:
+    with pytest.raises(errors.InvalidSpec):
+        templates.variables(template)
+
+
+@pytest.mark.parametrize(
+    ("template", "groups", "ok"),
+    [
+        ("${tag}", (), True),
+        ("${digest}${image}${version}${path}${name}${namespace}${previous}", (), True),
+        ("${git_branch}", (), True),
+        ("${commit_message}", (), True),
+        ("${build}", ("build",), True),
+        ("${build}", (), False),
+        ("${branch}", ("build",), False),
+        ("$${anything}", (), True),
+    ],
+    ids=[
+        "builtin",
+        "all-builtins",
+        "webhook-field",
+        "webhook-commit-message",
+        "tagregex-group",
+        "group-not-in-regex",
+        "other-group",
+        "escaped",
+    ],
+)
+def test_check_against_known_variables(template: str, groups: tuple[str, ...], ok: bool) -> None:
+    known = templates.known_variables(groups)
+    if ok:
+        templates.check(template, known, field="spec.git.commitMessage")
+    else:
+        with pytest.raises(errors.InvalidSpec) as caught:
+            templates.check(template, known, field="spec.git.commitMessage")
+        assert str(caught.value).startswith("spec.git.commitMessage: unknown template variable")
