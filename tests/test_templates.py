@@ -69,9 +69,7 @@ VARS = {
 )
 def test_render(template: str, expected: str | None) -> None:
     if expected is None:
-        expected = (
-            "Promote ghcr.io/myorg/myapp:1.2.0-dev to env/dev/values.yaml\n\nwas 1.1.0-dev\n"
-        )
+        expected = "Promote ghcr.io/myorg/myapp:1.2.0-dev to env/dev/values.yaml\n\nwas 1.1.0-dev\n"
     assert templates.render(template, VARS) == expected
 
 
