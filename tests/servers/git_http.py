@@ -94,7 +94,7 @@ class GitHttpServer:
 
     def stop(self) -> None:
         """Stop nginx, fcgiwrap and fcgiwrap's workers (the whole process group)."""
-        _stop_group(self._process_group, self._processes)
+        stop_group(self._process_group, self._processes)
 
 
 def start(
@@ -145,7 +145,7 @@ def start(
                 process_group=fcgiwrap.pid,
             )
         server._processes.append(nginx)
-        _wait_for_port(port, nginx, run / "logs/nginx.stderr")
+        wait_for_port(port, nginx, run / "logs/nginx.stderr")
     except BaseException:
         server.stop()
         raise
@@ -321,23 +321,25 @@ http {{
 """
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], stderr_file: Path) -> None:
-    """Wait until nginx accepts connections (or fail with its stderr)."""
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], stderr_file: Path, name: str = "nginx"
+) -> None:
+    """Wait until the server accepts connections (or fail with its stderr)."""
     import socket
 
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {stderr_file.read_text(errors='replace')}")
+            raise RuntimeError(f"{name} exited: {stderr_file.read_text(errors='replace')}")
         with socket.socket() as probe:
             probe.settimeout(0.2)
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.02)
-    raise RuntimeError(f"nginx did not listen on 127.0.0.1:{port} within 10 s")
+    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within 10 s")
 
 
-def _stop_group(group: int, processes: list[subprocess.Popen[bytes]]) -> None:
+def stop_group(group: int, processes: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM the process group, then SIGKILL whatever is left after a grace period."""
     if group:
         with contextlib.suppress(ProcessLookupError):
