@@ -2,14 +2,39 @@
 
 Pure: the operator patches what `compute` returns, and `imagepromoter promote --output json`
 prints the same thing, so the two can never disagree.
+
+The rules of `compute`:
+- A field the outcome leaves None keeps its previous value; a field never learned is absent
+  (never null: a null in a merge patch deletes, and the CRD schema types every field), so the
+  first pass of a CR with a bad spec shows only observedGeneration and conditions.
+- `lastCommit` is the sha of the commit that made the targets hold `promotedTag`. A pass that
+  committed sets it; a pass that found the targets already holding a *different* promotedTag
+  than before (someone else committed it, or the first pass found it in place) sets '', since no
+  commit was needed; a pass that found the same promotedTag keeps the sha that promoted it.
+- There is one Ready condition, first in `conditions`: status 'True' for Promoted and UpToDate,
+  'False' otherwise (Suspended too: the targets are not being kept current). Its
+  `lastTransitionTime` changes only when that status value changes, not when only the reason or
+  message does (the Kubernetes convention). Conditions of other types are kept as they were.
+- Times are RFC 3339 UTC with whole seconds (`2026-11-29T10:00:00Z`); naive datetimes are taken
+  to be UTC. Every value is a str, int, list or dict, so the block is JSON as it stands.
+- `observedGeneration` (top level and on the condition) is the generation this pass read.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 READY_REASONS = frozenset({"Promoted", "UpToDate"})
+READY = "Ready"
+_GENERATION = "observedGeneration"
+_FIRST_RETRY = timedelta(seconds=10)
+_MAX_MESSAGE = 4096
+_TEMPORARY_REASONS = frozenset({"RegistryError", "AuthError", "GitError", "PushRejected"})
+_REASON_SYNTAX = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?\Z")
 
 
 @dataclass(frozen=True)
@@ -29,3 +54,137 @@ class Outcome:
     @property
     def ready(self) -> bool:
         return self.reason in READY_REASONS
+
+
+def compute(
+    previous: Mapping[str, Any], outcome: Outcome, *, generation: int | None, now: datetime
+) -> dict[str, Any]:
+    """The new `status` block: the outcome over the previous status, with one Ready condition."""
+    _check_reason(outcome.reason)
+    observed = generation if generation is not None else _int_or_none(previous, _GENERATION)
+    learned: dict[str, Any] = {
+        "latestTag": outcome.latest_tag,
+        "latestDigest": outcome.latest_digest,
+        "promotedTag": outcome.promoted_tag,
+        "lastCommit": _last_commit(previous, outcome),
+        "lastScanTime": _timestamp(outcome.scan_time) if outcome.scan_time else None,
+        "lastPromotionTime": (
+            _timestamp(outcome.promotion_time) if outcome.promotion_time else None
+        ),
+        "tagsScanned": outcome.tags_scanned,
+    }
+    status: dict[str, Any] = {}
+    if observed is not None:
+        status[_GENERATION] = observed
+    for key, value in learned.items():
+        kept = value if value is not None else previous.get(key)
+        if kept is not None:
+            status[key] = kept
+    status["conditions"] = _conditions(previous, outcome, observed, now)
+    return status
+
+
+def ready_condition(status: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Ready condition of a status block, or None when there is none yet."""
+    conditions = status.get("conditions")
+    if not isinstance(conditions, list):
+        return None
+    for condition in conditions:
+        if isinstance(condition, Mapping) and condition.get("type") == READY:
+            return dict(condition)
+    return None
+
+
+def is_due(status: Mapping[str, Any], interval: timedelta, now: datetime) -> bool:
+    """Whether a poll is due: no scan yet, `interval` has passed, or the clock went backwards."""
+    last = parse_timestamp(status.get("lastScanTime"))
+    if last is None:
+        return True
+    now = _utc(now)
+    return now < last or now - last >= interval
+
+
+def retry_delay(reason: str, interval: timedelta, attempt: int) -> timedelta:
+    """How long to wait before the next pass after a pass that ended with `reason`.
+
+    Ready outcomes, Suspended and permanent problems (InvalidSpec, TargetError, NoMatchingTag:
+    only a spec edit, which starts a pass by itself, or a new tag can fix them) wait a full
+    `interval`. Temporary failures (registry, auth, git, push races) back off from 10 seconds,
+    doubling with each consecutive `attempt` (1, 2, ...), never beyond `interval`.
+    """
+    if reason not in _TEMPORARY_REASONS:
+        return interval
+    backoff = _FIRST_RETRY * (1 << min(max(attempt, 1) - 1, 16))
+    return min(backoff, interval)
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with whole seconds, as Kubernetes writes times: 2026-11-29T10:00:00Z."""
+    return _timestamp(moment)
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """A status timestamp back into an aware UTC datetime; None if absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return _utc(parsed)
+
+
+def _check_reason(reason: str) -> None:
+    if not _REASON_SYNTAX.match(reason):
+        raise ValueError(f"condition reason {reason!r} is not CamelCase (see errors.REASONS)")
+
+
+def _last_commit(previous: Mapping[str, Any], outcome: Outcome) -> str | None:
+    if outcome.commit is not None:
+        return outcome.commit
+    if outcome.promoted_tag is not None and outcome.promoted_tag != previous.get("promotedTag"):
+        return ""  # the targets came to hold this tag without a commit of ours
+    return None
+
+
+def _conditions(
+    previous: Mapping[str, Any], outcome: Outcome, observed: int | None, now: datetime
+) -> list[dict[str, Any]]:
+    value = "True" if outcome.ready else "False"
+    before = ready_condition(previous)
+    since = before.get("lastTransitionTime") if before else None
+    if before is None or before.get("status") != value or not isinstance(since, str):
+        since = _timestamp(now)
+    message = outcome.message
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 1] + "…"
+    ready: dict[str, Any] = {
+        "type": READY,
+        "status": value,
+        "reason": outcome.reason,
+        "message": message,
+        "lastTransitionTime": since,
+    }
+    if observed is not None:
+        ready[_GENERATION] = observed
+    others = [
+        dict(condition)
+        for condition in previous.get("conditions") or []
+        if isinstance(condition, Mapping) and condition.get("type") != READY
+    ]
+    return [ready, *others]
+
+
+def _int_or_none(mapping: Mapping[str, Any], key: str) -> int | None:
+    value = mapping.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _timestamp(moment: datetime) -> str:
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
