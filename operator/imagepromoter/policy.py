@@ -1,0 +1,340 @@
+"""Choose one tag out of a registry's tags: tagRegex and excludeTags filter, a policy orders.
+
+The shape follows Flux's `internal/policy`: one small strategy per policy and one factory
+(`_strategy`) that maps the spec's `policy` string to it. A strategy turns a tag's ordering text
+into a sort key, or into the reason it cannot take part; the highest key wins. Keeping the
+reasons (not just dropping tags) is what lets `Selection.explain()` tell a user *why* nothing
+qualified, above all the common trap of `*-dev` tags, which are SemVer pre-releases and so never
+qualify without a range that names one.
+
+- The ordering text is the `version` named group of tagRegex when it has one, else the whole tag.
+  Its other named groups are returned for templates. JavaScript `(?<name>...)` groups are
+  accepted. tagRegex and excludeTags are searched (unanchored, as Go's and JavaScript's
+  `MatchString`/`test` do); anchor with `^...$`.
+- semver: highest SemVer precedence (see `semver`); not-a-version texts are skipped; pre-releases
+  only when semverRange names one. numerical: highest integer or decimal (exact, no float
+  rounding); anything else is skipped. alphabetical: last in byte order. newest: latest `created`
+  time; tags without one are skipped.
+- Ties (equal keys: `v1.2.0` and `1.2.0`, or two tags with one creation time) go to the tag that
+  sorts last in byte order, after, for semver, the higher build metadata. So the result never
+  depends on the order the registry lists tags in.
+
+Pure: no I/O. The caller fetches `created` (for `newest`) only for `candidates(...)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from imagepromoter import errors, semver
+
+POLICIES = ("semver", "numerical", "alphabetical", "newest")
+
+NOT_VERSION = "not a version"
+PRERELEASE = "a pre-release"
+OUT_OF_RANGE = "outside semverRange"
+NOT_NUMBER = "not a number"
+NO_CREATED = "without a known creation time"
+NO_VERSION_GROUP = "without a match for the version group"
+
+_Key = tuple[object, ...]
+_Strategy = Callable[[str, str], "_Key | str"]  # (ordering text, tag) -> sort key or reason
+_EXAMPLES = 3
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Candidates a policy could not order, for one reason, with a few examples."""
+
+    reason: str
+    count: int
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What `evaluate` chose (tag None: nothing qualified) and what it saw on the way."""
+
+    tag: str | None
+    version: str | None
+    groups: Mapping[str, str] = field(default_factory=lambda: types.MappingProxyType({}))
+    candidates: int = 0
+    scanned: int = 0
+    excluded: int = 0
+    dropped: tuple[Dropped, ...] = ()
+    policy: str = "semver"
+    tag_regex: str = ""
+    semver_range: str | None = None
+    suggested_regex: str | None = None
+
+    def explain(self) -> str:
+        """A sentence for the Ready condition: what was chosen, or why nothing qualified."""
+        if self.tag is not None:
+            return f"{self.tag} is the {self.policy} choice among {self.candidates} matching tags"
+        if self.scanned == 0:
+            return "the repository has no tags yet; push an image or check spec.image"
+        if self.candidates == 0:
+            excluded = f" ({self.excluded} more matched but excludeTags removed them)"
+            return (
+                f"none of the {self.scanned} tags matches tagRegex {self.tag_regex!r}"
+                f"{excluded if self.excluded else ''}; check tagRegex against the tags the "
+                "registry lists"
+            )
+        parts = [_count(d, self.semver_range) for d in self.dropped]
+        text = (
+            f"none of the {self.candidates} tags matching tagRegex qualifies under policy "
+            f"{self.policy}: {'; '.join(parts)}"
+        )
+        prereleases = sum(d.count for d in self.dropped if d.reason == PRERELEASE)
+        if prereleases:
+            text += _prerelease_fix(self, prereleases)
+        return text
+
+
+_PLURALS = {PRERELEASE: "pre-releases", NOT_VERSION: "not versions", NOT_NUMBER: "not numbers"}
+
+
+def _count(dropped: Dropped, semver_range: str | None) -> str:
+    reason = dropped.reason if dropped.count == 1 else _PLURALS.get(dropped.reason, dropped.reason)
+    if dropped.reason == OUT_OF_RANGE:
+        reason += f" {semver_range!r}"
+    verb = "is" if dropped.count == 1 else "are"
+    return f"{dropped.count} {verb} {reason} (e.g. {', '.join(dropped.examples)})"
+
+
+def _prerelease_fix(selection: Selection, prereleases: int) -> str:
+    """How to get `1.2.0-dev` tags promoted: order the release part, or name pre-releases."""
+    lead = (
+        "every match was dropped as a pre-release"
+        if prereleases == selection.candidates
+        else f"{prereleases} were dropped as pre-releases"
+    )
+    regex = selection.suggested_regex or r"^(?P<version>.+)-dev$"
+    return (
+        f". Note: {lead}, because semver promotes a pre-release (a version with a -suffix, "
+        "like 1.2.0-dev) only when semverRange names one. To order the number in front of "
+        f"the suffix, put it in a version group: tagRegex: '{regex}'; to promote "
+        "pre-releases themselves, name one in semverRange (e.g. '>=0.0.0-0')"
+    )
+
+
+def compile_tag_regex(pattern: str, field: str = "spec.tagRegex") -> re.Pattern[str]:
+    """Compile a tag regex, accepting JavaScript `(?<name>...)` groups; InvalidSpec if it fails."""
+    try:
+        return re.compile(_python_groups(pattern))
+    except re.error as exc:
+        raise errors.InvalidSpec(
+            field,
+            f"{pattern!r} is not a valid regular expression ({exc.msg} at position {exc.pos}); "
+            r"write e.g. '^(?P<version>\d+\.\d+\.\d+)-dev$'",
+        ) from None
+
+
+def _python_groups(pattern: str) -> str:
+    """Rewrite `(?<name>` to `(?P<name>`, leaving escapes, classes and `(?<=`/`(?<!` alone."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "^":
+                out.append("[^")
+                i += 2
+            else:
+                out.append("[")
+                i += 1
+            if pattern[i : i + 1] == "]":  # a leading `]` is a literal, not the end
+                out.append("]")
+                i += 1
+            continue
+        elif pattern.startswith("(?<", i) and pattern[i + 3 : i + 4] not in ("=", "!"):
+            out.append("(?P<")
+            i += 3
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _compile_excludes(exclude: Sequence[str]) -> list[re.Pattern[str]]:
+    return [compile_tag_regex(p, f"spec.excludeTags[{i}]") for i, p in enumerate(exclude)]
+
+
+def _matches(
+    tags: Sequence[str], pattern: re.Pattern[str], excludes: Sequence[re.Pattern[str]]
+) -> Iterator[tuple[str, re.Match[str] | None]]:
+    """Each distinct tag once, in input order, with its match (None: excluded or no match)."""
+    seen: set[str] = set()
+    for tag in tags:
+        if tag in seen:
+            continue
+        seen.add(tag)
+        match = pattern.search(tag)
+        if match is not None and any(x.search(tag) for x in excludes):
+            yield tag, None
+            continue
+        yield tag, match
+
+
+def candidates(
+    tags: Sequence[str], *, tag_regex: str | re.Pattern[str], exclude: Sequence[str] = ()
+) -> list[str]:
+    """Tags that pass tagRegex and excludeTags, in input order (duplicates once)."""
+    pattern = _pattern(tag_regex)
+    return [tag for tag, match in _matches(tags, pattern, _compile_excludes(exclude)) if match]
+
+
+def select(
+    tags: Sequence[str],
+    *,
+    tag_regex: str | re.Pattern[str],
+    policy: str = "semver",
+    semver_range: str | None = None,
+    exclude: Sequence[str] = (),
+    created: Mapping[str, datetime] | None = None,
+) -> str | None:
+    """The tag the policy chooses, or None when nothing qualifies."""
+    return evaluate(
+        tags,
+        tag_regex=tag_regex,
+        policy=policy,
+        semver_range=semver_range,
+        exclude=exclude,
+        created=created,
+    ).tag
+
+
+def evaluate(
+    tags: Sequence[str],
+    *,
+    tag_regex: str | re.Pattern[str],
+    policy: str = "semver",
+    semver_range: str | None = None,
+    exclude: Sequence[str] = (),
+    created: Mapping[str, datetime] | None = None,
+) -> Selection:
+    """Like `select`, with the ordering text, the named groups and the reasons tags were dropped."""
+    strategy = _strategy(policy, semver_range, created)
+    pattern = _pattern(tag_regex)
+    excludes = _compile_excludes(exclude)
+    has_version_group = "version" in pattern.groupindex
+    best: tuple[_Key, str, str, re.Match[str]] | None = None
+    passed = excluded = 0
+    dropped: dict[str, list[str]] = {}
+    prerelease_suffixes: set[str] = set()
+    for tag, match in _matches(tags, pattern, excludes):
+        if match is None:
+            excluded += pattern.search(tag) is not None
+            continue
+        passed += 1
+        text = match["version"] if has_version_group else tag
+        key = NO_VERSION_GROUP if text is None else strategy(text, tag)
+        if isinstance(key, str):
+            dropped.setdefault(key, []).append(tag)
+            if key == PRERELEASE and text is not None:
+                prerelease_suffixes.add(text.split("-", 1)[-1].split("+", 1)[0])
+            continue
+        if best is None or key > best[0]:
+            best = (key, tag, text or tag, match)
+    common = next(iter(prerelease_suffixes)) if len(prerelease_suffixes) == 1 else None
+    seen = Selection(
+        tag=None,
+        version=None,
+        candidates=passed,
+        scanned=len(set(tags)),
+        excluded=excluded,
+        dropped=tuple(Dropped(r, len(t), tuple(t[:_EXAMPLES])) for r, t in dropped.items()),
+        policy=policy,
+        tag_regex=pattern.pattern,
+        semver_range=semver_range,
+        suggested_regex=_suggest(common, has_version_group),
+    )
+    if best is None:
+        return seen
+    _, tag, text, match = best
+    groups = {k: v or "" for k, v in match.groupdict().items() if k != "version"}
+    return dataclasses.replace(seen, tag=tag, version=text, groups=types.MappingProxyType(groups))
+
+
+def _suggest(suffix: str | None, has_version_group: bool) -> str | None:
+    if suffix is None or has_version_group:
+        return None
+    return rf"^(?P<version>.+)-{re.escape(suffix)}$"
+
+
+def _pattern(tag_regex: str | re.Pattern[str]) -> re.Pattern[str]:
+    return tag_regex if isinstance(tag_regex, re.Pattern) else compile_tag_regex(tag_regex)
+
+
+def _strategy(
+    policy: str, semver_range: str | None, created: Mapping[str, datetime] | None
+) -> _Strategy:
+    """The factory: the spec's policy name -> the function that ranks one tag."""
+    if policy not in POLICIES:
+        raise errors.InvalidSpec(
+            "spec.policy", f"{policy!r} is not a policy; use one of {', '.join(POLICIES)}"
+        )
+    if semver_range is not None and policy != "semver":
+        raise errors.InvalidSpec(
+            "spec.semverRange", "applies to policy semver only; remove it or use policy: semver"
+        )
+    if policy == "semver":
+        return _semver(None if semver_range is None else semver.parse_range(semver_range))
+    if policy == "numerical":
+        return _numerical
+    if policy == "alphabetical":
+        return _alphabetical
+    if created is None:
+        raise ValueError("policy newest needs created= (tag -> image creation time)")
+    return _newest(created)
+
+
+def _semver(allowed: semver.Range | None) -> _Strategy:
+    def rank(text: str, tag: str) -> _Key | str:
+        version = semver.parse_version(text)
+        if version is None:
+            return NOT_VERSION
+        if allowed is None:
+            if version.prerelease:
+                return PRERELEASE
+        elif version not in allowed:
+            if version.prerelease and not allowed.names_prerelease:
+                return PRERELEASE
+            return OUT_OF_RANGE
+        return (version.precedence, semver.identifiers_key(version.build), tag)
+
+    return rank
+
+
+def _numerical(text: str, tag: str) -> _Key | str:
+    if _NUMBER.fullmatch(text) is None:
+        return NOT_NUMBER
+    return (Decimal(text), tag)
+
+
+def _alphabetical(text: str, tag: str) -> _Key | str:
+    return (text, tag)
+
+
+def _newest(created: Mapping[str, datetime]) -> _Strategy:
+    def rank(text: str, tag: str) -> _Key | str:
+        when = created.get(tag)
+        if when is None:
+            return NO_CREATED
+        return (when if when.tzinfo else when.replace(tzinfo=UTC), tag)
+
+    return rank
