@@ -17,7 +17,9 @@ from imagepromoter.credentials import BasicCredentials
 DOCKER_HUB_API = "registry-1.docker.io"
 _DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
-_HOST = re.compile(r"^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+_HOST_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST = re.compile(rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+_MAX_NAME = 255  # the distribution spec's limit on host/repository
 _FIELD = "spec.image"
 
 
@@ -48,6 +50,10 @@ def parse(image: str) -> ImageReference:
             _FIELD, f"{text!r} pins a digest; give the repository only, the policy picks the tag"
         )
     parts = text.split("/")
+    if len(parts) == 1 and _looks_like_host(parts[0].rsplit(":", 1)[0]) and ":" in parts[0]:
+        raise errors.InvalidSpec(
+            _FIELD, f"{text!r} names a registry but no repository; write {text}/<repository>"
+        )
     if len(parts) > 1 and _looks_like_host(parts[0]):
         host, path = parts[0], parts[1:]
     else:
@@ -59,6 +65,12 @@ def parse(image: str) -> ImageReference:
         )
     if not _HOST.match(host):
         raise errors.InvalidSpec(_FIELD, f"{host!r} is not a valid registry host")
+    if "" in path:
+        raise errors.InvalidSpec(
+            _FIELD, f"{text!r} has an empty path component (a doubled or trailing /)"
+        )
+    if len(text) > _MAX_NAME:
+        raise errors.InvalidSpec(_FIELD, f"is longer than {_MAX_NAME} characters")
     for component in path:
         if not _COMPONENT.match(component):
             raise errors.InvalidSpec(
