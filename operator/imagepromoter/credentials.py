@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -51,33 +52,59 @@ _DOCKER_HUB_KEYS = (
 def decode_data(
     data: Mapping[str, str] | None, string_data: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Merge a Secret's base64 `data` and plain `stringData` into text values."""
+    """Merge a Secret's base64 `data` and plain `stringData` into text values.
+
+    As the API server does, line breaks inside base64 are ignored (manifests wrap long values)
+    and a null value is empty; a `stringData` value that YAML read as a number or boolean is an
+    error asking for quotes, since its text (`0123`, `1e3`) may already be lost.
+    """
     out: dict[str, str] = {}
     for key, value in (data or {}).items():
+        if value is None:
+            out[key] = ""
+            continue
         try:
-            out[key] = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+            if not isinstance(value, str):
+                raise TypeError
+            out[key] = base64.b64decode(re.sub(r"[\r\n]", "", value), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
             raise errors.InvalidSpec(
                 f"Secret key {key}", "is not valid base64-encoded UTF-8"
             ) from None
-    out.update(string_data or {})
+    for key, value in (string_data or {}).items():
+        if value is None:
+            out[key] = ""
+        elif isinstance(value, str):
+            out[key] = value
+        else:
+            raise errors.InvalidSpec(
+                f"Secret key {key}", "in stringData must be a string; quote the value in YAML"
+            )
     return out
 
 
 def git_credentials(secret_name: str, values: Mapping[str, str]) -> GitCredentials:
-    """`username`+`password` for HTTPS, or `identity`+`known_hosts` for SSH."""
-    if "identity" in values:
+    """`username`+`password` for HTTPS, or `identity`+`known_hosts` for SSH.
+
+    Trailing line breaks are dropped from `username` and `password` (a token saved with `echo`
+    and loaded with --from-file would otherwise fail to authenticate), and a private key gets the
+    final newline OpenSSH requires.
+    """
+    identity = values.get("identity", "")
+    if identity.strip():
         if not values.get("known_hosts", "").strip():
             raise errors.InvalidSpec(
                 "spec.git.secretRef",
                 f"Secret {secret_name} has `identity` but no `known_hosts`; add the server's host "
                 "key line (ssh-keyscan output) so the host can be verified",
             )
-        return SshCredentials(identity=values["identity"], known_hosts=values["known_hosts"])
-    if values.get("password"):
-        return BasicCredentials(
-            username=values.get("username") or "x-access-token", password=values["password"]
-        )
+        if not identity.endswith("\n"):
+            identity += "\n"
+        return SshCredentials(identity=identity, known_hosts=values["known_hosts"])
+    password = values.get("password", "").rstrip("\r\n")
+    if password:
+        username = values.get("username", "").rstrip("\r\n")
+        return BasicCredentials(username=username or "x-access-token", password=password)
     raise errors.InvalidSpec(
         "spec.git.secretRef",
         f"Secret {secret_name} needs `username` and `password` (a token is a password) for HTTPS, "
@@ -108,8 +135,10 @@ def registry_credentials(
         if entry is None:
             return None
         return _entry_credentials(secret_name, entry)
-    if values.get("username") and values.get("password"):
-        return BasicCredentials(username=values["username"], password=values["password"])
+    username = values.get("username", "").rstrip("\r\n")
+    password = values.get("password", "").rstrip("\r\n")
+    if username and password:
+        return BasicCredentials(username=username, password=password)
     raise errors.InvalidSpec(
         "spec.imagePullSecret",
         f"Secret {secret_name} needs a .dockerconfigjson (kubectl create secret docker-registry) "
@@ -118,10 +147,12 @@ def registry_credentials(
 
 
 def _find_auth_entry(auths: Mapping[str, object], host: str) -> Mapping[str, object] | None:
+    host = host.lower()
     candidates = _DOCKER_HUB_KEYS if host in _DOCKER_HUB_KEYS else (host,)
     for key, entry in auths.items():
-        normal = key.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
-        if (key in candidates or normal in candidates) and isinstance(entry, Mapping):
+        lowered = key.lower()
+        normal = lowered.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+        if (lowered in candidates or normal in candidates) and isinstance(entry, Mapping):
             return entry
     return None
 
@@ -131,13 +162,25 @@ def _entry_credentials(secret_name: str, entry: Mapping[str, object]) -> BasicCr
     if isinstance(user, str) and isinstance(password, str) and user and password:
         return BasicCredentials(username=user, password=password)
     auth = entry.get("auth")
-    if isinstance(auth, str):
+    if isinstance(auth, str) and auth:
         try:
-            user_s, _, password_s = base64.b64decode(auth).decode("utf-8").partition(":")
+            user_s, _, password_s = base64.b64decode(auth, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             user_s = password_s = ""
         if user_s and password_s:
             return BasicCredentials(username=user_s, password=password_s)
+        raise errors.InvalidSpec(
+            "spec.imagePullSecret",
+            f"Secret {secret_name}: the `auth` of the entry for this registry is not "
+            "base64 of username:password; recreate it with kubectl create secret docker-registry",
+        )
+    if entry.get("identitytoken"):
+        raise errors.InvalidSpec(
+            "spec.imagePullSecret",
+            f"Secret {secret_name}: the entry for this registry holds only an identity token "
+            "(docker login with OAuth), which imagepromoter cannot use; give it a username and "
+            "password or access token",
+        )
     raise errors.InvalidSpec(
         "spec.imagePullSecret",
         f"Secret {secret_name}: the entry for this registry has neither `auth` "
