@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from imagepromoter import errors, reference, templates
+from imagepromoter import errors, policy, reference, semver, templates
 
 T = TypeVar("T")
 
@@ -236,7 +236,7 @@ class _Checker:
         return name
 
     def tag_regex_groups(self, pattern: str) -> frozenset[str] | None:
-        compiled = self.run(_compile_tag_regex, pattern, "spec.tagRegex")
+        compiled = self.run(policy.compile_tag_regex, pattern, "spec.tagRegex")
         if compiled is None:
             return None
         groups = frozenset(compiled.groupindex)
@@ -258,7 +258,9 @@ class _Checker:
         for index, item in enumerate(value):
             field = f"spec.excludeTags[{index}]"
             pattern = self.string(field, item, allow_empty=False)
-            if pattern is not None and self.run(_compile_tag_regex, pattern, field) is not None:
+            if pattern is None:
+                continue
+            if self.run(policy.compile_tag_regex, pattern, field) is not None:
                 patterns.append(pattern)
         return tuple(patterns)
 
@@ -281,7 +283,7 @@ class _Checker:
                 "policy: semver",
             )
             return None
-        self.run(_parse_range, text, "spec.semverRange")
+        self.run(semver.parse_range, text, "spec.semverRange")
         return text
 
     def interval(self, value: Any) -> timedelta:
@@ -574,18 +576,6 @@ def _credentials_in_url() -> errors.InvalidSpec:
 def _well_formed(template: str, field: str) -> str:
     templates.variables(template, field=field)
     return template
-
-
-def _compile_tag_regex(pattern: str, field: str) -> re.Pattern[str]:
-    from imagepromoter import policy  # imported when used: policy may import spec
-
-    return policy.compile_tag_regex(pattern, field)
-
-
-def _parse_range(text: str, field: str) -> object:
-    from imagepromoter import semver
-
-    return semver.parse_range(text, field)
 
 
 def _kind(value: Any) -> str:
