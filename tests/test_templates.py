@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imagepromoter import errors, templates
 
@@ -196,3 +198,23 @@ def test_check_against_known_variables(template: str, groups: tuple[str, ...], o
         with pytest.raises(errors.InvalidSpec) as caught:
             templates.check(template, known, field="spec.git.commitMessage")
         assert str(caught.value).startswith("spec.git.commitMessage: unknown template variable")
+
+
+NAMES = st.sampled_from(sorted(VARS))
+LITERALS = st.text(alphabet=st.characters(blacklist_characters="$"), max_size=8)
+
+
+@given(st.text())
+def test_doubling_every_dollar_renders_any_text_literally(text: str) -> None:
+    assert templates.render(text.replace("$", "$$"), {}) == text
+    assert templates.variables(text.replace("$", "$$")) == set()
+
+
+@given(st.lists(st.one_of(LITERALS, NAMES.map(lambda n: ("var", n))), max_size=8))
+def test_render_is_the_concatenation_of_literals_and_values(
+    pieces: list[str | tuple[str, str]],
+) -> None:
+    template = "".join(p if isinstance(p, str) else f"${{{p[1]}}}" for p in pieces)
+    expected = "".join(p if isinstance(p, str) else VARS[p[1]] for p in pieces)
+    assert templates.render(template, VARS) == expected
+    assert templates.variables(template) == {p[1] for p in pieces if not isinstance(p, str)}
