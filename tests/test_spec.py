@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from imagepromoter import errors, reference, spec
 
@@ -601,3 +603,17 @@ def test_key_segments(key: str, segments: list[str]) -> None:
 )
 def test_parse_interval(text: str, expected: timedelta | None) -> None:
     assert spec.parse_interval(text) == expected
+
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_the_shipped_examples_parse(path: Path) -> None:
+    manifest = yaml.safe_load(path.read_text())
+    promotion = spec.parse(manifest["spec"])
+    assert promotion.targets and promotion.git.url.startswith("https://")
+
+
+def test_there_are_examples_to_parse() -> None:
+    assert len(EXAMPLES) >= 2
