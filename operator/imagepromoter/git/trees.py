@@ -1,0 +1,141 @@
+"""Reading files from, and writing a changeset into, a commit's tree in the object store.
+
+There is no working tree: a promotion reads blobs straight from the head commit's tree and builds
+new blob and tree objects for the changed paths only (every untouched subtree is shared by sha).
+That is what makes a promotion in a large repository cheap, and it means a checkout can never be
+left half-written.
+
+`reader` is the `changes.FileReader` handed to the Planner. It is where target paths are made
+safe: a path is refused (TargetError) when it is absolute, escapes the repository (`..`), enters
+`.git/` (any letter case), crosses or names a symlink or submodule, names a directory, does not
+exist, or is larger than `max_file_bytes`. Refusing symlinks (rather than following them) is what
+keeps a link to `../../etc` or into `.git/` from being edited.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import stat
+from collections.abc import Iterable
+
+from dulwich import objects
+from dulwich.object_store import BaseObjectStore
+from dulwich.objects import ObjectID
+
+from imagepromoter import changes, errors
+
+SYMLINK_MODE = 0o120000
+SUBMODULE_MODE = 0o160000
+FILE_MODE = 0o100644
+
+
+def split_path(path: str) -> list[str]:
+    """The components of a target path, or TargetError when it is not a safe relative path."""
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
+        raise errors.TargetError(f"{path!r} is not a relative path inside the repository")
+    normal = posixpath.normpath(path)
+    parts = normal.split("/")
+    if normal.startswith("..") or ".." in parts:
+        raise errors.TargetError(f"{path} resolves outside the repository; targets must stay in it")
+    if any(part.lower() == ".git" for part in parts):
+        raise errors.TargetError(f"{path} is inside .git/; only tracked files can be targets")
+    if normal == ".":
+        raise errors.TargetError(f"{path!r} names the repository root, not a file")
+    return parts
+
+
+def reader(store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) -> changes.FileReader:
+    """A FileReader over the tree `tree_id` that enforces the target safety rules."""
+
+    def read(path: str) -> bytes:
+        mode, sha = _lookup(store, tree_id, path)
+        if stat.S_ISLNK(mode) or mode == SYMLINK_MODE:
+            raise errors.TargetError(
+                f"{path} is a symlink; point the target at the real file instead"
+            )
+        if mode == SUBMODULE_MODE:
+            raise errors.TargetError(f"{path} is a submodule, not a file")
+        if stat.S_ISDIR(mode):
+            raise errors.TargetError(f"{path} is a directory; a target must name a file")
+        blob = store[sha]
+        if not isinstance(blob, objects.Blob):
+            raise errors.TargetError(f"{path} is not a file")
+        size = blob.raw_length()
+        if size > max_file_bytes:
+            raise errors.TargetError(
+                f"{path} is {size} bytes, over the {max_file_bytes}-byte limit for target files"
+            )
+        return bytes(blob.as_raw_string())
+
+    return read
+
+
+def _lookup(store: BaseObjectStore, tree_id: ObjectID, path: str) -> tuple[int, ObjectID]:
+    parts = split_path(path)
+    mode, sha = stat.S_IFDIR, tree_id
+    walked: list[str] = []
+    for part in parts:
+        if mode == SYMLINK_MODE:
+            raise errors.TargetError(
+                f"{path} goes through the symlink {'/'.join(walked)}; targets may not follow links"
+            )
+        if not stat.S_ISDIR(mode) or mode == SUBMODULE_MODE:
+            raise errors.TargetError(f"{path}: {'/'.join(walked)} is not a directory")
+        tree = store[sha]
+        assert isinstance(tree, objects.Tree)
+        try:
+            mode, sha = tree[part.encode("utf-8")]
+        except KeyError:
+            where = "/".join(walked) or "the repository root"
+            names = ", ".join(sorted(n.decode("utf-8", "replace") for n in tree)[:10])
+            raise errors.TargetError(
+                f"{path} does not exist ({part} is not in {where}; it has: {names})"
+            ) from None
+        walked.append(part)
+    return mode, sha
+
+
+def write_changes(
+    store: BaseObjectStore, tree_id: ObjectID, file_changes: Iterable[changes.FileChange]
+) -> ObjectID:
+    """Add blobs and trees for `file_changes` on top of `tree_id`; return the new root tree id."""
+    edits: dict[tuple[str, ...], ObjectID] = {}
+    new_objects: list[objects.ShaFile] = []
+    for change in file_changes:
+        blob = objects.Blob.from_string(change.after)
+        new_objects.append(blob)
+        edits[tuple(split_path(change.path))] = blob.id
+    root = _rewrite(store, tree_id, edits, new_objects)
+    store.add_objects([(obj, None) for obj in new_objects])
+    return root
+
+
+def _rewrite(
+    store: BaseObjectStore,
+    tree_id: ObjectID,
+    edits: dict[tuple[str, ...], ObjectID],
+    new_objects: list[objects.ShaFile],
+) -> ObjectID:
+    """Rewrite one tree level: set files at this level, recurse into changed subtrees."""
+    original = store[tree_id]
+    assert isinstance(original, objects.Tree)
+    tree = objects.Tree()
+    for entry in original.items():
+        tree.add(entry.path, entry.mode, entry.sha)
+    here: dict[str, ObjectID] = {}
+    below: dict[str, dict[tuple[str, ...], ObjectID]] = {}
+    for parts, blob_id in edits.items():
+        if len(parts) == 1:
+            here[parts[0]] = blob_id
+        else:
+            below.setdefault(parts[0], {})[parts[1:]] = blob_id
+    for name, blob_id in here.items():
+        key = name.encode("utf-8")
+        mode = original[key][0] if key in original else FILE_MODE
+        tree.add(key, mode if stat.S_ISREG(mode) else FILE_MODE, blob_id)
+    for name, sub_edits in below.items():
+        key = name.encode("utf-8")
+        mode, sub_id = original[key]
+        tree.add(key, stat.S_IFDIR, _rewrite(store, sub_id, sub_edits, new_objects))
+    new_objects.append(tree)
+    return tree.id

@@ -1,0 +1,210 @@
+"""The workspace: one bare repository per (URL, branch), kept between runs under a work directory.
+
+Design:
+- Bare and shallow. The first promotion fetches the branch head at depth 1; nothing is checked
+  out (the writer reads and writes objects directly). Later promotions fetch again at depth 1 and
+  announce what they have, so the server sends only the objects that changed.
+- The ls-remote skip is built into `fetch`: Dulwich's fetch first reads the remote's refs (that
+  is an ls-remote) and asks for nothing when every wanted head is already in the object store, so
+  an unchanged branch costs one small request and no pack.
+- Heads are taken from the refs each fetch returns, never from `refs/remotes/*` (Dulwich's
+  `porcelain.fetch(repo, URL)` does not update those). The heads last seen are recorded under
+  `refs/imagepromoter/<name>` only so that `open` can check the workspace is whole.
+- No remote is configured and no URL is written to the workspace's config, so credentials cannot
+  end up on disk; the directory name is a hash of the redacted URL and the branch.
+- A damaged workspace (not a repository, missing objects, a recorded head whose commit or tree is
+  gone, a leftover of an interrupted first clone) is deleted and cloned again, never half-used.
+- One `threading.Lock` per workspace serializes writers in this process (`Workspaces.lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import shutil
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich import errors as dulwich_errors
+from dulwich import objects
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from imagepromoter import errors
+from imagepromoter.git import failures, urls
+
+_SEEN_PREFIX = Ref(b"refs/imagepromoter/")
+_COMPLETE_MARKER = "imagepromoter-complete"
+
+
+class Workspaces:
+    """Where workspaces live, and the in-process lock of each one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._locks: dict[Path, threading.Lock] = {}
+        self._registry_lock = threading.Lock()
+
+    def path(self, url: str, branch: str) -> Path:
+        """The directory of the workspace for (url, branch): readable prefix + hash."""
+        display = urls.redact(url)
+        digest = hashlib.sha256(f"{display}\0{branch}".encode()).hexdigest()[:20]
+        tail = display.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{tail}-{branch}")[:40]
+        return self.root / f"{slug}-{digest}"
+
+    def lock(self, path: Path) -> threading.Lock:
+        """The lock that serializes every writer of the workspace at `path`."""
+        with self._registry_lock:
+            return self._locks.setdefault(path, threading.Lock())
+
+
+@contextlib.contextmanager
+def open_repo(path: Path) -> Iterator[Repo]:
+    """Open the workspace at `path`, replacing it with an empty one when it is damaged."""
+    repo = _open_valid(path)
+    if repo is None:
+        discard(path)
+        path.mkdir(parents=True)
+        repo = Repo.init_bare(str(path))
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def discard(path: Path) -> None:
+    """Delete a workspace (it is re-cloned on next use)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _open_valid(path: Path) -> Repo | None:
+    if not path.exists():
+        return None
+    try:
+        repo = Repo(str(path))
+    except (dulwich_errors.NotGitRepository, OSError, ValueError, KeyError):
+        return None
+    try:
+        if not repo.bare or not (path / _COMPLETE_MARKER).exists():
+            raise ValueError("incomplete workspace")
+        for name, sha in repo.refs.as_dict(_SEEN_PREFIX).items():
+            del name
+            commit = repo.object_store[sha]
+            if not isinstance(commit, objects.Commit):
+                raise ValueError("recorded head is not a commit")
+            if commit.tree not in repo.object_store:
+                raise ValueError("recorded head has no tree")
+    except Exception:  # any inconsistency means: throw it away and clone again
+        repo.close()
+        return None
+    return repo
+
+
+@dataclass(frozen=True)
+class RemoteRefs:
+    """The remote's refs as the last fetch saw them (full names -> sha) and its symrefs."""
+
+    refs: Mapping[Ref, ObjectID]
+    symrefs: Mapping[Ref, Ref]
+
+    def head(self, branch: str) -> ObjectID | None:
+        """The sha of `branch` on the remote, or None when it does not exist."""
+        return self.refs.get(branch_ref(branch))
+
+
+def branch_ref(branch: str) -> Ref:
+    """`main` -> `refs/heads/main`."""
+    return Ref(b"refs/heads/" + branch.encode("utf-8"))
+
+
+def fetch(
+    repo: Repo,
+    remote: urls.Remote,
+    branches: Sequence[str],
+    *,
+    depth: int = 1,
+    deepen: bool = False,
+    secret_name: str | None = None,
+) -> RemoteRefs:
+    """Fetch the heads of `branches` that are not yet in the store; return the remote's refs.
+
+    With `deepen`, the heads are asked for again at `depth` even when present, to get history.
+    """
+    wanted = [branch_ref(b) for b in branches]
+
+    def determine_wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
+        shas = [refs[r] for r in wanted if refs.get(r)]
+        return [s for s in dict.fromkeys(shas) if s and (deepen or s not in repo.object_store)]
+
+    try:
+        result = remote.client.fetch(
+            remote.path, repo, determine_wants=determine_wants, depth=depth
+        )
+    except errors.PromotionError:
+        raise
+    except Exception as exc:
+        raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+    refs = {name: sha for name, sha in result.refs.items() if sha is not None}
+    for name in wanted:
+        sha = refs.get(name)
+        if sha is not None and sha in repo.object_store:
+            repo.refs[Ref(_SEEN_PREFIX + name.removeprefix(b"refs/heads/"))] = sha
+    (Path(repo.path) / _COMPLETE_MARKER).touch()
+    return RemoteRefs(refs=refs, symrefs=dict(result.symrefs))
+
+
+def ls_remote(remote: urls.Remote, *, secret_name: str | None = None) -> RemoteRefs:
+    """The remote's refs and symrefs, without fetching anything."""
+    try:
+        result = remote.client.get_refs(remote.path)
+    except Exception as exc:
+        raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+    refs = {name: sha for name, sha in result.refs.items() if sha is not None}
+    return RemoteRefs(refs=refs, symrefs=dict(result.symrefs))
+
+
+def default_branch(remote_refs: RemoteRefs, display: str) -> str:
+    """The branch the remote's HEAD points at (what `git clone` would check out)."""
+    target: bytes | None = remote_refs.symrefs.get(Ref(b"HEAD"))
+    if target is None:
+        head = remote_refs.refs.get(Ref(b"HEAD"))
+        same = sorted(
+            n for n, s in remote_refs.refs.items() if s == head and n.startswith(b"refs/heads/")
+        )
+        preferred = [n for n in (b"refs/heads/main", b"refs/heads/master") if n in same]
+        target = (preferred or same or [None])[0]
+    if target is None or not target.startswith(b"refs/heads/"):
+        raise errors.GitError(
+            f"{display} has no default branch (an empty repository?); push a first commit or "
+            "set spec.git.branch"
+        )
+    return str(target.removeprefix(b"refs/heads/").decode("utf-8"))
+
+
+def ancestors(repo: Repo, start: ObjectID, limit: int) -> tuple[set[ObjectID], bool]:
+    """Commits reachable from `start` that are in the store (up to `limit`), and whether the
+    walk was complete (reached root commits) rather than cut by the shallow boundary or limit."""
+    shallow = repo.get_shallow()
+    seen: set[ObjectID] = set()
+    stack = [start]
+    complete = True
+    while stack:
+        sha = stack.pop()
+        if sha in seen:
+            continue
+        if len(seen) >= limit or sha not in repo.object_store:
+            complete = False
+            continue
+        seen.add(sha)
+        if sha in shallow:
+            complete = False
+            continue
+        commit = repo.object_store[sha]
+        assert isinstance(commit, objects.Commit)
+        stack.extend(commit.parents)
+    return seen, complete
