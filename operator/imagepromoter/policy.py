@@ -114,7 +114,8 @@ def _prerelease_fix(selection: Selection, prereleases: int) -> str:
     lead = (
         "every match was dropped as a pre-release"
         if prereleases == selection.candidates
-        else f"{prereleases} were dropped as pre-releases"
+        else f"{prereleases} {'was' if prereleases == 1 else 'were'} dropped as "
+        f"{'a pre-release' if prereleases == 1 else 'pre-releases'}"
     )
     regex = selection.suggested_regex or r"^(?P<version>.+)-dev$"
     return (
