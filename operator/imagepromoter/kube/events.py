@@ -1,0 +1,80 @@
+"""Kubernetes Events for promotions and failures, without flooding.
+
+Every promotion posts a Normal `Promoted` event and every failure a Warning whose reason is the
+Ready condition's reason. A CR that fails the same way every minute would otherwise create an
+Event object per minute (Kopf names each one with `generateName`, so the API server cannot fold
+them into one with a count). So the same (object, type, reason, message) is posted at most once
+per `window`; a different message, or the same one after the window, is posted again.
+
+Posting goes through Kopf (`kopf.event`), which queues the event and sends it in the background:
+a handler never waits on it. The memory is pruned as it goes and dropped when a CR is deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import kopf
+
+from imagepromoter import status as status_module
+
+MAX_MESSAGE = 1024  # the API server truncates longer event messages anyway
+DEFAULT_WINDOW = timedelta(hours=1)
+
+Post = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+def post_with_kopf(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """Queue an event through Kopf's poster (it must run inside the operator)."""
+    kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
+
+
+class Events:
+    """De-duplicating event reporter for pass outcomes."""
+
+    def __init__(
+        self,
+        *,
+        post: Post = post_with_kopf,
+        window: timedelta = DEFAULT_WINDOW,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._post = post
+        self._window = window
+        self._now = now
+        self._posted: dict[tuple[str, str, str, str], datetime] = {}
+
+    def report(self, body: Mapping[str, Any], outcome: status_module.Outcome) -> bool:
+        """Post the event for a pass outcome, if it is worth one; True when posted."""
+        if outcome.reason == "Promoted" and outcome.commit:
+            return self.post(body, "Normal", "Promoted", outcome.message)
+        if not outcome.ready and outcome.reason != "Suspended":
+            return self.post(body, "Warning", outcome.reason, outcome.message)
+        return False
+
+    def post(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> bool:
+        """Post unless the same event for the same object was posted within the window."""
+        uid = str((body.get("metadata") or {}).get("uid", ""))
+        message = message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+        now = self._now()
+        self._prune(now)
+        key = (uid, type_, reason, message)
+        if key in self._posted:
+            return False
+        self._posted[key] = now
+        self._post(body, type_, reason, message)
+        return True
+
+    def forget(self, uid: str) -> None:
+        """Drop the memory of a deleted object."""
+        for key in [k for k in self._posted if k[0] == uid]:
+            del self._posted[key]
+
+    def __len__(self) -> int:
+        return len(self._posted)
+
+    def _prune(self, now: datetime) -> None:
+        for key in [k for k, at in self._posted.items() if now - at >= self._window]:
+            del self._posted[key]

@@ -1,0 +1,389 @@
+"""The Kopf shell: thin handlers that all call `reconcile.reconcile` and patch what it returns.
+
+    create                         -> a pass at once
+    update of spec                 -> a pass at once (this is also how suspend/resume act)
+    update of the annotation       -> a pass at once (the manual trigger, see docs/operator.md:
+      imagepromoter.dev/requested-at    kubectl annotate ipr NAME --overwrite
+                                          imagepromoter.dev/requested-at="$(date +%s)")
+    resume (operator start)        -> a pass only if the spec changed while we were away;
+                                      otherwise the timer decides from the persisted status
+    timer (fixed `tick`, 10s)      -> a pass when `schedule.Schedule.due` says so (per-CR interval)
+    event DELETED                  -> forget the CR (and stop its timer: see below)
+
+Every pass runs under a per-CR lock (timer and change handlers never overlap on one CR) and a
+global semaphore (`Options.concurrency`); passes on the same repository and branch are further
+serialized by the git writer. The status from `reconcile` is patched through the status
+subresource, the outcome posts a de-duplicated Event, counts in the metrics, and, when it failed,
+raises the Kopf error that `retrying` maps it to.
+
+No finalizers. Deleting a CR needs no cleanup in git, and a finalizer left behind by a stopped
+operator blocks the deletion of the CR and of its namespace. Kopf puts a finalizer on every object
+that has a timer (to stop the timer on deletion), so the timer handler is registered with
+`requires_finalizer=False` (`_without_finalizers`, the one place this module reaches into Kopf's
+registry), and the timer is stopped instead by its `when` filter: the DELETED watch event marks the
+uid gone, and Kopf stops timers whose filters no longer match.
+
+Kopf's own bookkeeping (the last-handled spec, handler progress) lives in annotations under
+`kopf.imagepromoter.dev/`, never in `status`, so the status is exactly the documented one.
+
+Adapters: `kube/` may not import `registry/` or `git/` (import-linter), so `cli.py` hands them in
+through `configure(...)` and then calls `run_operator(...)`; tests call `operate(...)` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+
+from imagepromoter import changes, credentials, reconcile, spec
+from imagepromoter.kube import events, metrics, retrying, schedule, secrets
+
+logger = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = "imagepromoter.dev", "v1alpha1", "imagepromotions"
+REQUESTED_AT = "imagepromoter.dev/requested-at"
+KOPF_PREFIX = "kopf.imagepromoter.dev"
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """The real adapters, built by cli.py (kube/ may not import them)."""
+
+    registry_factory: Callable[[], reconcile.RegistryReader]  # called inside the operator's loop
+    git: reconcile.GitWriter
+
+
+@dataclass(frozen=True)
+class Options:
+    """Operator behaviour that is not in any CR."""
+
+    tick: float = 10.0  # seconds between timer checks; the per-CR interval is checked on each
+    concurrency: int = 4  # passes running at once across all CRs
+    base_backoff: timedelta = timedelta(seconds=10)  # first retry after a temporary failure
+    event_window: timedelta = events.DEFAULT_WINDOW  # an identical event is not re-posted within
+    dry_run: bool = False
+
+
+_configured: Adapters | None = None
+
+
+def configure(
+    *, registry_factory: Callable[[], reconcile.RegistryReader], git: reconcile.GitWriter
+) -> None:
+    """Hand in the real adapters before `run_operator` (called by cli.py)."""
+    global _configured
+    _configured = Adapters(registry_factory=registry_factory, git=git)
+
+
+def run_operator(
+    *,
+    namespaces: Collection[str] = (),
+    metrics_port: int | None = 8080,
+    liveness: str | None = "http://0.0.0.0:8081/healthz",
+    peering: str | None = None,
+    standalone: bool = False,
+    priority: int | None = None,
+    options: Options | None = None,
+) -> int:
+    """Run the operator until it is stopped (SIGINT/SIGTERM); the process exit code."""
+    if _configured is None:
+        raise RuntimeError("call kube.handlers.configure(...) before run_operator()")
+    if metrics_port:
+        metrics.METRICS.serve(metrics_port)
+    asyncio.run(
+        operate(
+            _configured,
+            options=options or Options(),
+            namespaces=namespaces,
+            liveness=liveness,
+            peering=peering,
+            standalone=standalone,
+            priority=priority,
+        )
+    )
+    return 0
+
+
+async def operate(
+    adapters: Adapters,
+    *,
+    options: Options = Options(),
+    namespaces: Collection[str] = (),
+    connection: kopf.ConnectionInfo | None = None,
+    metrics_: metrics.Metrics | None = None,
+    now: Callable[[], datetime] | None = None,
+    liveness: str | None = None,
+    peering: str | None = None,
+    standalone: bool = True,
+    priority: int | None = None,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    """Run Kopf with this project's handlers in the current event loop until `stop_flag`."""
+    state = Operator(adapters, options=options, metrics_=metrics_, now=now)
+    registry = build_registry(state, connection=connection)
+    if priority is None and not standalone:
+        # Kopf pauses every operator when peers share a priority; a random one per replica
+        # makes exactly one of them (the highest) active.
+        priority = random.randint(1, 2**31 - 1)  # noqa: S311 - not a secret
+    await kopf.operator(
+        registry=registry,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        standalone=standalone,
+        peering_name=peering,
+        priority=priority,
+        liveness_endpoint=liveness,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+
+
+@dataclass
+class _Timings:
+    started: float
+    write_started: float | None = None
+    write_finished: float | None = None
+
+
+class _TimedGit:
+    """Wraps the git writer to time the write (it runs in a worker thread)."""
+
+    def __init__(self, git: reconcile.GitWriter, timings: _Timings) -> None:
+        self._git = git
+        self._timings = timings
+
+    def write(
+        self,
+        git: spec.GitSpec,
+        creds: credentials.GitCredentials | None,
+        plan: changes.Planner,
+        *,
+        dry_run: bool = False,
+    ) -> changes.WriteResult:
+        self._timings.write_started = time.monotonic()
+        try:
+            return self._git.write(git, creds, plan, dry_run=dry_run)
+        finally:
+            self._timings.write_finished = time.monotonic()
+
+
+@dataclass
+class Operator:
+    """The state shared by the handlers of one operator run."""
+
+    adapters: Adapters
+    options: Options = Options()
+    metrics_: metrics.Metrics | None = None
+    now: Callable[[], datetime] | None = None
+    registry: reconcile.RegistryReader | None = None
+    secrets: reconcile.SecretReader | None = None
+    gone: set[str] = field(default_factory=set)
+    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.clock: Callable[[], datetime] = self.now or _utcnow
+        self.metrics: metrics.Metrics = self.metrics_ or metrics.METRICS
+        self.schedule = schedule.Schedule(base_backoff=self.options.base_backoff)
+        self.events = events.Events(window=self.options.event_window, now=self.clock)
+        self.limit = asyncio.Semaphore(self.options.concurrency)
+
+    async def start(self, settings: kopf.OperatorSettings) -> None:
+        """Configure Kopf and build the adapters that need the running loop."""
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=KOPF_PREFIX, key="last-handled-configuration"
+        )
+        settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"  # never added; see docstring
+        settings.posting.reporting_component = "imagepromoter"
+        settings.posting.event_name_prefix = "imagepromoter-"
+        self.registry = self.adapters.registry_factory()
+        self.secrets = secrets.KopfSecrets(settings)
+
+    async def stop(self) -> None:
+        """Close what `start` opened."""
+        close = getattr(self.registry, "aclose", None)
+        if close is not None:
+            await close()
+
+    def forget(self, uid: str) -> None:
+        """A CR was deleted: drop everything kept about it and stop its timer."""
+        self.gone.add(uid)
+        self.schedule.forget(uid)
+        self.events.forget(uid)
+        self.statuses.pop(uid, None)
+        self.locks.pop(uid, None)
+
+    async def run_pass(
+        self, body: Mapping[str, Any], patch: kopf.Patch, *, force: bool, why: str
+    ) -> None:
+        """One reconcile pass for one CR (if due or forced), patched into `patch`."""
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid", ""))
+        spec_dict: Mapping[str, Any] = body.get("spec") or {}
+        generation = meta.get("generation")
+        lock = self.locks.setdefault(uid, asyncio.Lock())
+        async with lock:
+            previous = self.statuses.get(uid) or dict(body.get("status") or {})
+            if uid in self.gone:
+                return
+            now = self.clock()
+            if not force and not self.schedule.due(
+                uid, spec_dict=spec_dict, status=previous, generation=generation, now=now
+            ):
+                return
+            async with self.limit:
+                result, timings = await self._reconcile(meta, spec_dict, previous, generation)
+            self.statuses[uid] = result.status
+            interval = (
+                result.promotion.interval if result.promotion else schedule.interval_of(spec_dict)
+            )
+            retry_in = self.schedule.record(
+                uid,
+                generation=generation,
+                reason=result.outcome.reason,
+                interval=interval,
+                now=self.clock(),
+            )
+        _patch_status(patch, {**(body.get("status") or {}), **previous}, result.status)
+        self.events.report(body, result.outcome)
+        self._count(result, timings)
+        logger.info(
+            "%s/%s (%s): %s: %s",
+            meta.get("namespace"),
+            meta.get("name"),
+            why,
+            result.outcome.reason,
+            result.outcome.message,
+        )
+        if result.error is not None:
+            raise retrying.handler_error(result.error, retry_in=retry_in)
+
+    async def _reconcile(
+        self,
+        meta: Mapping[str, Any],
+        spec_dict: Mapping[str, Any],
+        previous: Mapping[str, Any],
+        generation: int | None,
+    ) -> tuple[reconcile.Result, _Timings]:
+        if self.registry is None or self.secrets is None:
+            raise RuntimeError("the operator has not started")
+        timings = _Timings(started=time.monotonic())
+        resource = reconcile.Resource(
+            name=str(meta.get("name")),
+            namespace=str(meta.get("namespace")),
+            spec=spec_dict,
+            status=previous,
+            generation=generation,
+        )
+        result = await reconcile.reconcile(
+            resource,
+            registry=self.registry,
+            git=_TimedGit(self.adapters.git, timings),
+            secrets=self.secrets,
+            now=self.clock,
+            dry_run=self.options.dry_run,
+        )
+        return result, timings
+
+    def _count(self, result: reconcile.Result, timings: _Timings) -> None:
+        end = time.monotonic()
+        scan_seconds = None
+        if result.outcome.scan_time is not None:
+            scan_seconds = (timings.write_started or end) - timings.started
+        promotion_seconds = None
+        if timings.write_started is not None and timings.write_finished is not None:
+            promotion_seconds = timings.write_finished - timings.write_started
+        self.metrics.record(
+            result.outcome, scan_seconds=scan_seconds, promotion_seconds=promotion_seconds
+        )
+
+
+def build_registry(
+    state: Operator, *, connection: kopf.ConnectionInfo | None = None
+) -> kopf.OperatorRegistry:
+    """A fresh Kopf registry with the handlers bound to `state`."""
+    registry = kopf.OperatorRegistry()
+    res = (GROUP, VERSION, PLURAL)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # In-cluster service account, else the current kubeconfig: both kubernetes-client-free.
+        if connection is not None:
+            return connection
+        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+        return info or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        await state.start(settings)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await state.stop()
+
+    @kopf.on.create(*res, registry=registry)
+    async def created(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await state.run_pass(body, patch, force=True, why="created")
+
+    @kopf.on.update(*res, field="spec", registry=registry)
+    async def spec_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await state.run_pass(body, patch, force=True, why="spec changed")
+
+    @kopf.on.update(*res, field=("metadata", "annotations", REQUESTED_AT), registry=registry)
+    async def requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
+        if new:
+            await state.run_pass(body, patch, force=True, why=f"requested at {new}")
+
+    @kopf.on.resume(*res, registry=registry)
+    async def resumed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        status = body.get("status") or {}
+        if status.get("observedGeneration") != body.meta.get("generation"):
+            await state.run_pass(body, patch, force=True, why="changed while stopped")
+
+    def alive(meta: kopf.Meta, **_: Any) -> bool:
+        return meta.get("uid") not in state.gone
+
+    @kopf.timer(*res, interval=state.options.tick, when=alive, registry=registry)
+    async def tick(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        why = "retry" if kwargs.get("retry") else "interval"
+        await state.run_pass(body, patch, force=False, why=why)
+
+    @kopf.on.event(*res, registry=registry)
+    def watched(type: str | None, meta: kopf.Meta, **_: Any) -> None:
+        if type == "DELETED":
+            state.forget(str(meta.get("uid", "")))
+
+    _without_finalizers(registry)
+    return registry
+
+
+def _without_finalizers(registry: kopf.OperatorRegistry) -> None:
+    """Register timers without Kopf's finalizer (see the module docstring for why)."""
+    spawning = registry._spawning
+    spawning._handlers[:] = [
+        dataclasses.replace(handler, requires_finalizer=False) for handler in spawning._handlers
+    ]
+
+
+def _patch_status(patch: kopf.Patch, previous: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Merge-patch the whole of `new`, nulling keys of `previous` that it no longer has."""
+    for key, value in new.items():
+        patch.status[key] = value
+    for key in previous:
+        if key not in new:
+            patch.status[key] = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,72 @@
+"""Secrets read from the CR's own namespace, through Kopf's own API session.
+
+Why Kopf's session and not the `kubernetes` client: the official client is synchronous, and a sync
+call inside an async handler blocks the one event loop every handler, timer and watch shares.
+Kopf's client is aiohttp, already logged in (kubeconfig, in-cluster token, or a `@kopf.on.login`
+handler), and re-logs in on a 401 by itself. The catch: `kopf._cogs.clients.api` is not Kopf's
+public API, so the kopf version is pinned below 2 and this is the only module that touches it
+(tests/test_operator_e2e.py exercises it against the emulator).
+
+A Secret is read on every pass and never cached, so editing a Secret takes effect at the next
+pass without restarting the operator. Values are returned decoded; they are never logged.
+Only the CR's namespace is ever asked: a CR cannot name a Secret elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import urllib.parse
+
+import kopf
+from kopf._cogs.clients import api as kopf_api
+from kopf._cogs.clients import errors as kopf_errors
+
+logger = logging.getLogger(__name__)
+
+
+class SecretReadError(RuntimeError):
+    """A Secret could not be read for a reason other than its absence (RBAC, API down)."""
+
+
+class KopfSecrets:
+    """`reconcile.SecretReader` over Kopf's authenticated API session."""
+
+    def __init__(self, settings: kopf.OperatorSettings) -> None:
+        self._settings = settings
+
+    async def read(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The Secret's decoded values, or None when it does not exist."""
+        url = (
+            f"/api/v1/namespaces/{urllib.parse.quote(namespace, safe='')}"
+            f"/secrets/{urllib.parse.quote(name, safe='')}"
+        )
+        try:
+            body = await kopf_api.get(url, settings=self._settings, logger=logger)
+        except kopf_errors.APINotFoundError:
+            return None
+        except kopf_errors.APIForbiddenError:
+            raise SecretReadError(
+                f"the operator may not read Secret {name} in namespace {namespace}: grant it "
+                "`get` on secrets there (see manifests/rbac.yaml)"
+            ) from None
+        except kopf_errors.APIError as exc:
+            raise SecretReadError(
+                f"reading Secret {name} in namespace {namespace} failed with HTTP {exc.status}; "
+                "will retry"
+            ) from None
+        return decode(body.get("data") or {}, namespace=namespace, name=name)
+
+
+def decode(data: dict[str, str], *, namespace: str, name: str) -> dict[str, str]:
+    """Base64-decode a Secret's `data` into text values."""
+    decoded: dict[str, str] = {}
+    for key, value in data.items():
+        try:
+            decoded[key] = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise SecretReadError(
+                f"Secret {name} in namespace {namespace}: key {key} is not base64 of UTF-8 text"
+            ) from None
+    return decoded
