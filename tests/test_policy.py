@@ -482,7 +482,7 @@ EXPLAIN = [
         "all-excluded",
         ["v1", "v2", "x"],
         {"tag_regex": "^v", "exclude": ["."]},
-        ["none of the 3 tags matches", "2 more matched but excludeTags removed them"],
+        ["excludeTags removed all 2 of the 3 tags that match tagRegex '^v'"],
         [],
     ),
     ("no-tags", [], {}, ["no tags yet"], []),

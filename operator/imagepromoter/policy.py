@@ -28,7 +28,7 @@ import dataclasses
 import re
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -64,7 +64,9 @@ class Selection:
 
     tag: str | None
     version: str | None
-    groups: Mapping[str, str] = field(default_factory=lambda: types.MappingProxyType({}))
+    groups: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
     candidates: int = 0
     scanned: int = 0
     excluded: int = 0
@@ -80,12 +82,15 @@ class Selection:
             return f"{self.tag} is the {self.policy} choice among {self.candidates} matching tags"
         if self.scanned == 0:
             return "the repository has no tags yet; push an image or check spec.image"
-        if self.candidates == 0:
-            excluded = f" ({self.excluded} more matched but excludeTags removed them)"
+        if self.excluded and self.candidates == 0:
             return (
-                f"none of the {self.scanned} tags matches tagRegex {self.tag_regex!r}"
-                f"{excluded if self.excluded else ''}; check tagRegex against the tags the "
-                "registry lists"
+                f"excludeTags removed all {self.excluded} of the {self.scanned} tags that match "
+                f"tagRegex {self.tag_regex!r}; check excludeTags"
+            )
+        if self.candidates == 0:
+            return (
+                f"none of the {self.scanned} tags matches tagRegex {self.tag_regex!r}; "
+                "check tagRegex against the tags the registry lists"
             )
         parts = [_count(d, self.semver_range) for d in self.dropped]
         text = (
@@ -133,7 +138,8 @@ def compile_tag_regex(pattern: str, field: str = "spec.tagRegex") -> re.Pattern[
     except re.error as exc:
         raise errors.InvalidSpec(
             field,
-            f"{pattern!r} is not a valid regular expression ({exc.msg} at position {exc.pos}); "
+            f"{pattern!r} is not a valid regular expression ({exc.msg}"
+            f"{'' if exc.pos is None else f' at position {exc.pos}'}); "
             r"write e.g. '^(?P<version>\d+\.\d+\.\d+)-dev$'",
         ) from None
 

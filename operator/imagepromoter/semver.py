@@ -150,6 +150,7 @@ class Range:
 
 
 def _in_set(version: Version, comparators: tuple[Comparator, ...]) -> bool:
+    """All comparators hold; a pre-release also needs one of them to name a pre-release."""
     if version.prerelease and not any(c.names_prerelease for c in comparators):
         return False
     return all(c.check(version) for c in comparators)
@@ -173,6 +174,7 @@ def parse_range(text: str, field: str = "spec.semverRange") -> Range:
 
 
 def _parse_set(text: str) -> tuple[Comparator, ...]:
+    """One alternative: comparators split by spaces or commas, `a - b` read as a hyphen range."""
     tokens = [t for t in re.split(r"[\s,]+", _OPERATOR_SPACE.sub(r"\1", text)) if t]
     if not tokens:
         raise ValueError("an empty alternative around '||'")
