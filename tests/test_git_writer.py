@@ -77,7 +77,7 @@ def test_first_promotion_clones_and_commits_byte_exact(
     assert git_http.log(repo, "main", "%an <%ae>|%cn <%ce>|%s|%P") == [
         f"Release Bot <bot@example.com>|imagepromoter <imagepromoter@localhost>|"
         f"Promote app:1.2.0-dev|{seed}",
-        f"Test Seeder <seeder@example.com>|Test Seeder <seeder@example.com>|seed|",
+        "Test Seeder <seeder@example.com>|Test Seeder <seeder@example.com>|seed|",
     ]
 
 
@@ -161,9 +161,9 @@ def test_three_targets_make_one_commit(
     changed = git_http.git(["show", "--format=", "--name-only", "main"], cwd=repo).split()
     assert sorted(changed) == sorted(paths)
     for path in paths:
-        assert git_http.read_file(repo, "main", path) == VALUES.replace(
-            "1.0.0-dev", "2.0.0"
-        ).encode()
+        assert (
+            git_http.read_file(repo, "main", path) == VALUES.replace("1.0.0-dev", "2.0.0").encode()
+        )
     assert git_http.read_file(repo, "main", "keep.txt") == b"\x00\xffbinary"
 
 
@@ -310,7 +310,7 @@ def test_unreachable_server_is_a_git_error(git_writer: writer.GitWriter) -> None
     from tests.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}/gone.git"
-    with pytest.raises(errors.GitError, match="cannot reach http://127.0.0.1:\\d+/gone.git"):
+    with pytest.raises(errors.GitError, match=r"cannot reach http://127\.0\.0\.1:\d+/gone\.git"):
         git_writer.write(gitspec(url), None, set_tag("1.0.1"))
 
 

@@ -1,0 +1,116 @@
+"""Reading targets from, and writing changes into, trees in an object store (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+from dulwich import objects
+from dulwich.object_store import MemoryObjectStore
+
+from imagepromoter import changes, errors
+from imagepromoter.git import trees
+
+
+def build(store: MemoryObjectStore, entries: dict[str, tuple[int, bytes]]) -> objects.ObjectID:
+    """A tree from {path: (mode, content)}; returns the root tree id."""
+    root: dict[str, object] = {}
+    for path, entry in entries.items():
+        node = root
+        *dirs, name = path.split("/")
+        for d in dirs:
+            node = node.setdefault(d, {})  # type: ignore[assignment]
+        node[name] = entry
+
+    def write(node: dict[str, object]) -> objects.ObjectID:
+        tree = objects.Tree()
+        for name, value in node.items():
+            if isinstance(value, dict):
+                tree.add(name.encode(), 0o040000, write(value))
+            else:
+                mode, content = value  # type: ignore[misc]
+                blob = objects.Blob.from_string(content)
+                store.add_object(blob)
+                tree.add(name.encode(), mode, blob.id)
+        store.add_object(tree)
+        return tree.id
+
+    return write(root)
+
+
+ENTRIES = {
+    "values.yaml": (0o100644, b"tag: 1\n"),
+    "run.sh": (0o100755, b"#!/bin/sh\n"),
+    "env/dev/values.yaml": (0o100644, b"tag: 1\n"),
+    "env/prod/values.yaml": (0o100644, b"tag: 2\n"),
+    "link.yaml": (0o120000, b"values.yaml"),
+    "sub": (0o160000, b""),
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("link.yaml", "is a symlink"),
+        ("sub", "is a submodule"),
+        ("env", "is a directory"),
+        ("env/qa/values.yaml", "does not exist \\(qa is not in env; it has: dev, prod\\)"),
+        ("values.yaml/x", "values.yaml is not a directory"),
+        ("a/../../b", "resolves outside"),
+        ("./.git/HEAD", "inside .git/"),
+        ("", "not a relative path"),
+        (".", "names the repository root"),
+        ("big.yaml", "over the 8-byte limit"),
+    ],
+    ids=[
+        "symlink",
+        "submodule",
+        "directory",
+        "missing",
+        "file-as-dir",
+        "escape",
+        "dot-git",
+        "empty",
+        "root",
+        "too-large",
+    ],
+)
+def test_reader_refuses(path: str, message: str) -> None:
+    store = MemoryObjectStore()
+    entries = dict(ENTRIES, **{"big.yaml": (0o100644, b"123456789")})
+    root = build(store, entries)
+    with pytest.raises(errors.TargetError, match=message):
+        trees.reader(store, root, max_file_bytes=8)(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("values.yaml", b"tag: 1\n"), ("./env//prod/values.yaml", b"tag: 2\n")],
+    ids=["top", "normalised"],
+)
+def test_reader_reads_bytes(path: str, expected: bytes) -> None:
+    store = MemoryObjectStore()
+    root = build(store, ENTRIES)
+    assert trees.reader(store, root, max_file_bytes=100)(path) == expected
+
+
+def test_write_changes_touches_only_changed_paths_and_keeps_modes() -> None:
+    store = MemoryObjectStore()
+    root = build(store, ENTRIES)
+    new_root = trees.write_changes(
+        store,
+        root,
+        [
+            changes.FileChange("env/dev/values.yaml", b"tag: 1\n", b"tag: 9\n"),
+            changes.FileChange("run.sh", b"#!/bin/sh\n", b"#!/bin/sh\necho\n"),
+        ],
+    )
+    old, new = store[root], store[new_root]
+    assert isinstance(old, objects.Tree) and isinstance(new, objects.Tree)
+    read = trees.reader(store, new_root, max_file_bytes=100)
+    assert read("env/dev/values.yaml") == b"tag: 9\n"
+    assert read("run.sh") == b"#!/bin/sh\necho\n"
+    assert new[b"run.sh"][0] == 0o100755
+    assert new[b"link.yaml"] == old[b"link.yaml"] and new[b"sub"] == old[b"sub"]
+    old_env, new_env = store[old[b"env"][1]], store[new[b"env"][1]]
+    assert isinstance(old_env, objects.Tree) and isinstance(new_env, objects.Tree)
+    assert new_env[b"prod"] == old_env[b"prod"]  # untouched subtree shared by sha
+    assert new_env[b"dev"] != old_env[b"dev"]
