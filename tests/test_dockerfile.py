@@ -1,0 +1,147 @@
+"""The Dockerfile, linted: no container engine runs on these machines, so the image is never built
+here. What can be checked without building is checked: it is multi-stage on a slim base, copies
+only files that exist, installs no test extras, runs as a numeric non-root user, ships the ssh
+client, and agrees with the Deployment (user, ports, workdir) and with the CLI (entrypoint).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imagepromoter import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+@dataclass(frozen=True)
+class Instruction:
+    stage: int
+    command: str
+    args: str
+
+
+def parse(text: str) -> list[Instruction]:
+    """Instructions with continuation lines joined and comments dropped; stage counts FROMs."""
+    joined = re.sub(r"\\\n", " ", text)
+    stage = -1
+    found = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        command, _, args = line.partition(" ")
+        command = command.upper()
+        if command == "FROM":
+            stage += 1
+        found.append(Instruction(stage, command, args.strip()))
+    return found
+
+
+INSTRUCTIONS = parse(DOCKERFILE.read_text())
+LAST = max(i.stage for i in INSTRUCTIONS)
+FINAL = [i for i in INSTRUCTIONS if i.stage == LAST]
+ARGS = {
+    i.args.split("=", 1)[0]: i.args.split("=", 1)[1]
+    for i in INSTRUCTIONS
+    if i.command == "ARG" and "=" in i.args
+}
+DEPLOYMENT = yaml.safe_load((ROOT / "manifests" / "deployment.yaml").read_text())
+POD = DEPLOYMENT["spec"]["template"]["spec"]
+CONTAINER = POD["containers"][0]
+
+
+def expand(text: str) -> str:
+    return re.sub(r"\$\{(\w+)\}", lambda m: ARGS.get(m.group(1), m.group(0)), text)
+
+
+def env(stage_instructions: list[Instruction]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for i in stage_instructions:
+        if i.command == "ENV":
+            for pair in shlex.split(i.args):
+                key, _, value = pair.partition("=")
+                values[key] = value
+    return values
+
+
+def test_multi_stage_on_slim_python() -> None:
+    froms = [expand(i.args) for i in INSTRUCTIONS if i.command == "FROM"]
+    assert len(froms) >= 2
+    for base in froms:
+        image = base.split()[0]
+        assert image.startswith("python:") and "slim" in image, image
+    assert " AS " in froms[0].upper()
+
+
+COPIES = [i for i in INSTRUCTIONS if i.command == "COPY" and "--from" not in i.args]
+
+
+@pytest.mark.parametrize("copy", COPIES, ids=[c.args for c in COPIES])
+def test_copies_files_that_exist(copy: Instruction) -> None:
+    *sources, _dest = shlex.split(copy.args)
+    for source in sources:
+        assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
+
+
+def test_pyproject_readme_is_copied_with_it() -> None:
+    """pip install . reads the readme named in pyproject, so the build needs it."""
+    copied = {s for c in COPIES for s in shlex.split(c.args)[:-1]}
+    assert {"pyproject.toml", "README.md", "operator/"} <= copied
+
+
+def test_installs_runtime_dependencies_only() -> None:
+    runs = " ".join(i.args for i in INSTRUCTIONS if i.command == "RUN")
+    assert "pip install ." in runs
+    assert "[test]" not in runs and "requirements-dev" not in runs
+    assert not any("pip install" in i.args for i in FINAL if i.command == "RUN"), (
+        "the final stage copies the built venv; it installs nothing with pip"
+    )
+
+
+def test_final_stage_has_ssh_client_and_clean_apt() -> None:
+    runs = " ".join(i.args for i in FINAL if i.command == "RUN")
+    assert "openssh-client" in runs
+    assert "--no-install-recommends" in runs
+    assert "rm -rf /var/lib/apt/lists/*" in runs
+
+
+def test_runs_as_numeric_non_root_user_matching_the_deployment() -> None:
+    users = [i.args for i in FINAL if i.command == "USER"]
+    assert users, "the final stage must set USER"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) != 0, "numeric, so runAsNonRoot can verify it"
+    assert POD["securityContext"]["runAsNonRoot"] is True
+    assert POD["securityContext"]["runAsUser"] == int(uid)
+    if gid:
+        assert POD["securityContext"]["runAsGroup"] == int(gid)
+
+
+def test_entrypoint_is_imagepromoter_run_and_accepts_the_deployment_args() -> None:
+    entry = [i.args for i in FINAL if i.command == "ENTRYPOINT"]
+    assert entry, "the final stage must set ENTRYPOINT"
+    argv = json.loads(entry[-1])  # exec form: signals reach the operator
+    assert argv == ["imagepromoter", "run"]
+    parsed = cli.build_parser().parse_args([*argv[1:], *CONTAINER.get("args", [])])
+    assert parsed.command == "run"
+    assert parsed.peering == "imagepromoter"
+
+
+def test_ports_and_workdir_agree_with_the_deployment() -> None:
+    exposed = {int(p) for i in FINAL if i.command == "EXPOSE" for p in i.args.split()}
+    container_ports = {p["containerPort"] for p in CONTAINER["ports"]}
+    assert exposed == container_ports
+    image_env = env(FINAL)
+    pod_env = {e["name"]: e["value"] for e in CONTAINER.get("env", [])}
+    workdir = image_env["IMAGEPROMOTER_WORKDIR"]
+    assert pod_env.get("IMAGEPROMOTER_WORKDIR", workdir) == workdir
+    mounts = {m["mountPath"] for m in CONTAINER["volumeMounts"]}
+    assert workdir in mounts, "git workspaces need a writable volume on a read-only root"
+    assert image_env["HOME"] in mounts, "HOME (ssh, git config) must be writable too"

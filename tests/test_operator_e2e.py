@@ -1,0 +1,315 @@
+"""The operator end to end: Kopf with our handlers against the kmock API emulator.
+
+No real API server can be had on these machines, so Kopf talks to `tests.kmock_emulator.Emulator`
+(kmock's emulator plus the fixes Kopf needs) over real HTTP on 127.0.0.1. The registry and the git
+server are the real ones from tests/servers/. Each test starts its own emulator and operator in
+the test's event loop and stops them after; waiting is "until a condition holds, or fail after a
+timeout", never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import kmock
+import kopf
+import prometheus_client
+import pytest
+import yaml
+
+from imagepromoter.kube import handlers, metrics
+from tests.kmock_emulator import Emulator
+
+ROOT = Path(__file__).resolve().parent.parent
+CRD = yaml.safe_load((ROOT / "crds" / "imagepromotion.yaml").read_text())
+IPR = kmock.resource("imagepromoter.dev", "v1alpha1", "imagepromotions")
+EVENTS = kmock.resource("", "v1", "events")
+SECRETS = kmock.resource("", "v1", "secrets")
+NS = "gitops"
+TIMEOUT = 20.0
+
+
+class NoRegistry:
+    """For passes that must fail before any registry call (InvalidSpec): calling it is a bug."""
+
+    async def list_tags(self, access: Any) -> list[str]:
+        raise AssertionError("the registry must not be read")
+
+    async def digest(self, access: Any, tag: str) -> str:
+        raise AssertionError("the registry must not be read")
+
+    async def created(self, access: Any, tags: Any) -> dict[str, Any]:
+        raise AssertionError("the registry must not be read")
+
+
+class NoGit:
+    """For passes that must fail before any git write."""
+
+    def write(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("git must not be written")
+
+
+@dataclass
+class Cluster:
+    """The emulator, and helpers to act on it as kubectl would."""
+
+    api: Emulator
+
+    async def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
+        meta = doc["metadata"]
+        ns = meta.get("namespace", NS)
+        plural = "secrets" if doc["kind"] == "Secret" else "imagepromotions"
+        prefix = "/api/v1" if doc["kind"] == "Secret" else "/apis/imagepromoter.dev/v1alpha1"
+        resp = await self.api.post(f"{prefix}/namespaces/{ns}/{plural}", json=doc)
+        assert resp.status in (200, 201), await resp.text()
+        return dict(await resp.json())
+
+    async def patch(self, name: str, body: dict[str, Any], ns: str = NS) -> None:
+        resp = await self.api.patch(
+            f"/apis/imagepromoter.dev/v1alpha1/namespaces/{ns}/imagepromotions/{name}",
+            json=body,
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert resp.status == 200, await resp.text()
+
+    async def delete(self, name: str, ns: str = NS) -> None:
+        resp = await self.api.delete(
+            f"/apis/imagepromoter.dev/v1alpha1/namespaces/{ns}/imagepromotions/{name}"
+        )
+        assert resp.status == 200, await resp.text()
+
+    def ipr(self, name: str, ns: str = NS) -> dict[str, Any] | None:
+        return self.api.read_object(IPR, ns, name)
+
+    def status(self, name: str, ns: str = NS) -> dict[str, Any]:
+        obj = self.ipr(name, ns) or {}
+        return dict(obj.get("status") or {})
+
+    def ready(self, name: str, ns: str = NS) -> dict[str, Any]:
+        for condition in self.status(name, ns).get("conditions") or []:
+            if condition.get("type") == "Ready":
+                return dict(condition)
+        return {}
+
+    def events(self, name: str, ns: str = NS) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.api.list_objects(EVENTS, ns)
+            if (e.get("involvedObject") or {}).get("name") == name
+        ]
+
+
+async def eventually(check: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Running:
+    cluster: Cluster
+    metrics: metrics.Metrics
+    stop: threading.Event
+    thread: threading.Thread
+    errors: list[BaseException]
+
+
+async def start_operator(
+    api: Emulator,
+    adapters: handlers.Adapters,
+    *,
+    options: handlers.Options | None = None,
+) -> Running:
+    """Start the operator against the emulator in its own thread and loop; return once ready.
+
+    Its own loop, because Kopf cancels every task that appeared in its loop after it started
+    when it stops (the emulator's request handlers and pytest's fixture teardown included).
+    """
+    server = api.servers[0]
+    stop, ready = threading.Event(), threading.Event()
+    registry = metrics.Metrics(prometheus_client.CollectorRegistry())
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(
+                handlers.operate(
+                    adapters,
+                    options=options
+                    or handlers.Options(tick=0.1, base_backoff=timedelta(seconds=0.2)),
+                    connection=kopf.ConnectionInfo(server=str(server.url).rstrip("/")),
+                    metrics_=registry,
+                    stop_flag=stop,
+                    ready_flag=ready,
+                )
+            )
+        except BaseException as exc:  # reported by stop_operator
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="operator", daemon=True)
+    thread.start()
+    assert await asyncio.to_thread(ready.wait, TIMEOUT), "the operator did not get ready"
+    return Running(cluster=Cluster(api), metrics=registry, stop=stop, thread=thread, errors=errors)
+
+
+async def stop_operator(running: Running) -> None:
+    running.stop.set()
+    await asyncio.to_thread(running.thread.join, TIMEOUT)
+    assert not running.thread.is_alive(), "the operator did not stop"
+    assert running.errors == []
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Emulator]:
+    async with Emulator() as emulator, kmock.Server(emulator):
+        emulator.resources.load_bundled()
+        emulator.register_crd(CRD)
+        yield emulator
+
+
+@pytest.fixture
+async def offline(api: Emulator) -> AsyncIterator[Running]:
+    """The operator with adapters that must never be reached."""
+    running = await start_operator(api, handlers.Adapters(registry_factory=NoRegistry, git=NoGit()))
+    yield running
+    await stop_operator(running)
+
+
+def promotion(name: str, **spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "image": "127.0.0.1:5000/myorg/myapp",
+        "tagRegex": r"^(?P<version>\d+\.\d+\.\d+)-dev$",
+        "interval": "1m",
+        "git": {"url": "http://127.0.0.1:1/gitops.git", "branch": "main"},
+        "targets": [{"path": "environments/dev/values.yaml", "key": "image.tag"}],
+    }
+    base.update(spec)
+    return {
+        "apiVersion": "imagepromoter.dev/v1alpha1",
+        "kind": "ImagePromotion",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": base,
+    }
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+# --- the emulator itself: each gap of the stock emulator, fixed -------------------------------
+
+
+async def test_emulator_stamps_identity_and_versions(api: Emulator) -> None:
+    cluster = Cluster(api)
+    created = await cluster.apply(promotion("a"))
+    meta = created["metadata"]
+    assert meta["uid"] and meta["creationTimestamp"] and meta["generation"] == 1
+    first = int(meta["resourceVersion"])
+    await cluster.patch("a", {"metadata": {"labels": {"x": "y"}}})
+    after_label = cluster.ipr("a")["metadata"]
+    assert int(after_label["resourceVersion"]) > first
+    assert after_label["generation"] == 1, "metadata changes do not bump generation"
+    await cluster.patch("a", {"spec": {"interval": "2m"}})
+    assert cluster.ipr("a")["metadata"]["generation"] == 2
+
+
+async def test_emulator_answers_failed_json_patch_test_with_422(api: Emulator) -> None:
+    cluster = Cluster(api)
+    await cluster.apply(promotion("a"))
+    resp = await api.patch(
+        f"/apis/imagepromoter.dev/v1alpha1/namespaces/{NS}/imagepromotions/a",
+        json=[{"op": "test", "path": "/metadata/resourceVersion", "value": "stale"}],
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    assert resp.status == 422
+
+
+async def test_emulator_names_generate_name_objects(api: Emulator) -> None:
+    for _ in range(2):
+        resp = await api.post(
+            f"/api/v1/namespaces/{NS}/events",
+            json={"metadata": {"generateName": "ev-", "namespace": NS}, "reason": "X"},
+        )
+        assert resp.status in (200, 201)
+    names = {e["metadata"]["name"] for e in api.list_objects(EVENTS, NS)}
+    assert len(names) == 2 and all(n.startswith("ev-") for n in names)
+
+
+async def test_emulator_status_subresource_changes_only_status(api: Emulator) -> None:
+    cluster = Cluster(api)
+    await cluster.apply(promotion("a"))
+    resp = await api.patch(
+        f"/apis/imagepromoter.dev/v1alpha1/namespaces/{NS}/imagepromotions/a/status",
+        json={"status": {"latestTag": "1.0.0-dev"}, "spec": {"suspend": True}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert resp.status == 200
+    obj = cluster.ipr("a")
+    assert obj["status"] == {"latestTag": "1.0.0-dev"}
+    assert "suspend" not in obj["spec"] and obj["metadata"]["generation"] == 1
+
+
+# --- the operator without servers ---------------------------------------------------------------
+
+
+async def test_bad_regex_is_invalid_spec_with_an_event(offline: Running) -> None:
+    cluster = offline.cluster
+    await cluster.apply(promotion("bad", tagRegex="^(unclosed$"))
+    ready = await eventually(lambda: cluster.ready("bad"), "a Ready condition")
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "spec.tagRegex" in ready["message"]
+    assert cluster.status("bad")["observedGeneration"] == 1
+    events = await eventually(lambda: cluster.events("bad"), "an event")
+    assert [(e["type"], e["reason"]) for e in events] == [("Warning", "InvalidSpec")]
+    assert not (cluster.ipr("bad")["metadata"].get("finalizers")), "no finalizers, ever"
+
+
+async def test_fixing_the_spec_reconciles_at_once(offline: Running) -> None:
+    cluster = offline.cluster
+    await cluster.apply(promotion("fix", tagRegex="^(unclosed$", interval="1h"))
+    await eventually(lambda: cluster.ready("fix").get("reason") == "InvalidSpec", "InvalidSpec")
+    await cluster.patch("fix", {"spec": {"suspend": True}})
+    # suspend is a spec change: it acts at once, even though the regex is still bad
+    await eventually(
+        lambda: cluster.status("fix").get("observedGeneration") == 2, "generation 2 observed"
+    )
+    assert cluster.ready("fix")["reason"] == "InvalidSpec"  # the spec is parsed first
+    await cluster.patch("fix", {"spec": {"tagRegex": "^x$"}})
+    ready = await eventually(
+        lambda: cluster.ready("fix") if cluster.ready("fix").get("reason") == "Suspended" else None,
+        "Suspended",
+    )
+    assert ready["status"] == "False"
+    assert "set it to false" in ready["message"]
+
+
+async def test_repeated_failure_posts_one_event(offline: Running) -> None:
+    cluster = offline.cluster
+    await cluster.apply(promotion("loop", tagRegex="^(unclosed$"))
+    await eventually(lambda: cluster.events("loop"), "the first event")
+    # the manual trigger makes a second pass with the same failure: no second event
+    await cluster.patch("loop", {"metadata": {"annotations": {handlers.REQUESTED_AT: "1"}}})
+    await eventually(
+        lambda: offline.metrics.failures.labels(reason="InvalidSpec")._value.get() >= 2,
+        "a second failing pass",
+    )
+    assert len(cluster.events("loop")) == 1
