@@ -95,7 +95,7 @@ def test_reader_reads_bytes(path: str, expected: bytes) -> None:
 def test_write_changes_touches_only_changed_paths_and_keeps_modes() -> None:
     store = MemoryObjectStore()
     root = build(store, ENTRIES)
-    new_root = trees.write_changes(
+    new_root, created = trees.write_changes(
         store,
         root,
         [
@@ -114,3 +114,9 @@ def test_write_changes_touches_only_changed_paths_and_keeps_modes() -> None:
     assert isinstance(old_env, objects.Tree) and isinstance(new_env, objects.Tree)
     assert new_env[b"prod"] == old_env[b"prod"]  # untouched subtree shared by sha
     assert new_env[b"dev"] != old_env[b"dev"]
+    # The new objects: two blobs, and the trees root, env, env/dev; nothing shared.
+    kinds = sorted(type(o).__name__ for o in created)
+    assert kinds == ["Blob", "Blob", "Tree", "Tree", "Tree"]
+    assert new_root in {o.id for o in created} and new_env[b"prod"][1] not in {
+        o.id for o in created
+    }

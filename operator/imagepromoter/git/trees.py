@@ -97,8 +97,12 @@ def _lookup(store: BaseObjectStore, tree_id: ObjectID, path: str) -> tuple[int, 
 
 def write_changes(
     store: BaseObjectStore, tree_id: ObjectID, file_changes: Iterable[changes.FileChange]
-) -> ObjectID:
-    """Add blobs and trees for `file_changes` on top of `tree_id`; return the new root tree id."""
+) -> tuple[ObjectID, list[objects.ShaFile]]:
+    """Add blobs and trees for `file_changes` on top of `tree_id`.
+
+    Returns the new root tree id and the objects created (exactly what a remote that has
+    `tree_id` lacks).
+    """
     edits: dict[tuple[str, ...], ObjectID] = {}
     new_objects: list[objects.ShaFile] = []
     for change in file_changes:
@@ -107,7 +111,7 @@ def write_changes(
         edits[tuple(split_path(change.path))] = blob.id
     root = _rewrite(store, tree_id, edits, new_objects)
     store.add_objects([(obj, None) for obj in new_objects])
-    return root
+    return root, new_objects
 
 
 def _rewrite(
