@@ -377,3 +377,46 @@ def test_writers_in_threads_on_one_branch_serialize(
     assert len(git_http.log(repo, "main")) == 5
     for path in paths:
         assert b"tag: 3.0.0" in git_http.read_file(repo, "main", path)
+
+
+def test_silent_server_times_out_as_git_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/slow.git"
+        quick = writer.GitWriter(tmp_path / "ws", timeout=0.5)
+        with pytest.raises(errors.GitError, match="did not answer in time"):
+            quick.write(gitspec(url), None, set_tag("1.0.1"))
+
+
+def test_a_hanging_repository_does_not_hold_up_another(
+    git_repo: MakeRepo, git_writer: writer.GitWriter, git_http_creds: credentials.BasicCredentials
+) -> None:
+    import select
+    import socket
+
+    url, repo = git_repo(SEED)
+    failures: list[BaseException] = []
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hanging = f"http://127.0.0.1:{silent.getsockname()[1]}/hangs.git"
+
+        def stuck() -> None:
+            try:
+                git_writer.write(gitspec(hanging, branch="main"), None, set_tag("1.0.1"))
+            except errors.GitError as exc:
+                failures.append(exc)
+
+        thread = threading.Thread(target=stuck)
+        thread.start()
+        select.select([silent], [], [], 30)  # the stuck writer has connected and waits
+        result = git_writer.write(gitspec(url), git_http_creds, set_tag("1.0.2"))
+        assert thread.is_alive()  # still waiting for the silent server (30 s timeout)
+        assert git_http.head(repo, "main") == result.commit
+        connection, _ = silent.accept()
+        connection.close()  # now the stuck writer fails
+    thread.join()
+    assert len(failures) == 1
