@@ -89,13 +89,15 @@ def test_later_promotion_fetches_incrementally_and_second_run_is_idempotent(
     other = git_http.push_commit(repo, "main", {"README.md": "hello\n"})
     second = git_writer.write(gitspec(url), git_http_creds, set_tag("1.2.0-dev"))
     assert second.base == other
+    (workspace,) = git_writer.workspaces.root.iterdir()
+    packs = sorted((workspace / "objects" / "pack").glob("*.pack"))
     again = git_writer.write(gitspec(url), git_http_creds, set_tag("1.2.0-dev"))
+    # ls-remote showed the branch had not moved: nothing was fetched.
+    assert sorted((workspace / "objects" / "pack").glob("*.pack")) == packs
     assert again.commit is None and again.changeset.changes == ()
     assert git_http.log(repo, "main", "%H") == [second.commit, other, first.commit, first.base]
     assert git_http.read_file(repo, "main", "README.md") == b"hello\n"
-    # One workspace, shallow: the seed commit never had to be fetched as history.
-    (workspace,) = (git_writer.workspaces.root).iterdir()
-    assert (workspace / "shallow").exists()
+    assert (workspace / "shallow").exists()  # history was never fetched
 
 
 @pytest.mark.parametrize("deny_non_ff", [True, False], ids=["deny-non-ff", "allow-non-ff"])
