@@ -2,14 +2,19 @@
 
 Design:
 - Bare and shallow. The first promotion fetches the branch head at depth 1; nothing is checked
-  out (the writer reads and writes objects directly). Later promotions fetch again at depth 1 and
-  announce what they have, so the server sends only the objects that changed.
+  out (the writer reads and writes objects directly). Later promotions fetch at depth 1 too, but
+  announce the heads they have, so the server sends only the new commit and the objects that
+  changed (about 300 bytes after a one-file commit in the 500-file benchmark repository, against
+  64 KB for the first clone); and if the remote history was rewritten, depth 1 still bounds the
+  transfer to one tree instead of the whole history.
 - The ls-remote skip is built into `fetch`: Dulwich's fetch first reads the remote's refs (that
   is an ls-remote) and asks for nothing when every wanted head is already in the object store, so
   an unchanged branch costs one small request and no pack.
 - Heads are taken from the refs each fetch returns, never from `refs/remotes/*` (Dulwich's
-  `porcelain.fetch(repo, URL)` does not update those). The heads last seen are recorded under
-  `refs/imagepromoter/<name>` only so that `open` can check the workspace is whole.
+  `porcelain.fetch(repo, URL)` does not update those). The heads last seen (and pushed) are
+  recorded as the workspace's own `refs/heads/<name>`: Dulwich announces only `refs/heads/*` as
+  "have" when it fetches (anything else and the server re-sends the whole tree), and `open` uses
+  them to check the workspace is whole.
 - No remote is configured and no URL is written to the workspace's config, so credentials cannot
   end up on disk; the directory name is a hash of the redacted URL and the branch.
 - A damaged workspace (not a repository, missing objects, a recorded head whose commit or tree is
@@ -37,7 +42,7 @@ from dulwich.repo import Repo
 from imagepromoter import errors
 from imagepromoter.git import failures, urls
 
-_SEEN_PREFIX = Ref(b"refs/imagepromoter/")
+_SEEN_PREFIX = Ref(b"refs/heads/")
 _COMPLETE_MARKER = "imagepromoter-complete"
 
 
@@ -153,9 +158,14 @@ def fetch(
     for name in wanted:
         sha = refs.get(name)
         if sha is not None and sha in repo.object_store:
-            repo.refs[Ref(_SEEN_PREFIX + name.removeprefix(b"refs/heads/"))] = sha
+            repo.refs[name] = sha
     (Path(repo.path) / _COMPLETE_MARKER).touch()
     return RemoteRefs(refs=refs, symrefs=dict(result.symrefs))
+
+
+def record_head(repo: Repo, branch: str, sha: ObjectID) -> None:
+    """Remember that the remote's `branch` is at `sha` (after our own push), as a future "have"."""
+    repo.refs[branch_ref(branch)] = sha
 
 
 def ls_remote(remote: urls.Remote, *, secret_name: str | None = None) -> RemoteRefs:

@@ -160,6 +160,7 @@ class GitWriter:
                         attempt + 1,
                     )
                 else:
+                    workspace.record_head(repo, target, commit)
                     return changes.WriteResult(
                         commit=commit.decode(),
                         branch=target,
