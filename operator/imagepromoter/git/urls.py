@@ -95,7 +95,8 @@ def connect(
             )
         with _ssh_files(creds) as ssh_command:
             client, path = _transport(url, ssh_command=ssh_command)
-            yield Remote(client=client, path=path, display=display, timeout=timeout)
+            with _closing(client):
+                yield Remote(client=client, path=path, display=display, timeout=timeout)
         return
     if isinstance(creds, credentials.SshCredentials):
         raise errors.GitError(
@@ -108,7 +109,20 @@ def connect(
     if creds is not None:
         kwargs.update(username=creds.username, password=creds.password)
     client, path = _transport(_strip_userinfo(url), **kwargs)
-    yield Remote(client=client, path=path, display=display, timeout=timeout)
+    with _closing(client):
+        yield Remote(client=client, path=path, display=display, timeout=timeout)
+
+
+@contextlib.contextmanager
+def _closing(client: dulwich_client.GitClient) -> Iterator[None]:
+    """Close the client and its HTTP connection pool (Dulwich's close leaves the pool open)."""
+    try:
+        yield
+    finally:
+        client.close()
+        pool = getattr(client, "pool_manager", None)
+        if pool is not None:
+            pool.clear()
 
 
 def _transport(url: str, **kwargs: Any) -> tuple[dulwich_client.GitClient, bytes]:
