@@ -230,7 +230,9 @@ def _planner(
             try:
                 previous = values.get_key(text, target.key) if target.key is not None else None
                 variables = {**base_vars, "path": target.path, "previous": previous or ""}
-                value = templates.render(target.value, variables)
+                value = templates.render(
+                    target.value, variables, field=f"spec.targets[{index}].value"
+                )
                 if target.key is not None:
                     edited[target.path] = values.set_key(text, target.key, value)
                 else:
@@ -252,7 +254,9 @@ def _planner(
             "path": ", ".join(c.path for c in changed),
             "previous": previous_values[0] if previous_values else "",
         }
-        message = templates.render(promotion.git.commit_message, message_vars)
+        message = templates.render(
+            promotion.git.commit_message, message_vars, field="spec.git.commitMessage"
+        )
         return changes.Changeset(changes=changed, message=message)
 
     return plan
