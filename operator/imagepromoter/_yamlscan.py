@@ -1,0 +1,261 @@
+"""Where every YAML node sits in the original text: ruamel.yaml's parser, plus exact spans.
+
+`values` edits a file by splicing new characters into the original string, so it needs, for each
+scalar, the character span of its value (after any `&anchor` and `!tag`), and for an empty value
+(`tag:` with nothing after it) the place right after the `:` or `-` where a value would go.
+ruamel.yaml's events do not carry that reliably: an event's start mark includes the anchor and
+tag, and an empty scalar's mark points at whatever token comes next (often on a later line). The
+scanner's tokens do carry it, so `parse` runs ruamel's pure-Python parser with the scanner's
+`get_token` wrapped to remember the last token handed to the parser. When the parser returns a
+scalar event, that last token is either the scalar's own token (its span is the value's span) or,
+for an empty plain scalar, the `:`/`-`/anchor/tag token after which the value would be written.
+
+The result is a small immutable tree (`Scalar`, `Mapping`, `Sequence`, `Alias`) for finding a key
+path, plus `events`: a comparable summary of every parser event, positions left out. Two texts
+with equal summaries hold the same data under any YAML loader, which is how `values` checks an
+edit changed nothing but its target. The safe (non round-trip) scanner is used: comments are not
+needed, and it is the faster one. Nothing here does I/O.
+
+`event_keys` gives the same summary for checking an edit, from libyaml (PyYAML's C parser) when
+it is available: it is about 25 times faster than the pure-Python parser, which matters because
+every edit re-parses the whole file, and it is a second, independent parser of the YAML 1.1 that
+Helm reads. It is used only when it agrees with ruamel.yaml on the original text (`values` checks);
+otherwise both sides of the comparison come from ruamel.yaml.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml as pyyaml
+from ruamel.yaml import YAML
+from ruamel.yaml import events as yaml_events
+from ruamel.yaml import tokens as yaml_tokens
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+EventKey = tuple[str | bool | None, ...]
+"""One parser event without its position: kind, anchor, tag, then value and style or flow."""
+
+_INSERT_AFTER = (
+    yaml_tokens.ValueToken,
+    yaml_tokens.BlockEntryToken,
+    yaml_tokens.AnchorToken,
+    yaml_tokens.TagToken,
+)
+
+
+class YamlSyntaxError(ValueError):
+    """The text is not YAML; `line` and `column` are 1-based (0 when unknown)."""
+
+    def __init__(self, problem: str, line: int, column: int) -> None:
+        self.problem = problem
+        self.line = line
+        self.column = column
+        where = f" at line {line}, column {column}" if line else ""
+        super().__init__(f"{problem}{where}")
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    """A scalar value: `start:end` is its text; an empty plain value has start == end."""
+
+    value: str
+    style: str | None  # None plain, "'" or '"' quoted, "|" or ">" block
+    tag: str | None
+    anchor: str | None
+    start: int
+    end: int
+    insert_at: int | None  # empty plain value: where a value goes; None when nowhere sensible
+    line: int
+    event: int  # index into Stream.events
+
+    @property
+    def empty(self) -> bool:
+        """True for a plain scalar with no text at all (`tag:` or `- `)."""
+        return self.style is None and self.value == "" and self.start == self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """`*name`: a reference to an anchored node defined earlier."""
+
+    name: str
+    line: int
+    event: int
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """A block or flow mapping; `pairs` keep the file's order (duplicates included)."""
+
+    pairs: tuple[tuple[Node, Node], ...]
+    anchor: str | None
+    tag: str | None
+    flow: bool
+    line: int
+    event: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    """A block or flow sequence."""
+
+    items: tuple[Node, ...]
+    anchor: str | None
+    tag: str | None
+    flow: bool
+    line: int
+    event: int
+
+
+Node = Scalar | Alias | Mapping | Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """Every document's root node and the position-free summary of every event."""
+
+    documents: tuple[Node, ...]
+    events: tuple[EventKey, ...]
+
+
+@functools.lru_cache(maxsize=16)
+def parse(text: str) -> Stream:
+    """Parse `text` into located nodes; raise YamlSyntaxError when it is not YAML."""
+    yaml = YAML(typ="safe", pure=True)
+    last: list[Any] = [None]
+    try:
+        events = yaml.parse(text)
+        first = next(events)  # the stream start: the scanner exists now, watch what it hands out
+        get_token = yaml.scanner.get_token
+
+        def remembering_get_token() -> Any:
+            token = get_token()
+            last[0] = token
+            return token
+
+        yaml.scanner.get_token = remembering_get_token
+        return _build(itertools.chain([first], events), last)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if mark is None:
+            raise YamlSyntaxError(problem, 0, 0) from None
+        raise YamlSyntaxError(problem, mark.line + 1, mark.column + 1) from None
+    except YAMLError as exc:  # ReaderError: a character YAML does not allow
+        character, position = getattr(exc, "character", None), getattr(exc, "position", None)
+        if not isinstance(character, int) or not isinstance(position, int):
+            raise YamlSyntaxError("contains characters YAML does not allow", 0, 0) from None
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        problem = f"control character U+{character:04X} is not allowed in YAML"
+        raise YamlSyntaxError(problem, line, column) from None
+
+
+@functools.lru_cache(maxsize=16)
+def event_keys(text: str) -> tuple[EventKey, ...]:
+    """The position-free event summary of `text`, from libyaml if present; YamlSyntaxError."""
+    loader = getattr(pyyaml, "CSafeLoader", None)
+    if loader is None:
+        return parse(text).events
+    keys: list[EventKey] = []
+    try:
+        for event in pyyaml.parse(text, Loader=loader):
+            if isinstance(event, pyyaml.ScalarEvent):
+                keys.append(("S", event.anchor, event.tag, event.value, event.style or None))
+            elif isinstance(event, pyyaml.AliasEvent):
+                keys.append(("A", event.anchor))
+            elif isinstance(event, pyyaml.MappingStartEvent | pyyaml.SequenceStartEvent):
+                kind = "M" if isinstance(event, pyyaml.MappingStartEvent) else "Q"
+                keys.append((kind, event.anchor, event.tag, bool(event.flow_style)))
+            elif isinstance(event, pyyaml.MappingEndEvent | pyyaml.SequenceEndEvent):
+                keys.append(("E",))
+            else:
+                keys.append((type(event).__name__,))
+    except pyyaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        problem = exc.problem or "invalid YAML"
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        raise YamlSyntaxError(problem, line, column) from None
+    except pyyaml.YAMLError:
+        raise YamlSyntaxError("contains characters YAML does not allow", 0, 0) from None
+    return tuple(keys)
+
+
+class _Open:
+    """A collection being built: its start event and the children seen so far."""
+
+    __slots__ = ("children", "event", "index")
+
+    def __init__(self, event: Any, index: int) -> None:
+        self.event = event
+        self.index = index
+        self.children: list[Node] = []
+
+
+def _build(events: Iterator[Any], last: list[Any]) -> Stream:
+    """Turn the parser's events into nodes and keys, pairing each scalar with its token.
+
+    `last[0]` is the token the parser took most recently; read right after each event, it is
+    the scalar's own token, or the indicator an empty scalar follows.
+    """
+    documents: list[Node] = []
+    keys: list[EventKey] = []
+    stack: list[_Open] = []
+    claimed: Any = None
+    for event in events:
+        index = len(keys)
+        anchor = event.anchor if hasattr(event, "anchor") else None
+        tag = str(event.tag) if getattr(event, "tag", None) is not None else None
+        node: Node | None = None
+        if isinstance(event, yaml_events.ScalarEvent):
+            keys.append(("S", anchor, tag, event.value, event.style))
+            token = last[0]
+            if isinstance(token, yaml_tokens.ScalarToken) and token is not claimed:
+                claimed = token
+                start, end = token.start_mark.index, token.end_mark.index
+                line, insert_at = token.start_mark.line + 1, None
+            else:  # an empty plain scalar: nothing in the text, place it after the indicator
+                mark = event.start_mark
+                start = end = mark.index
+                line = mark.line + 1
+                insert_at = None
+                if isinstance(token, _INSERT_AFTER) and token is not claimed:
+                    insert_at = token.end_mark.index
+                    line = token.end_mark.line + 1
+            node = Scalar(event.value, event.style, tag, anchor, start, end, insert_at, line, index)
+        elif isinstance(event, yaml_events.AliasEvent):
+            keys.append(("A", event.anchor))
+            node = Alias(event.anchor, event.start_mark.line + 1, index)
+        elif isinstance(event, yaml_events.MappingStartEvent | yaml_events.SequenceStartEvent):
+            kind = "M" if isinstance(event, yaml_events.MappingStartEvent) else "Q"
+            keys.append((kind, anchor, tag, bool(event.flow_style)))
+            stack.append(_Open(event, index))
+        elif isinstance(event, yaml_events.MappingEndEvent | yaml_events.SequenceEndEvent):
+            keys.append(("E",))
+            node = _close(stack.pop())
+        else:  # stream and document start/end
+            keys.append((type(event).__name__,))
+        if node is not None:
+            if stack:
+                stack[-1].children.append(node)
+            else:
+                documents.append(node)
+    return Stream(tuple(documents), tuple(keys))
+
+
+def _close(open_: _Open) -> Node:
+    """Freeze a finished collection into a Mapping or Sequence."""
+    event = open_.event
+    tag = str(event.tag) if event.tag is not None else None
+    line = event.start_mark.line + 1
+    flow = bool(event.flow_style)
+    children = open_.children
+    if isinstance(event, yaml_events.MappingStartEvent):
+        pairs = tuple(zip(children[0::2], children[1::2], strict=True))
+        return Mapping(pairs, event.anchor, tag, flow, line, open_.index)
+    return Sequence(tuple(children), event.anchor, tag, flow, line, open_.index)
