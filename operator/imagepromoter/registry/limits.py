@@ -1,0 +1,97 @@
+"""Politeness towards registries: bounded concurrency, a request rate, and retry timing.
+
+Registries rate-limit per client address (Docker Hub by pulls, ghcr.io and Quay by requests), and
+one operator process serves many ImagePromotions that often share one registry. So the limits
+belong to the registry host, not to a CR: `HostLimits` holds a semaphore (requests in flight) and
+a token bucket (requests per second) for one host, and the client keeps one per host that every
+CR's scan goes through.
+
+When a registry pushes back (429, 502, 503, 504) it may say when to come back in `Retry-After`,
+as seconds or an HTTP date; we honour it. Otherwise we back off exponentially with jitter so that
+many replicas do not retry in lockstep. Both are capped: a registry that asks for an hour is
+reported as an error rather than waited for, and the operator's next interval tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+DEFAULT_IN_FLIGHT = 4
+DEFAULT_RATE = 20.0  # requests per second per host
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+
+class TokenBucket:
+    """`rate` requests per second on average, bursts of up to `burst`."""
+
+    def __init__(
+        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self._clock = clock
+        self._tokens = self.burst
+        self._stamp = clock()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait until one request may be sent, then spend its token."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+class HostLimits:
+    """The semaphore and token bucket every request to one host goes through."""
+
+    def __init__(self, in_flight: int = DEFAULT_IN_FLIGHT, rate: float = DEFAULT_RATE) -> None:
+        if in_flight < 1:
+            raise ValueError("in_flight must be at least 1")
+        self.semaphore = asyncio.Semaphore(in_flight)
+        self.bucket = TokenBucket(rate)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the host's in-flight slots, after waiting for the rate."""
+        async with self.semaphore:
+            await self.bucket.acquire()
+            yield
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def backoff(
+    attempt: int, *, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
+) -> float:
+    """Delay before retry number `attempt` (0-based): exponential, capped, half of it jittered."""
+    ceiling: float = min(cap, base * 2.0**attempt)
+    jitter: float = (rng or random).uniform(0, ceiling / 2)
+    return ceiling / 2 + jitter
