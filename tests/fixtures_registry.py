@@ -1,1 +1,154 @@
-"""Pytest fixtures for the registry servers (see tests/servers/)."""
+"""Pytest fixtures for the registry servers (see tests/servers/registry.py).
+
+- `registry_open`, `registry_htpasswd`, `registry_token`: one real `docker-registry` per mode for
+  the session (token mode with our own JWT issuer at `.tokens`; `reader`/`.password` may pull
+  everything, `outsider`/`.outsider_password` can log in but read nothing, anonymous may pull
+  repositories named `public/...` listed at start: `public/app`).
+- `repo_name`: a fresh repository name per test (`t<N>/app`), so session servers can be shared.
+- `scanner`: a factory of `RegistryClient`s for this test, closed afterwards. Each one records
+  the retry delays it asked for (`.sleeps`, nothing really sleeps) and every request it made
+  (`.requests`: (host, status) pairs). Its rate limit is high so tests do not wait for it.
+- `paginating_proxy(upstream_url, **options)` / `fault_proxy(upstream_url, registry=None)`:
+  proxies of our own in front of a registry, stopped after the test.
+- `reader(server)`: BasicCredentials of the account that may pull everything.
+- `access(host, repository, ...)`: a RegistryAccess for `host/repository` (insecure by default,
+  since the local registry speaks plain HTTP).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagepromoter import credentials, reference
+from imagepromoter.registry import client
+from tests.conftest import need_server
+from tests.servers import registry
+
+_repos = itertools.count()
+
+
+def access(
+    host: str,
+    repository: str,
+    creds: credentials.BasicCredentials | None = None,
+    secret_name: str | None = None,
+    *,
+    insecure: bool = True,
+) -> reference.RegistryAccess:
+    """What reconcile would hand the client for `host/repository`."""
+    return reference.RegistryAccess(
+        image=reference.parse(f"{host}/{repository}"),
+        credentials=creds,
+        secret_name=secret_name,
+        insecure=insecure,
+    )
+
+
+def reader(server: registry.RegistryServer) -> credentials.BasicCredentials:
+    """The account that may pull everything on `server` (htpasswd and token modes)."""
+    return credentials.BasicCredentials(server.username, server.password)
+
+
+def _session_registry(
+    factory: pytest.TempPathFactory, name: str, **options: Any
+) -> Iterator[registry.RegistryServer]:
+    server = need_server(lambda: registry.start(factory.mktemp(name), **options))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_open(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry.RegistryServer]:
+    yield from _session_registry(tmp_path_factory, "registry-open")
+
+
+@pytest.fixture(scope="session")
+def registry_htpasswd(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[registry.RegistryServer]:
+    yield from _session_registry(tmp_path_factory, "registry-htpasswd", auth="htpasswd")
+
+
+@pytest.fixture(scope="session")
+def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry.RegistryServer]:
+    yield from _session_registry(
+        tmp_path_factory, "registry-token", auth="token", public_repos=["public/app"]
+    )
+
+
+@pytest.fixture
+def repo_name() -> str:
+    return f"t{next(_repos)}/app"
+
+
+class Scanner(client.RegistryClient):
+    """A RegistryClient that records its requests and retry delays instead of sleeping."""
+
+    def __init__(self, **options: Any) -> None:
+        self.sleeps: list[float] = []
+        self.requests: list[tuple[str, int | None]] = []
+        options.setdefault("requests_per_second", 10_000.0)
+        options.setdefault("on_request", lambda host, status: self.requests.append((host, status)))
+        options.setdefault("sleep", self._record_sleep)
+        super().__init__(**options)
+
+    async def _record_sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+@pytest.fixture
+async def scanner() -> AsyncIterator[Callable[..., Scanner]]:
+    made: list[Scanner] = []
+
+    def make(**options: Any) -> Scanner:
+        made.append(Scanner(**options))
+        return made[-1]
+
+    yield make
+    for one in made:
+        await one.aclose()
+
+
+@pytest.fixture
+def paginating_proxy() -> Iterator[Callable[..., registry.PaginatingProxy]]:
+    made: list[registry.PaginatingProxy] = []
+
+    def make(upstream: str, **options: Any) -> registry.PaginatingProxy:
+        made.append(registry.PaginatingProxy(upstream, **options))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.stop()
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[..., registry.FaultProxy]]:
+    made: list[registry.FaultProxy] = []
+
+    def make(
+        upstream: str, registry_server: registry.RegistryServer | None = None
+    ) -> registry.FaultProxy:
+        made.append(registry.FaultProxy(upstream, registry_server))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.stop()
+
+
+@pytest.fixture
+def registry_scratch(tmp_path: Path) -> Iterator[registry.RegistryServer]:
+    """A private open registry for tests that damage or fill its storage."""
+    server = need_server(lambda: registry.start(tmp_path / "registry"))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -712,6 +712,7 @@ class SeenRequest:
     method: str
     path: str
     authorized: bool
+    accept: str = ""
 
 
 _HOP_HEADERS = frozenset(
@@ -740,7 +741,12 @@ class _Proxy(_ThreadedServer):
     def handle(self, request: _Handler) -> None:
         with self._lock:
             self.requests.append(
-                SeenRequest(request.command, request.path, "Authorization" in request.headers)
+                SeenRequest(
+                    request.command,
+                    request.path,
+                    "Authorization" in request.headers,
+                    request.headers.get("Accept", ""),
+                )
             )
         self.serve(request)
 
@@ -773,6 +779,8 @@ class PaginatingProxy(_Proxy):
     Pages hold `page_size` tags (the default when `n` is absent); an `n` above `max_n` is
     answered 400 when `reject_large_n` (as Quay does), else capped. `Link` URLs are relative
     or absolute (`absolute_links`). `shuffle` serves the tags in a scrambled (but stable) order.
+    Like ghcr.io, a manifest request whose Accept lacks the OCI index type gets a 404
+    (`require_index_accept`).
     """
 
     def __init__(
@@ -784,7 +792,9 @@ class PaginatingProxy(_Proxy):
         reject_large_n: bool = False,
         absolute_links: bool = False,
         shuffle: bool = False,
+        require_index_accept: bool = True,
     ) -> None:
+        self.require_index_accept = require_index_accept
         self.page_size = page_size
         self.max_n = max_n
         self.reject_large_n = reject_large_n
@@ -794,6 +804,10 @@ class PaginatingProxy(_Proxy):
 
     def serve(self, request: _Handler) -> None:
         parsed = urllib.parse.urlsplit(request.path)
+        accept = request.headers.get("Accept", "")
+        if "/manifests/" in parsed.path and self.require_index_accept and OCI_INDEX not in accept:
+            request.reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}')
+            return
         if request.command != "GET" or not parsed.path.endswith("/tags/list"):
             super().serve(request)
             return
@@ -851,6 +865,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     size: int = 0  # oversize: how many bytes to stream
+    declare_length: bool = True  # oversize: send Content-Length (else read until close)
 
 
 class FaultProxy(_Proxy):
@@ -916,7 +931,10 @@ class FaultProxy(_Proxy):
         elif fault.kind == "oversize":
             request.send_response(200)
             request.send_header("Content-Type", "application/json")
-            request.send_header("Content-Length", str(fault.size))
+            if fault.declare_length:
+                request.send_header("Content-Length", str(fault.size))
+            else:
+                request.send_header("Connection", "close")
             request.end_headers()
             chunk = b" " * 65536
             sent = 0

@@ -29,7 +29,7 @@ EXPIRY_MARGIN = 30.0  # seconds before `expires_in` runs out that we stop using 
 
 _RFC_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _PARAM = re.compile(rf'\s*({_RFC_TCHARS})\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*(,|$)')
-_SCHEME = re.compile(rf"\s*({_RFC_TCHARS})(?:\s+|$)")
+_SCHEME = re.compile(rf"\s*({_RFC_TCHARS}=*)(?:\s+|$|(?=,))")
 
 
 @dataclass(frozen=True)
