@@ -187,6 +187,7 @@ class TokenRequest:
     account: str | None
     scopes: list[str]
     status: int
+    token: str = field(default="", repr=False)
 
 
 class TokenServer(_ThreadedServer):
@@ -292,7 +293,7 @@ class TokenServer(_ThreadedServer):
         if self.expires_in is not None:
             doc["expires_in"] = self.expires_in
             doc["issued_at"] = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
-        self._record(account, query.get("scope", []), 200)
+        self._record(account, query.get("scope", []), 200, token)
         request.reply(200, json.dumps(doc).encode())
 
     def _allowed(self, account: str | None, repository: str) -> set[str]:
@@ -301,9 +302,9 @@ class TokenServer(_ThreadedServer):
         repos = self.grants.get(account, [])
         return {"pull"} if "*" in repos or repository in repos else set()
 
-    def _record(self, account: str | None, scopes: list[str], status: int) -> None:
+    def _record(self, account: str | None, scopes: list[str], status: int, token: str = "") -> None:
         with self._lock:
-            self.requests.append(TokenRequest(account, scopes, status))
+            self.requests.append(TokenRequest(account, scopes, status, token))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -726,6 +727,8 @@ class _Proxy(_ThreadedServer):
     def __init__(self, upstream: str) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.requests: list[SeenRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it was answering at once
         self._lock = threading.Lock()
         super().__init__()
 
@@ -748,7 +751,13 @@ class _Proxy(_ThreadedServer):
                     request.headers.get("Accept", ""),
                 )
             )
-        self.serve(request)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self.serve(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     def serve(self, request: _Handler) -> None:
         status, headers, body = self.forward(request)
@@ -858,7 +867,7 @@ class PaginatingProxy(_Proxy):
 class Fault:
     """What `FaultProxy` does instead of (or to) the upstream answer, `times` times."""
 
-    kind: str  # status | stall | truncate | oversize | invalid_json | redirect_blob
+    kind: str  # status | stall | truncate | oversize | invalid_json | redirect_blob | delay
     path: str = ""  # regex on the request path (with query)
     times: int = 1
     status: int = 503
@@ -866,6 +875,7 @@ class Fault:
     body: bytes = b""
     size: int = 0  # oversize: how many bytes to stream
     declare_length: bool = True  # oversize: send Content-Length (else read until close)
+    seconds: float = 0.0  # delay: wait this long, then forward
 
 
 class FaultProxy(_Proxy):
@@ -905,7 +915,10 @@ class FaultProxy(_Proxy):
         if fault is None:
             super().serve(request)
             return
-        if fault.kind == "status":
+        if fault.kind == "delay":
+            self.stopping.wait(fault.seconds)
+            super().serve(request)
+        elif fault.kind == "status":
             request.reply(fault.status, fault.body, fault.headers)
         elif fault.kind == "invalid_json":
             request.reply(200, fault.body or b'{"name": "x", "tags": ["1.0",', fault.headers)

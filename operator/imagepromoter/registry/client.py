@@ -487,17 +487,21 @@ class RegistryClient:
                     "WWW-Authenticate challenge; the registry does not speak the OCI auth flow",
                 )
             host.challenge = challenge
+            fresh = used is not None and used[2]
             if used is not None:
-                self._tokens.discard(*used)
+                self._tokens.discard(used[0], used[1])
             credentials = call.access.credentials
-            if auth_retried or (challenge.scheme == "basic" and credentials is None):
+            if auth_retried or fresh or (challenge.scheme == "basic" and credentials is None):
                 raise self._refused(call, 401, reply)
             auth_retried = True
 
     async def _authorization(
         self, call: _Call, host: _Host, headers: dict[str, str]
-    ) -> tuple[auth.TokenKey, auth.Token] | None:
-        """Add the Authorization the host's last challenge asks for; returns the token used."""
+    ) -> tuple[auth.TokenKey, auth.Token, bool] | None:
+        """Add the Authorization the host's last challenge asks for.
+
+        Returns the token used and whether it was fetched just now (a 401 then is final).
+        """
         challenge = host.challenge
         credentials = call.access.credentials
         if challenge is None:
@@ -514,16 +518,18 @@ class RegistryClient:
             identity=auth.Identity.of(credentials),
         )
         token = self._tokens.get(key)
+        fetched = False
         if token is None:
             lock = host.token_locks.setdefault(key, asyncio.Lock())
             async with lock:
                 token = self._tokens.get(key)
                 if token is None:
                     token = await self._fetch_token(call, challenge, key)
+                    fetched = True
                     self._tokens.put(key, token)
         headers["Authorization"] = f"Bearer {token.value}"
         call.secrets.append(token.value)
-        return key, token
+        return key, token, fetched
 
     async def _fetch_token(
         self, call: _Call, challenge: auth.Challenge, key: auth.TokenKey
