@@ -184,3 +184,23 @@ def _escape(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+YAMLISH = st.text(st.sampled_from(list("ab01:-#&*!|>'\"{}[],? \t\n\r.~%@`\\")), max_size=40)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(YAMLISH, st.text(max_size=40)), st.sampled_from(["a", "a.b", "a.0", "0"]))
+def test_any_text_gives_a_result_or_a_target_error(text: str, key: str) -> None:
+    """Whatever the file holds, values answers or raises TargetError; it never crashes."""
+    for call in (
+        lambda: values.get_key(text, key),
+        lambda: values.set_key(text, key, "1.10"),
+        lambda: values.set_regex(text, r"a: (.*)", "x"),
+    ):
+        try:
+            result = call()
+        except errors.TargetError:
+            continue
+        if isinstance(result, str) and result != text:
+            loaded(result, "1.2")  # an edit result is still YAML (this raises if not)

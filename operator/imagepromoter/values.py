@@ -303,11 +303,13 @@ def _walk(
             if matches:
                 child, line = matches[0][1], matches[0][0].line
             elif any(isinstance(k, yamlscan.Scalar) and k.value == "<<" for k, _ in node.pairs):
-                problem = (
-                    f"key {key} not found: {where} (line {node.line}) has no key {segment!r} of "
-                    "its own, and any it gets from a merge key (<<) lives in the anchored mapping "
-                    f"it merges{_anchor_hint(stream, node)}: edit the key there, or add "
-                    f"{segment!r} under {where}"
+                return _Walk(
+                    depth,
+                    None,
+                    f"key {key} not found: {where} (line {line or node.line}) has no key "
+                    f"{segment!r} of its own, and any it gets from a merge key (<<) lives in the "
+                    f"anchored mapping it merges{_anchor_hint(stream, node)}: edit the key there, "
+                    f"or add {segment!r} under {where}",
                 )
             else:
                 problem = f"key {key} not found: {where} has no key {segment!r}"
@@ -413,11 +415,8 @@ def _nearest(stream: yamlscan.Stream, key: str, *, under: str | None = None) -> 
     """`; the nearest existing key is X` (or an example key under `under`), or ''."""
     leaves = list(_leaf_paths(stream))
     if under is not None:
-        leaves = [leaf for leaf in leaves if leaf.startswith(f"{under}.")]
-        if not leaves:
-            return ""
-        close = difflib.get_close_matches(key, leaves, n=1, cutoff=0.0)
-        return f", e.g. {close[0] if close else leaves[0]}"
+        inside = [leaf for leaf in leaves if leaf.startswith(f"{under}.")]
+        return f", e.g. {inside[0]}" if inside else ""
     close = difflib.get_close_matches(key, leaves, n=1, cutoff=0.6)
     if close:
         return f"; the nearest existing key is {close[0]}"
