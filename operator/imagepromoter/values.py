@@ -29,19 +29,26 @@ The key may not pass through or end at an alias, end at a value whose anchor is 
 or lie inside an anchored collection that an alias copies: any of those would change more than
 one path of the loaded data. Every TargetError names the key, what was found instead and the
 nearest existing key, and never quotes a value from the file (values files can hold secrets).
+
+Three modules, each readable alone: `_yamlscan` says where every node sits in the text,
+`_yamlpaths` says which node a key names (and why not, in the error messages), and this module
+says how a value is written, splices it in and checks the result.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
+from imagepromoter import _yamlpaths as yamlpaths
 from imagepromoter import _yamlscan as yamlscan
 from imagepromoter import errors
 
+__all__ = ["get_key", "join_key", "set_key", "set_regex", "split_key"]
+
 EventKey = yamlscan.EventKey
+split_key = yamlpaths.split_key
+join_key = yamlpaths.join_key
 
 _STRING_TAGS = frozenset({"tag:yaml.org,2002:str", "!"})
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
@@ -80,40 +87,9 @@ _ESCAPES = {
 }
 
 
-def split_key(key: str) -> tuple[str, ...]:
-    r"""Split a dotted key path (`\.` is a dot, `\\` a backslash); TargetError if malformed."""
-    segments: list[str] = []
-    current: list[str] = []
-    chars = iter(key)
-    for char in chars:
-        if char == "\\":
-            escaped = next(chars, "")
-            if escaped not in {".", "\\"}:
-                raise errors.TargetError(
-                    f"key {key!r}: a backslash must be followed by . or \\ (write \\. for a dot)"
-                )
-            current.append(escaped)
-        elif char == ".":
-            segments.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    segments.append("".join(current))
-    if "" in segments:
-        raise errors.TargetError(
-            f"key {key!r} has an empty segment (a leading, trailing or doubled dot)"
-        )
-    return tuple(segments)
-
-
-def join_key(segments: tuple[str, ...] | list[str]) -> str:
-    r"""The dotted form of key segments, escaping `\` and `.` inside them."""
-    return ".".join(s.replace("\\", "\\\\").replace(".", "\\.") for s in segments)
-
-
 def get_key(text: str, key: str) -> str | None:
     """The current value at `key` as written (e.g. `1.10`), or None when it is null or empty."""
-    target = _locate(_parse(text), key).node
+    target = yamlpaths.locate(_parse(text), key).node
     assert isinstance(target, yamlscan.Scalar)
     if target.value == "" or (
         target.style is None and target.tag is None and target.value in _NULLS
@@ -125,7 +101,7 @@ def get_key(text: str, key: str) -> str | None:
 def set_key(text: str, key: str, value: str) -> str:
     """`text` with the scalar at `key` set to the string `value`, every other byte unchanged."""
     stream = _parse(text)
-    found = _locate(stream, key)
+    found = yamlpaths.locate(stream, key)
     target = found.node
     assert isinstance(target, yamlscan.Scalar)
     if target.value == value and _loads_as_string(target.style, target.tag, target.value):
@@ -140,7 +116,7 @@ def set_key(text: str, key: str, value: str) -> str:
             f"key {key} has the tag {target.tag} (line {target.line}); imagepromoter writes "
             "strings: remove the tag or make it !!str"
         )
-    _refuse_shared(stream, found, key)
+    yamlpaths.refuse_shared(stream, found, key)
     summarize = _summarizer(text, stream)
     problem = ""
     for written in _renderings(target, value, flow=found.in_flow):
@@ -215,34 +191,6 @@ def set_regex(text: str, pattern: str, value: str) -> str:
     return edited
 
 
-# --- locating a key --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Found:
-    """The node a key path leads to, the nodes above it and the path's segments."""
-
-    node: yamlscan.Node
-    chain: tuple[yamlscan.Node, ...]  # from the document root down to the node's parent
-    segments: tuple[str, ...]
-    document: int
-
-    @property
-    def in_flow(self) -> bool:
-        """True when the node sits inside a flow mapping or sequence."""
-        parent = self.chain[-1] if self.chain else None
-        return isinstance(parent, yamlscan.Mapping | yamlscan.Sequence) and parent.flow
-
-
-@dataclass(frozen=True)
-class _Walk:
-    """How far a key path got in one document: found, or the reason it stopped."""
-
-    depth: int
-    found: _Found | None
-    problem: str
-
-
 def _parse(text: str) -> yamlscan.Stream:
     """Parse the file, turning a syntax error into a TargetError."""
     try:
@@ -251,227 +199,6 @@ def _parse(text: str) -> yamlscan.Stream:
         raise errors.TargetError(
             f"the file is not valid YAML ({exc}); fix the file in the repository"
         ) from None
-
-
-def _locate(stream: yamlscan.Stream, key: str) -> _Found:
-    """The scalar at `key`, following the multi-document rule; TargetError otherwise."""
-    segments = split_key(key)
-    if not stream.documents:
-        raise errors.TargetError(f"key {key} not found: the file holds no YAML document")
-    walks = [_walk(stream, root, segments, key, n) for n, root in enumerate(stream.documents)]
-    complete = [n for n, w in enumerate(walks) if w.depth == len(segments)]
-    if len(complete) > 1:
-        numbers = " and ".join(str(n + 1) for n in complete)
-        raise errors.TargetError(
-            f"key {key} is in documents {numbers} of this multi-document file, but a key must "
-            "name exactly one value: split the file, or use a regex target to edit several"
-        )
-    best = walks[complete[0]] if complete else max(walks, key=lambda w: w.depth)
-    if best.problem:
-        raise errors.TargetError(best.problem)
-    assert best.found is not None
-    return best.found
-
-
-def _walk(
-    stream: yamlscan.Stream,
-    root: yamlscan.Node,
-    segments: tuple[str, ...],
-    key: str,
-    document: int,
-) -> _Walk:
-    """Follow `segments` down from a document root."""
-    node, chain, line = root, [], 0
-    for depth, segment in enumerate(segments):
-        where = join_key(segments[:depth]) if depth else "the document root"
-        problem = ""
-        child: yamlscan.Node | None = None
-        if isinstance(node, yamlscan.Mapping):
-            matches = [
-                (k, v)
-                for k, v in node.pairs
-                if isinstance(k, yamlscan.Scalar) and k.value == segment
-            ]
-            if len(matches) > 1:
-                lines = " and ".join(str(k.line) for k, _ in matches)
-                return _Walk(
-                    depth + 1,
-                    None,
-                    f"key {key} is ambiguous: {where} has the key {segment!r} more than once "
-                    f"(lines {lines}); remove the duplicate from the file",
-                )
-            if matches:
-                child, line = matches[0][1], matches[0][0].line
-            elif any(isinstance(k, yamlscan.Scalar) and k.value == "<<" for k, _ in node.pairs):
-                return _Walk(
-                    depth,
-                    None,
-                    f"key {key} not found: {where} (line {line or node.line}) has no key "
-                    f"{segment!r} of its own, and any it gets from a merge key (<<) lives in the "
-                    f"anchored mapping it merges{_anchor_hint(stream, node)}: edit the key there, "
-                    f"or add {segment!r} under {where}",
-                )
-            else:
-                problem = f"key {key} not found: {where} has no key {segment!r}"
-        elif isinstance(node, yamlscan.Sequence):
-            count = len(node.items)
-            if segment.isdigit() and segment.isascii() and int(segment) < count:
-                child = node.items[int(segment)]
-                line = getattr(child, "line", node.line)
-            else:
-                span = f"0 to {count - 1}" if count else "none, it is empty"
-                problem = (
-                    f"key {key} not found: {where} is a list (line {node.line}), so {segment!r} "
-                    f"must be an item index ({span})"
-                )
-        elif isinstance(node, yamlscan.Alias):
-            return _Walk(depth, None, _alias_problem(stream, node, key, where, segments[depth:]))
-        else:
-            problem = (
-                f"key {key} not found: {where} holds a single value (line {node.line}), not a "
-                f"mapping or list, so it has no {segment!r}"
-            )
-        if child is None:
-            return _Walk(
-                depth,
-                None,
-                f"{problem}{_nearest(stream, key)}; fix the target's key or add it to the file",
-            )
-        chain.append(node)
-        node = child
-    found = _Found(node, tuple(chain), segments, document)
-    if isinstance(node, yamlscan.Scalar):
-        return _Walk(len(segments), found, "")
-    if isinstance(node, yamlscan.Alias):
-        return _Walk(len(segments), None, _alias_problem(stream, node, key, key, ()))
-    if isinstance(node, yamlscan.Mapping):
-        what, hint = f"a mapping (line {line})", "name one of its values"
-    else:
-        what = f"a list of {len(node.items)} item(s) (line {line})"
-        hint = "add an item index"
-    return _Walk(
-        len(segments),
-        None,
-        f"key {key} holds {what}, not a single value: {hint}{_nearest(stream, key, under=key)}",
-    )
-
-
-def _alias_problem(
-    stream: yamlscan.Stream,
-    alias: yamlscan.Alias,
-    key: str,
-    where: str,
-    rest: tuple[str, ...],
-) -> str:
-    """The message for a key that runs into `*name`."""
-    anchored = _anchor_paths(stream).get(alias.name)
-    there = f": {join_key([*split_key(anchored), *rest])}" if anchored else ""
-    return (
-        f"key {key}: {where} is an alias (*{alias.name}, line {alias.line}) of a value anchored "
-        "elsewhere; editing through it would change every copy. Edit the anchored value "
-        f"instead{there}"
-    )
-
-
-def _anchor_hint(stream: yamlscan.Stream, mapping: yamlscan.Mapping) -> str:
-    """` (path)` of the anchored mappings that `mapping` merges, when they can be named."""
-    names: list[str] = []
-    for k, v in mapping.pairs:
-        if isinstance(k, yamlscan.Scalar) and k.value == "<<":
-            items = v.items if isinstance(v, yamlscan.Sequence) else (v,)
-            names += [i.name for i in items if isinstance(i, yamlscan.Alias)]
-    paths = _anchor_paths(stream)
-    known = [paths[n] for n in names if n in paths]
-    return f" ({', '.join(known)})" if known else ""
-
-
-def _refuse_shared(stream: yamlscan.Stream, found: _Found, key: str) -> None:
-    """Raise when the target, or a collection holding it, is anchored and copied by an alias."""
-    for node in (*found.chain, found.node):
-        anchor = getattr(node, "anchor", None)
-        if anchor is None:
-            continue
-        assert isinstance(node, yamlscan.Scalar | yamlscan.Mapping | yamlscan.Sequence)
-        for index in range(node.event + 1, len(stream.events)):
-            event = stream.events[index]
-            if event[0] in {"S", "M", "Q"} and event[1] == anchor:
-                break  # the anchor is redefined; later aliases refer to the new one
-            if event[0] == "A" and event[1] == anchor:
-                line = _alias_lines(stream).get(index, 0)
-                what = (
-                    "its value"
-                    if node is found.node
-                    else f"a collection holding it (line {node.line})"
-                )
-                raise errors.TargetError(
-                    f"key {key}: {what} is anchored (&{anchor}) and copied by the alias *{anchor} "
-                    f"at line {line}, so changing it would change that copy too; remove the "
-                    "anchor/alias pair from the file, or use a regex target if every copy "
-                    "should change"
-                )
-
-
-def _nearest(stream: yamlscan.Stream, key: str, *, under: str | None = None) -> str:
-    """`; the nearest existing key is X` (or an example key under `under`), or ''."""
-    leaves = list(_leaf_paths(stream))
-    if under is not None:
-        inside = [leaf for leaf in leaves if leaf.startswith(f"{under}.")]
-        return f", e.g. {inside[0]}" if inside else ""
-    close = difflib.get_close_matches(key, leaves, n=1, cutoff=0.6)
-    if close:
-        return f"; the nearest existing key is {close[0]}"
-    if leaves:
-        return f"; no similar key exists (the file has e.g. {', '.join(leaves[:3])})"
-    return "; the file has no keys with single values"
-
-
-def _leaf_paths(stream: yamlscan.Stream) -> Iterator[str]:
-    """Every key path in the file that leads to a scalar, in file order, without duplicates."""
-    seen: set[str] = set()
-    for root in stream.documents:
-        for path, node in _descend(root, ()):
-            if (
-                isinstance(node, yamlscan.Scalar)
-                and path
-                and (joined := join_key(path)) not in seen
-            ):
-                seen.add(joined)
-                yield joined
-
-
-def _anchor_paths(stream: yamlscan.Stream) -> dict[str, str]:
-    """Anchor name -> key path of the node that defines it (the first definition)."""
-    paths: dict[str, str] = {}
-    for root in stream.documents:
-        for path, node in _descend(root, ()):
-            anchor = getattr(node, "anchor", None)
-            if anchor is not None and path:
-                paths.setdefault(anchor, join_key(path))
-    return paths
-
-
-def _alias_lines(stream: yamlscan.Stream) -> dict[int, int]:
-    """Event index -> line of every alias."""
-    return {
-        node.event: node.line
-        for root in stream.documents
-        for _, node in _descend(root, ())
-        if isinstance(node, yamlscan.Alias)
-    }
-
-
-def _descend(
-    node: yamlscan.Node, path: tuple[str, ...]
-) -> Iterator[tuple[tuple[str, ...], yamlscan.Node]]:
-    """Every node below `node` (itself included) with its key path; skips non-scalar keys."""
-    yield path, node
-    if isinstance(node, yamlscan.Mapping):
-        for k, v in node.pairs:
-            if isinstance(k, yamlscan.Scalar):  # a collection as a key cannot be named by a path
-                yield from _descend(v, (*path, k.value))
-    elif isinstance(node, yamlscan.Sequence):
-        for index, item in enumerate(node.items):
-            yield from _descend(item, (*path, str(index)))
 
 
 # --- writing and checking a value ------------------------------------------------------------
@@ -589,7 +316,7 @@ def _check_regex_edit(
     touched = [
         node
         for root in old.documents
-        for _, node in _descend(root, ())
+        for _, node in yamlpaths.descend(root, ())
         if isinstance(node, yamlscan.Scalar)
         and any(start <= node.end and node.start <= end for start, end in spans)
     ]
