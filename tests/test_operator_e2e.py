@@ -313,3 +313,228 @@ async def test_repeated_failure_posts_one_event(offline: Running) -> None:
         "a second failing pass",
     )
     assert len(cluster.events("loop")) == 1
+
+
+# --- the seed scenario with a real git server ----------------------------------------------------
+#
+# The registry side is `TagList`, an in-memory `reconcile.RegistryReader` (the Protocol reconcile
+# takes), standing in until the real registry fixture (tests/fixtures_registry.py) lands: the
+# operator's behaviour under test here does not depend on how tags are fetched. Git is the real
+# smart-HTTP server with Basic auth.
+
+GIT_USER_PASSWORD_MARKER = "s3cr3t-git-password"
+
+
+class TagList:
+    """Tags per image, changed by the test as a registry push would."""
+
+    def __init__(self, tags: list[str]) -> None:
+        self.tags = list(tags)
+
+    async def list_tags(self, access: Any) -> list[str]:
+        return list(self.tags)
+
+    async def digest(self, access: Any, tag: str) -> str:
+        import hashlib
+
+        return "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
+
+    async def created(self, access: Any, tags: Any) -> dict[str, Any]:
+        return {}
+
+
+VALUES = "image:\n  repository: ghcr.io/myorg/myapp\n  tag: {tag}  # managed by imagepromoter\n"
+
+
+@dataclass
+class Seed:
+    running: Running
+    tags: TagList
+    repo: Path
+    url: str
+    workdir: Path
+
+
+def seed_cr(name: str, url: str, **spec: Any) -> dict[str, Any]:
+    doc = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
+    doc["spec"]["git"]["url"] = url
+    doc["spec"].update(spec)
+    return dict(doc)
+
+
+def commits(seed: Seed) -> list[str]:
+    from tests.servers import git_http
+
+    return git_http.log(seed.repo, "main", "%s")
+
+
+def file_tag(seed: Seed, env: str) -> str:
+    from tests.servers import git_http
+
+    text = git_http.read_file(seed.repo, "main", f"environments/{env}/values.yaml").decode()
+    return text.split("tag: ", 1)[1].split()[0]
+
+
+@pytest.fixture
+async def seed(
+    api: Emulator, git_http_server: Any, git_repo: Any, tmp_path: Path
+) -> AsyncIterator[Seed]:
+    from imagepromoter.git import writer
+
+    url, repo = git_repo(
+        {
+            "environments/dev/values.yaml": VALUES.format(tag="0.9.0-dev"),
+            "environments/prod/values.yaml": VALUES.format(tag="0.9.0-stable"),
+        }
+    )
+    tags = TagList(["0.9.0-dev", "1.0.0-dev", "1.1.0-dev", "1.0.0-stable", "1.0.1-debug"])
+    git = writer.GitWriter(tmp_path / "work", retries=3, sleep=lambda seconds: None)
+    running = await start_operator(api, handlers.Adapters(registry_factory=lambda: tags, git=git))
+    cluster = running.cluster
+    await cluster.apply(secret("gitops-write", username=git_http_server.username,
+                               password=git_http_server.password))  # fmt: skip
+    await cluster.apply(
+        secret("ghcr-pull", **{".dockerconfigjson": '{"auths": {"ghcr.io": {"auth": "dTpw"}}}'})
+    )
+    state = Seed(running=running, tags=tags, repo=repo, url=url, workdir=tmp_path / "work")
+    yield state
+    await stop_operator(state.running)  # the restart test replaces it
+
+
+def reason_is(cluster: Cluster, name: str, reason: str) -> Callable[[], bool]:
+    return lambda: cluster.ready(name).get("reason") == reason
+
+
+async def apply_seed(seed: Seed, dev_interval: str = "1h") -> None:
+    cluster = seed.running.cluster
+    await cluster.apply(seed_cr("dev", seed.url, interval=dev_interval))
+    await cluster.apply(seed_cr("prod", seed.url, interval="1h"))
+    await eventually(reason_is(cluster, "myapp-dev", "Promoted"), "dev Promoted")
+    await eventually(reason_is(cluster, "myapp-prod", "Promoted"), "prod Promoted")
+
+
+async def test_seed_promotes_dev_and_prod_with_events(seed: Seed) -> None:
+    cluster = seed.running.cluster
+    await apply_seed(seed)
+    dev, prod = cluster.status("myapp-dev"), cluster.status("myapp-prod")
+    assert (dev["latestTag"], dev["promotedTag"]) == ("1.1.0-dev", "1.1.0-dev")
+    assert (prod["latestTag"], prod["promotedTag"]) == ("1.0.0-stable", "1.0.0-stable")
+    assert cluster.ready("myapp-dev")["status"] == "True"
+    assert file_tag(seed, "dev") == "1.1.0-dev" and file_tag(seed, "prod") == "1.0.0-stable"
+    shas = {dev["lastCommit"], prod["lastCommit"]}
+    assert len(shas) == 2 and all(len(s) == 40 for s in shas)
+    assert len(commits(seed)) == 3, "the seed commit and one per CR"
+    for name in ("myapp-dev", "myapp-prod"):
+        events = await eventually(lambda n=name: cluster.events(n), f"{name} event")
+        assert [(e["type"], e["reason"]) for e in events] == [("Normal", "Promoted")]
+    assert seed.running.metrics.promotions._value.get() == 2
+    for name in ("myapp-dev", "myapp-prod"):
+        assert not cluster.ipr(name)["metadata"].get("finalizers")
+
+
+async def test_new_tag_promotes_only_dev_at_its_interval(seed: Seed) -> None:
+    cluster = seed.running.cluster
+    await apply_seed(seed, dev_interval="1s")
+    before = len(commits(seed))
+    seed.tags.tags.append("1.2.0-dev")
+    await eventually(
+        lambda: cluster.status("myapp-dev").get("promotedTag") == "1.2.0-dev", "1.2.0-dev promoted"
+    )
+    assert file_tag(seed, "dev") == "1.2.0-dev" and file_tag(seed, "prod") == "1.0.0-stable"
+    assert len(commits(seed)) == before + 1
+    assert cluster.status("myapp-prod")["promotedTag"] == "1.0.0-stable"
+
+
+async def test_bad_regex_makes_no_commit(seed: Seed) -> None:
+    cluster = seed.running.cluster
+    before = len(commits(seed))
+    await cluster.apply(seed_cr("dev", seed.url, tagRegex="^(bad$"))
+    await eventually(reason_is(cluster, "myapp-dev", "InvalidSpec"), "InvalidSpec")
+    events = await eventually(lambda: cluster.events("myapp-dev"), "an event")
+    assert [(e["type"], e["reason"]) for e in events] == [("Warning", "InvalidSpec")]
+    assert len(commits(seed)) == before
+
+
+async def test_wrong_git_password_is_git_error_without_the_password(
+    seed: Seed, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = seed.running.cluster
+    caplog.set_level("DEBUG")
+    await cluster.apply(
+        secret("wrong-git", username="imagepromoter", password=GIT_USER_PASSWORD_MARKER)
+    )
+    doc = seed_cr("dev", seed.url)
+    doc["spec"]["git"]["secretRef"] = "wrong-git"
+    await cluster.apply(doc)
+    await eventually(reason_is(cluster, "myapp-dev", "GitError"), "GitError")
+    events = await eventually(lambda: cluster.events("myapp-dev"), "an event")
+    assert [(e["type"], e["reason"]) for e in events] == [("Warning", "GitError")]
+    seen = repr(cluster.status("myapp-dev")) + repr(events) + caplog.text
+    assert GIT_USER_PASSWORD_MARKER not in seen
+    assert file_tag(seed, "dev") == "0.9.0-dev"
+
+
+async def test_suspend_and_resume(seed: Seed) -> None:
+    cluster = seed.running.cluster
+    await apply_seed(seed)
+    await cluster.patch("myapp-dev", {"spec": {"suspend": True}})
+    await eventually(reason_is(cluster, "myapp-dev", "Suspended"), "Suspended")
+    seed.tags.tags.append("1.2.0-dev")
+    await cluster.patch("myapp-dev", {"metadata": {"annotations": {handlers.REQUESTED_AT: "1"}}})
+    await eventually(
+        lambda: seed.running.metrics.scans._value.get() >= 2, "the passes so far"
+    )  # the trigger ran a pass, which stayed Suspended
+    assert cluster.ready("myapp-dev")["reason"] == "Suspended"
+    assert file_tag(seed, "dev") == "1.1.0-dev"
+    await cluster.patch("myapp-dev", {"spec": {"suspend": False}})
+    await eventually(
+        lambda: cluster.status("myapp-dev").get("promotedTag") == "1.2.0-dev", "resumed promotion"
+    )
+    assert file_tag(seed, "dev") == "1.2.0-dev"
+
+
+async def test_manual_trigger_annotation(seed: Seed) -> None:
+    cluster = seed.running.cluster
+    await apply_seed(seed)  # interval 1h: nothing more would happen on its own
+    seed.tags.tags.append("1.3.0-dev")
+    await cluster.patch(
+        "myapp-dev", {"metadata": {"annotations": {handlers.REQUESTED_AT: "2026-01-01T00:00:00Z"}}}
+    )
+    await eventually(
+        lambda: cluster.status("myapp-dev").get("promotedTag") == "1.3.0-dev", "triggered pass"
+    )
+    assert file_tag(seed, "dev") == "1.3.0-dev"
+    assert cluster.status("myapp-prod")["promotedTag"] == "1.0.0-stable"
+
+
+async def test_delete_leaves_nothing_behind(seed: Seed, api: Emulator) -> None:
+    cluster = seed.running.cluster
+    await apply_seed(seed, dev_interval="1s")
+    history = len(commits(seed))
+    await cluster.delete("myapp-dev")
+    assert cluster.ipr("myapp-dev") is None, "no finalizer holds it"
+    deleted_at = len(list(api))
+    # a later pass of the other CR proves the operator kept running after the deletion
+    await cluster.patch("myapp-prod", {"metadata": {"annotations": {handlers.REQUESTED_AT: "x"}}})
+    await eventually(reason_is(cluster, "myapp-prod", "UpToDate"), "prod UpToDate")
+    later = list(api)[deleted_at:]
+    assert not [r for r in later if r.name == "myapp-dev" and r.method == "PATCH"]
+    assert len(commits(seed)) == history
+
+
+async def test_restart_does_not_repromote(seed: Seed, api: Emulator) -> None:
+    cluster = seed.running.cluster
+    await apply_seed(seed)
+    history = commits(seed)
+    await stop_operator(seed.running)
+    from imagepromoter.git import writer
+
+    git = writer.GitWriter(seed.workdir, retries=3, sleep=lambda seconds: None)
+    seed.running = await start_operator(
+        api, handlers.Adapters(registry_factory=lambda: seed.tags, git=git)
+    )
+    await cluster.patch("myapp-dev", {"metadata": {"annotations": {handlers.REQUESTED_AT: "r"}}})
+    await eventually(reason_is(cluster, "myapp-dev", "UpToDate"), "dev UpToDate after restart")
+    assert commits(seed) == history
+    assert cluster.status("myapp-dev")["promotedTag"] == "1.1.0-dev"
+    assert len(cluster.events("myapp-dev")) == 1, "no second Promoted event"
