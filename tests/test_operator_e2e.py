@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -133,6 +134,7 @@ async def start_operator(
     adapters: handlers.Adapters,
     *,
     options: handlers.Options | None = None,
+    metrics_: metrics.Metrics | None = None,
 ) -> Running:
     """Start the operator against the emulator in its own thread and loop; return once ready.
 
@@ -141,7 +143,7 @@ async def start_operator(
     """
     server = api.servers[0]
     stop, ready = threading.Event(), threading.Event()
-    registry = metrics.Metrics(prometheus_client.CollectorRegistry())
+    registry = metrics_ or metrics.Metrics(prometheus_client.CollectorRegistry())
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -162,7 +164,10 @@ async def start_operator(
 
     thread = threading.Thread(target=run, name="operator", daemon=True)
     thread.start()
-    assert await asyncio.to_thread(ready.wait, TIMEOUT), "the operator did not get ready"
+    if not await asyncio.to_thread(ready.wait, TIMEOUT):
+        stop.set()
+        await asyncio.to_thread(thread.join, TIMEOUT)
+        pytest.fail(f"the operator did not get ready: {errors}")
     return Running(cluster=Cluster(api), metrics=registry, stop=stop, thread=thread, errors=errors)
 
 
@@ -315,33 +320,12 @@ async def test_repeated_failure_posts_one_event(offline: Running) -> None:
     assert len(cluster.events("loop")) == 1
 
 
-# --- the seed scenario with a real git server ----------------------------------------------------
+# --- the seed scenario with the real registry and the real git server --------------------------
 #
-# The registry side is `TagList`, an in-memory `reconcile.RegistryReader` (the Protocol reconcile
-# takes), standing in until the real registry fixture (tests/fixtures_registry.py) lands: the
-# operator's behaviour under test here does not depend on how tags are fetched. Git is the real
-# smart-HTTP server with Basic auth.
+# The registry is `docker-registry` with Basic auth (tests/fixtures_registry.py), read by the real
+# RegistryClient through the pull Secret; git is the real smart-HTTP server with Basic auth.
 
 GIT_USER_PASSWORD_MARKER = "s3cr3t-git-password"
-
-
-class TagList:
-    """Tags per image, changed by the test as a registry push would."""
-
-    def __init__(self, tags: list[str]) -> None:
-        self.tags = list(tags)
-
-    async def list_tags(self, access: Any) -> list[str]:
-        return list(self.tags)
-
-    async def digest(self, access: Any, tag: str) -> str:
-        import hashlib
-
-        return "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
-
-    async def created(self, access: Any, tags: Any) -> dict[str, Any]:
-        return {}
-
 
 VALUES = "image:\n  repository: ghcr.io/myorg/myapp\n  tag: {tag}  # managed by imagepromoter\n"
 
@@ -349,15 +333,36 @@ VALUES = "image:\n  repository: ghcr.io/myorg/myapp\n  tag: {tag}  # managed by 
 @dataclass
 class Seed:
     running: Running
-    tags: TagList
+    metrics: metrics.Metrics  # shared by the operator runs of one test (restarts too)
+    registry: Any  # tests.servers.registry.RegistryServer
+    repository: str
     repo: Path
     url: str
     workdir: Path
 
+    def adapters(self) -> handlers.Adapters:
+        """A registry client per operator run (made in its loop) and a git writer."""
+        from imagepromoter.git import writer
+        from imagepromoter.registry import client
 
-def seed_cr(name: str, url: str, **spec: Any) -> dict[str, Any]:
+        def registry() -> client.RegistryClient:
+            return client.RegistryClient(
+                requests_per_second=10_000.0, on_request=self.metrics.on_request
+            )
+
+        git = writer.GitWriter(self.workdir, retries=3, sleep=lambda seconds: None)
+        return handlers.Adapters(registry_factory=registry, git=git)
+
+    async def push(self, *tags: str) -> None:
+        """Push an image under `tags`, as CI would."""
+        await asyncio.to_thread(self.registry.push_image, self.repository, tags=list(tags))
+
+
+def seed_cr(name: str, seed: Seed, **spec: Any) -> dict[str, Any]:
     doc = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
-    doc["spec"]["git"]["url"] = url
+    doc["spec"]["git"]["url"] = seed.url
+    doc["spec"]["image"] = f"{seed.registry.host}/{seed.repository}"
+    doc["spec"]["insecure"] = True  # the local registry speaks plain HTTP
     doc["spec"].update(spec)
     return dict(doc)
 
@@ -377,28 +382,51 @@ def file_tag(seed: Seed, env: str) -> str:
 
 @pytest.fixture
 async def seed(
-    api: Emulator, git_http_server: Any, git_repo: Any, tmp_path: Path
+    api: Emulator,
+    git_http_server: Any,
+    git_repo: Any,
+    registry_htpasswd: Any,
+    repo_name: str,
+    tmp_path: Path,
 ) -> AsyncIterator[Seed]:
-    from imagepromoter.git import writer
-
     url, repo = git_repo(
         {
             "environments/dev/values.yaml": VALUES.format(tag="0.9.0-dev"),
             "environments/prod/values.yaml": VALUES.format(tag="0.9.0-stable"),
         }
     )
-    tags = TagList(["0.9.0-dev", "1.0.0-dev", "1.1.0-dev", "1.0.0-stable", "1.0.1-debug"])
-    git = writer.GitWriter(tmp_path / "work", retries=3, sleep=lambda seconds: None)
-    running = await start_operator(api, handlers.Adapters(registry_factory=lambda: tags, git=git))
-    cluster = running.cluster
+    state = Seed(
+        running=None,  # type: ignore[arg-type]
+        metrics=metrics.Metrics(prometheus_client.CollectorRegistry()),
+        registry=registry_htpasswd,
+        repository=repo_name,
+        repo=repo,
+        url=url,
+        workdir=tmp_path / "work",
+    )
+    await state.push("0.9.0-dev", "1.0.0-dev", "1.1.0-dev", "1.0.0-stable", "1.0.1-debug")
+    state.running = await start_operator(api, state.adapters(), metrics_=state.metrics)
+    cluster = state.running.cluster
     await cluster.apply(secret("gitops-write", username=git_http_server.username,
                                password=git_http_server.password))  # fmt: skip
-    await cluster.apply(
-        secret("ghcr-pull", **{".dockerconfigjson": '{"auths": {"ghcr.io": {"auth": "dTpw"}}}'})
-    )
-    state = Seed(running=running, tags=tags, repo=repo, url=url, workdir=tmp_path / "work")
+    auths = {
+        registry_htpasswd.host: {
+            "username": registry_htpasswd.username,
+            "password": registry_htpasswd.password,
+        }
+    }
+    await cluster.apply(secret("ghcr-pull", **{".dockerconfigjson": json.dumps({"auths": auths})}))
     yield state
     await stop_operator(state.running)  # the restart test replaces it
+
+
+def handled(cluster: Cluster, name: str, requested: str) -> bool:
+    """Whether Kopf recorded the trigger value as handled (its last-handled configuration)."""
+    annotations = (cluster.ipr(name) or {}).get("metadata", {}).get("annotations") or {}
+    last = json.loads(annotations.get(f"{handlers.KOPF_PREFIX}/last-handled-configuration", "{}"))
+    return bool(
+        last.get("metadata", {}).get("annotations", {}).get(handlers.REQUESTED_AT) == requested
+    )
 
 
 def reason_is(cluster: Cluster, name: str, reason: str) -> Callable[[], bool]:
@@ -407,8 +435,8 @@ def reason_is(cluster: Cluster, name: str, reason: str) -> Callable[[], bool]:
 
 async def apply_seed(seed: Seed, dev_interval: str = "1h") -> None:
     cluster = seed.running.cluster
-    await cluster.apply(seed_cr("dev", seed.url, interval=dev_interval))
-    await cluster.apply(seed_cr("prod", seed.url, interval="1h"))
+    await cluster.apply(seed_cr("dev", seed, interval=dev_interval))
+    await cluster.apply(seed_cr("prod", seed, interval="1h"))
     await eventually(reason_is(cluster, "myapp-dev", "Promoted"), "dev Promoted")
     await eventually(reason_is(cluster, "myapp-prod", "Promoted"), "prod Promoted")
 
@@ -428,6 +456,9 @@ async def test_seed_promotes_dev_and_prod_with_events(seed: Seed) -> None:
         events = await eventually(lambda n=name: cluster.events(n), f"{name} event")
         assert [(e["type"], e["reason"]) for e in events] == [("Normal", "Promoted")]
     assert seed.running.metrics.promotions._value.get() == 2
+    host = seed.registry.host
+    ok = seed.running.metrics.registry_requests.labels(host=host, status="200")._value.get()
+    assert ok >= 4, "tags and digests of both CRs were read and counted by host and status"
     for name in ("myapp-dev", "myapp-prod"):
         assert not cluster.ipr(name)["metadata"].get("finalizers")
 
@@ -436,7 +467,7 @@ async def test_new_tag_promotes_only_dev_at_its_interval(seed: Seed) -> None:
     cluster = seed.running.cluster
     await apply_seed(seed, dev_interval="1s")
     before = len(commits(seed))
-    seed.tags.tags.append("1.2.0-dev")
+    await seed.push("1.2.0-dev")
     await eventually(
         lambda: cluster.status("myapp-dev").get("promotedTag") == "1.2.0-dev", "1.2.0-dev promoted"
     )
@@ -448,7 +479,7 @@ async def test_new_tag_promotes_only_dev_at_its_interval(seed: Seed) -> None:
 async def test_bad_regex_makes_no_commit(seed: Seed) -> None:
     cluster = seed.running.cluster
     before = len(commits(seed))
-    await cluster.apply(seed_cr("dev", seed.url, tagRegex="^(bad$"))
+    await cluster.apply(seed_cr("dev", seed, tagRegex="^(bad$"))
     await eventually(reason_is(cluster, "myapp-dev", "InvalidSpec"), "InvalidSpec")
     events = await eventually(lambda: cluster.events("myapp-dev"), "an event")
     assert [(e["type"], e["reason"]) for e in events] == [("Warning", "InvalidSpec")]
@@ -463,7 +494,7 @@ async def test_wrong_git_password_is_git_error_without_the_password(
     await cluster.apply(
         secret("wrong-git", username="imagepromoter", password=GIT_USER_PASSWORD_MARKER)
     )
-    doc = seed_cr("dev", seed.url)
+    doc = seed_cr("dev", seed)
     doc["spec"]["git"]["secretRef"] = "wrong-git"
     await cluster.apply(doc)
     await eventually(reason_is(cluster, "myapp-dev", "GitError"), "GitError")
@@ -479,11 +510,9 @@ async def test_suspend_and_resume(seed: Seed) -> None:
     await apply_seed(seed)
     await cluster.patch("myapp-dev", {"spec": {"suspend": True}})
     await eventually(reason_is(cluster, "myapp-dev", "Suspended"), "Suspended")
-    seed.tags.tags.append("1.2.0-dev")
+    await seed.push("1.2.0-dev")
     await cluster.patch("myapp-dev", {"metadata": {"annotations": {handlers.REQUESTED_AT: "1"}}})
-    await eventually(
-        lambda: seed.running.metrics.scans._value.get() >= 2, "the passes so far"
-    )  # the trigger ran a pass, which stayed Suspended
+    await eventually(lambda: handled(cluster, "myapp-dev", "1"), "the trigger handled")
     assert cluster.ready("myapp-dev")["reason"] == "Suspended"
     assert file_tag(seed, "dev") == "1.1.0-dev"
     await cluster.patch("myapp-dev", {"spec": {"suspend": False}})
@@ -496,7 +525,7 @@ async def test_suspend_and_resume(seed: Seed) -> None:
 async def test_manual_trigger_annotation(seed: Seed) -> None:
     cluster = seed.running.cluster
     await apply_seed(seed)  # interval 1h: nothing more would happen on its own
-    seed.tags.tags.append("1.3.0-dev")
+    await seed.push("1.3.0-dev")
     await cluster.patch(
         "myapp-dev", {"metadata": {"annotations": {handlers.REQUESTED_AT: "2026-01-01T00:00:00Z"}}}
     )
@@ -527,12 +556,7 @@ async def test_restart_does_not_repromote(seed: Seed, api: Emulator) -> None:
     await apply_seed(seed)
     history = commits(seed)
     await stop_operator(seed.running)
-    from imagepromoter.git import writer
-
-    git = writer.GitWriter(seed.workdir, retries=3, sleep=lambda seconds: None)
-    seed.running = await start_operator(
-        api, handlers.Adapters(registry_factory=lambda: seed.tags, git=git)
-    )
+    seed.running = await start_operator(api, seed.adapters(), metrics_=seed.metrics)
     await cluster.patch("myapp-dev", {"metadata": {"annotations": {handlers.REQUESTED_AT: "r"}}})
     await eventually(reason_is(cluster, "myapp-dev", "UpToDate"), "dev UpToDate after restart")
     assert commits(seed) == history
