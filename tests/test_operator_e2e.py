@@ -562,3 +562,34 @@ async def test_restart_does_not_repromote(seed: Seed, api: Emulator) -> None:
     assert commits(seed) == history
     assert cluster.status("myapp-dev")["promotedTag"] == "1.1.0-dev"
     assert len(cluster.events("myapp-dev")) == 1, "no second Promoted event"
+
+
+async def test_rbac_allows_every_request_the_operator_made(seed: Seed, api: Emulator) -> None:
+    """Each API request Kopf and the handlers really made is allowed by manifests/rbac.yaml."""
+    from tests.test_deploy_manifests import RULES, SECRETS_ROLE, allows
+
+    await apply_seed(seed)
+    await eventually(lambda: seed.running.cluster.events("myapp-dev"), "an event")
+    made = set()
+    for request in list(api):
+        if not str(request.headers.get("User-Agent", "")).startswith("kopf/"):
+            continue  # the test's own kubectl-like calls
+        if request.resource is None or not request.resource.plural:
+            continue  # discovery: non-resource URLs every authenticated user may read
+        verb = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}.get(
+            str(getattr(request.method, "value", request.method)).upper(), "get"
+        )
+        if verb == "get":
+            verb = (
+                "watch"
+                if request.params.get("watch") == "true"
+                else ("list" if request.name is None else "get")
+            )
+        resource = request.resource.plural
+        if request.subresource:
+            resource = f"{resource}/{request.subresource}"
+        made.add((request.resource.group or "", resource, verb))
+    assert ("", "secrets", "get") in made and ("", "events", "create") in made
+    assert ("imagepromoter.dev", "imagepromotions/status", "patch") in made
+    rules = RULES + SECRETS_ROLE["rules"]
+    assert {m for m in made if not allows(rules, *m)} == set()
