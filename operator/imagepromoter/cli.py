@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import functools
 import json
 import logging
 import os
@@ -200,11 +201,11 @@ def _diff(path: str, before: bytes, after: bytes) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from imagepromoter.git import writer
-    from imagepromoter.kube import handlers
+    from imagepromoter.kube import handlers, metrics
     from imagepromoter.registry import client
 
     handlers.configure(
-        registry_factory=client.RegistryClient,
+        registry_factory=functools.partial(client.RegistryClient, on_request=metrics.on_request),
         git=writer.GitWriter(args.workdir or default_workdir()),
     )
     return handlers.run_operator(

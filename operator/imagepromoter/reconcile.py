@@ -27,10 +27,10 @@ from imagepromoter import (
     policy,
     reference,
     spec,
-    status,
     templates,
     values,
 )
+from imagepromoter import status as statuses
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Result:
     """The new status, the outcome it was computed from, and what was written (if anything)."""
 
     status: dict[str, Any]
-    outcome: status.Outcome
+    outcome: statuses.Outcome
     error: errors.PromotionError | None = None
     write: changes.WriteResult | None = None
     promotion: spec.Promotion | None = None
@@ -111,7 +111,7 @@ async def reconcile(
         if promotion.suspend:
             return _finish(
                 resource,
-                status.Outcome(
+                statuses.Outcome(
                     reason="Suspended",
                     message="spec.suspend is true: not scanning; set it to false to resume",
                 ),
@@ -278,11 +278,13 @@ def _promoted(
     scan_time: datetime | None,
     now: Callable[[], datetime],
     dry_run: bool,
-) -> status.Outcome:
-    paths = ", ".join(dict.fromkeys(t.path for t in promotion.targets))
-    scanned = status.Outcome(
+) -> statuses.Outcome:
+    unique_paths = list(dict.fromkeys(t.path for t in promotion.targets))
+    paths = ", ".join(unique_paths)
+    verb = "holds" if len(unique_paths) == 1 else "hold"
+    scanned = statuses.Outcome(
         reason="UpToDate",
-        message=f"{paths} already hold {scan.tag}",
+        message=f"{paths} already {verb} {scan.tag}",
         latest_tag=scan.tag,
         latest_digest=scan.digest,
         promoted_tag=scan.tag,
@@ -317,7 +319,7 @@ def _failure(
     scan: _Scan | None,
     scan_time: datetime | None,
 ) -> Result:
-    outcome = status.Outcome(
+    outcome = statuses.Outcome(
         reason=exc.reason,
         message=exc.message,
         latest_tag=scan.tag if scan else None,
@@ -330,12 +332,14 @@ def _failure(
 
 def _finish(
     resource: Resource,
-    outcome: status.Outcome,
+    outcome: statuses.Outcome,
     now: Callable[[], datetime],
     *,
     promotion: spec.Promotion | None = None,
     error: errors.PromotionError | None = None,
     write: changes.WriteResult | None = None,
 ) -> Result:
-    new_status = status.compute(resource.status, outcome, generation=resource.generation, now=now())
+    new_status = statuses.compute(
+        resource.status, outcome, generation=resource.generation, now=now()
+    )
     return Result(status=new_status, outcome=outcome, error=error, write=write, promotion=promotion)

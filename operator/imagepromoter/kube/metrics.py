@@ -59,9 +59,10 @@ class Metrics:
             registry=r,
         )
 
-    def on_request(self, host: str, status: int | str) -> None:
-        """Count one registry response; the registry client calls this for every request."""
-        self.registry_requests.labels(host=host, status=str(status)).inc()
+    def on_request(self, host: str, status: int | str | None) -> None:
+        """Count one registry response; None (no response: timeout, refused) counts as "error"."""
+        label = "error" if status is None else str(status)
+        self.registry_requests.labels(host=host, status=label).inc()
 
     def record(
         self,
@@ -90,6 +91,6 @@ class Metrics:
 METRICS = Metrics()
 
 
-def on_request(host: str, status: int | str) -> None:
+def on_request(host: str, status: int | str | None) -> None:
     """Count one registry response on the process-wide metrics (pass to the registry client)."""
     METRICS.on_request(host, status)
