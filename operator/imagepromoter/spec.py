@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from imagepromoter import errors, policy, reference, semver, templates
+from imagepromoter import errors, policy, reference, semver, templates, values
 
 T = TypeVar("T")
 
@@ -475,32 +475,15 @@ def ref_name_problem(name: str) -> str | None:
 
 
 def key_segments(key: str) -> list[str]:
-    """Split a dotted key (`\\.` is a dot, `\\\\` a backslash); raise ValueError if malformed."""
-    segments: list[str] = []
-    current: list[str] = []
-    chars = iter(key)
-    for char in chars:
-        if char == "\\":
-            escaped = next(chars, "")
-            if escaped not in {".", "\\"}:
-                raise ValueError("a backslash must be followed by . or \\ (write \\. for a dot)")
-            current.append(escaped)
-        elif char == ".":
-            segments.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    segments.append("".join(current))
-    if any(segment == "" for segment in segments):
-        raise ValueError("has an empty segment (a leading, trailing or doubled dot)")
-    return segments
+    """Split a dotted key with the grammar `values` edits by; raise ValueError if malformed."""
+    return list(values.split_key(key))
 
 
 def _check_key(key: str, field: str) -> str:
     try:
         key_segments(key)
     except ValueError as exc:
-        raise errors.InvalidSpec(field, f"{key!r} {exc}") from None
+        raise errors.InvalidSpec(field, str(exc)) from None
     return key
 
 
