@@ -323,3 +323,26 @@ async def test_newest_policy_asks_created_only_for_candidates() -> None:
     result = await run(make_spec(tagRegex="-dev$", policy="newest"), registry, git)
     assert asked == [["a-dev", "b-dev"]]
     assert result.status["latestTag"] == "a-dev"
+
+
+@pytest.mark.parametrize(
+    ("secret", "spec_overrides", "reason"),
+    [
+        ({"token": "x"}, {"imagePullSecret": "s"}, "AuthError"),
+        (
+            {"identity": "-----BEGIN OPENSSH PRIVATE KEY-----"},
+            {"git": {"url": "ssh://git@example.com/g.git", "secretRef": "s"}},
+            "GitError",
+        ),
+    ],
+    ids=["pull-secret-without-credentials", "ssh-secret-without-known-hosts"],
+)
+async def test_a_malformed_secret_is_retried_not_a_spec_error(
+    secret: dict[str, str], spec_overrides: dict[str, Any], reason: str
+) -> None:
+    git = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
+    secrets = MemorySecrets({("gitops", "s"): secret})
+    result = await run(make_spec(**spec_overrides), MemoryRegistry(["1.0.0-dev"]), git, secrets)
+    assert ready(result)["reason"] == reason
+    assert "Secret s" in ready(result)["message"]
+    assert result.error is not None and not result.error.permanent

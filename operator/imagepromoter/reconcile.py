@@ -184,7 +184,10 @@ async def _registry_credentials(
             f"`kubectl create secret docker-registry {name} -n {namespace} ...` or remove "
             "spec.imagePullSecret for a public image"
         )
-    return credentials.registry_credentials(name, data, promotion.image.host)
+    try:
+        return credentials.registry_credentials(name, data, promotion.image.host)
+    except errors.InvalidSpec as exc:  # a fixed Secret must be picked up: temporary, not spec
+        raise errors.AuthError(exc.message) from None
 
 
 async def _git_credentials(
@@ -200,7 +203,10 @@ async def _git_credentials(
             f"`kubectl create secret generic {name} -n {namespace} --from-literal=username=... "
             "--from-literal=password=<token>`"
         )
-    return credentials.git_credentials(name, data)
+    try:
+        return credentials.git_credentials(name, data)
+    except errors.InvalidSpec as exc:  # a fixed Secret must be picked up: temporary, not spec
+        raise errors.GitError(exc.message) from None
 
 
 def _planner(
