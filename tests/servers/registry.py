@@ -35,12 +35,14 @@ import datetime as dt
 import hashlib
 import http.client
 import http.server
+import ipaddress
 import json
 import os
 import re
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -146,7 +148,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _ThreadedServer:
     """Serves `handle(request)` on a free 127.0.0.1 port from a daemon thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: TlsFiles | None = None) -> None:
         owner = self
 
         class Handler(_Handler):
@@ -155,6 +157,12 @@ class _ThreadedServer:
         Handler.owner = owner
         self.port = free_port()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.scheme = "http"
+        if tls is not None:  # handshake in the handler thread, so a stuck client blocks no one
+            self._server.socket = tls.server_context().wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.scheme = "https"
         self._server.daemon_threads = True
         self.stopping = threading.Event()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -162,7 +170,7 @@ class _ThreadedServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def host(self) -> str:
@@ -342,6 +350,8 @@ class RegistryServer:
         auth: str | None = None,
         public_repos: Sequence[str] = (),
         token_expires_in: int | None = 300,
+        tls: bool = False,
+        realm: str | None = None,
     ) -> None:
         if auth not in (None, "htpasswd", "token"):
             raise ValueError(f"auth must be None, 'htpasswd' or 'token', not {auth!r}")
@@ -360,6 +370,9 @@ class RegistryServer:
         self.outsider_password = "outsider-" + secrets.token_hex(8)
         self.public_repos = list(public_repos)
         self.token_expires_in = token_expires_in
+        self.tls: TlsFiles | None = None  # set at start when `tls`: a self-signed certificate
+        self._want_tls = tls
+        self.realm_override = realm  # token mode: send clients here instead of `self.tokens`
         self.tokens: TokenServer | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._http: httpx.Client | None = None
@@ -374,6 +387,8 @@ class RegistryServer:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.storage.mkdir(exist_ok=True)
         self.port = free_port()
+        if self._want_tls:
+            self.tls = TlsFiles.self_signed(self.base_dir / "tls")
         config = self.base_dir / "config.yml"
         config.write_text(self._config(), "utf-8")
         log = self.base_dir / "registry.log"
@@ -385,7 +400,8 @@ class RegistryServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._http = httpx.Client(timeout=30)
+        verify: ssl.SSLContext | bool = self.tls.client_context() if self.tls else True
+        self._http = httpx.Client(timeout=30, verify=verify)
         deadline = time.monotonic() + 15
         while True:
             if self._process.poll() is not None:
@@ -428,7 +444,7 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def host(self) -> str:
@@ -454,6 +470,12 @@ class RegistryServer:
             f"  addr: 127.0.0.1:{self.port}",
             f"  secret: {secrets.token_hex(16)}",
         ]
+        if self.tls is not None:
+            lines += [
+                "  tls:",
+                f"    certificate: {self.tls.certificate}",
+                f"    key: {self.tls.key}",
+            ]
         if self.auth == "htpasswd":
             htpasswd = self.base_dir / "htpasswd"
             htpasswd.unlink(missing_ok=True)
@@ -483,7 +505,7 @@ class RegistryServer:
             lines += [
                 "auth:",
                 "  token:",
-                f"    realm: {self.tokens.realm}",
+                f"    realm: {self.realm_override or self.tokens.realm}",
                 f"    service: {SERVICE}",
                 f"    issuer: {ISSUER}",
                 f"    rootcertbundle: {bundle}",
@@ -1003,3 +1025,135 @@ class BlobStorage(_ThreadedServer):
             request.reply(404, b"no such blob", content_type="text/plain")
             return
         request.reply(200, path.read_bytes(), content_type="application/octet-stream")
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS: a self-signed certificate for the registry and the fake token realm.
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A self-signed certificate (also its own CA) for 127.0.0.1 and localhost, as PEM files.
+
+    docker-registry reads them from `http.tls.certificate/key`; a client trusts the server only
+    by loading `certificate` as its CA (e.g. `SSL_CERT_FILE`), which is what the tests of
+    `insecure` need: an unverifiable certificate unless the client is told about it.
+    """
+
+    certificate: Path
+    key: Path
+
+    @classmethod
+    def self_signed(cls, directory: Path) -> TlsFiles:
+        """Write a fresh key and certificate (valid from yesterday for 30 days) to `directory`."""
+        directory.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "imagepromoter test registry")])
+        now = dt.datetime.now(dt.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.DNSName("localhost"),
+                    ]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        files = cls(directory / "cert.pem", directory / "key.pem")
+        files.certificate.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        files.key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        files.key.chmod(0o600)
+        return files
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.certificate, self.key)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts exactly this certificate."""
+        return ssl.create_default_context(cafile=str(self.certificate))
+
+
+# ---------------------------------------------------------------------------------------------
+# A token realm of our own choosing, to see where credentials go.
+
+
+@dataclass
+class RealmRequest:
+    """One request `FakeRealm` received: path with query and the Basic account, if any."""
+
+    path: str
+    authorized: bool
+    account: str | None = None
+
+
+class FakeRealm(_ThreadedServer):
+    """A token service stand-in (HTTP or, with `tls`, HTTPS) that records who sent what.
+
+    `forward_to` (a realm URL such as `TokenServer.realm`): token requests are passed there with
+    their Authorization header and the answer comes back, so a registry trusts the tokens while
+    the credentials visibly pass through this host. `redirect_to`: every request is answered
+    307 to that URL (a client must not follow it with the credentials). Neither: a 200 with a
+    token no registry accepts, so the server also serves as a "third host" that counts visits.
+    The password is never recorded.
+    """
+
+    def __init__(
+        self,
+        *,
+        tls: TlsFiles | None = None,
+        forward_to: str | None = None,
+        redirect_to: str | None = None,
+    ) -> None:
+        self.forward_to = forward_to
+        self.redirect_to = redirect_to
+        self.requests: list[RealmRequest] = []
+        self._lock = threading.Lock()
+        super().__init__(tls)
+
+    @property
+    def realm(self) -> str:
+        return f"{self.url}/token"
+
+    def seen(self) -> list[RealmRequest]:
+        with self._lock:
+            return list(self.requests)
+
+    def handle(self, request: _Handler) -> None:
+        request.body()
+        header = request.headers.get("Authorization", "")
+        account = None
+        if header.startswith("Basic "):
+            with contextlib.suppress(ValueError):
+                account = base64.b64decode(header[6:]).decode().partition(":")[0]
+        with self._lock:
+            self.requests.append(RealmRequest(request.path, bool(header), account))
+        if self.redirect_to is not None:
+            request.reply(307, b"", {"Location": self.redirect_to})
+            return
+        if self.forward_to is None:
+            request.reply(200, b'{"token": "not-a-token-any-registry-accepts"}')
+            return
+        query = urllib.parse.urlsplit(request.path).query
+        headers = {"Authorization": header} if header else {}
+        with httpx.Client(timeout=30) as upstream:
+            answer = upstream.get(f"{self.forward_to}?{query}", headers=headers)
+        request.reply(answer.status_code, answer.content)

@@ -39,6 +39,8 @@ import base64
 import hashlib
 import json
 import re
+import ssl
+import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -138,6 +140,7 @@ class RegistryClient:
         platform: str = "linux/amd64",
         on_request: OnRequest | None = None,
         sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         metadata_cache_size: int = 100_000,
     ) -> None:
         self.max_in_flight = max_in_flight
@@ -150,10 +153,11 @@ class RegistryClient:
         self.retries = retries
         self.platform = platform
         self.on_request = on_request
-        self._sleep = sleep
+        self._sleep = sleep  # retries and the rate limit wait through it (tests record it)
+        self._clock = clock  # token lifetimes and the rate limit (tests advance it in `sleep`)
         self._hosts: dict[str, _Host] = {}
         self._clients: dict[tuple[str, bool], httpx.AsyncClient] = {}
-        self._tokens = auth.TokenCache()
+        self._tokens = auth.TokenCache(clock=clock)
         self._created: OrderedDict[tuple[str, str, str], datetime | None] = OrderedDict()
         self._created_max = metadata_cache_size
 
@@ -378,9 +382,12 @@ class RegistryClient:
             if target.netloc == reply.url.netloc:
                 reply = await self._registry(call, "GET", str(target), accept="*/*")
             else:  # object storage: the URL carries its own signature, our credentials stay home
-                reply = await self._exchange(
-                    call, "GET", target, {}, verify=not call.access.insecure
-                )
+                try:
+                    reply = await self._exchange(
+                        call, "GET", target, {}, verify=not call.access.insecure
+                    )
+                except _Transient as exc:
+                    raise self._unreachable(call, target, exc) from None
         self._expect(call, reply, f"config blob {digest}")
         self._verify(call, reply.body, digest, "config blob")
         return reply.body
@@ -427,7 +434,14 @@ class RegistryClient:
     def _host(self, host: str) -> _Host:
         state = self._hosts.get(host)
         if state is None:
-            state = _Host(limits.HostLimits(self.max_in_flight, self.requests_per_second))
+            state = _Host(
+                limits.HostLimits(
+                    self.max_in_flight,
+                    self.requests_per_second,
+                    clock=self._clock,
+                    sleep=self._sleep,
+                )
+            )
             self._hosts[host] = state
         return state
 
@@ -652,7 +666,12 @@ class RegistryClient:
             raise _Transient(f"no complete answer within {self.request_timeout:g} s") from None
         except httpx.TimeoutException as exc:
             raise _Transient(_timeout_words(exc)) from None
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        except httpx.ConnectError as exc:
+            if _unverified(exc):  # retrying cannot help: say what to change instead
+                self._report(url.netloc.decode(), None)
+                raise self._untrusted(call, url, exc) from None
+            raise _Transient(_transport_words(exc)) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             raise _Transient(_transport_words(exc)) from None
         except httpx.TransportError as exc:
             raise _Transient(_transport_words(exc)) from None
@@ -761,6 +780,20 @@ class RegistryClient:
             f"attempts ({exc.detail}); {hint}",
         )
 
+    def _untrusted(
+        self, call: _Call, url: httpx.URL, exc: httpx.ConnectError
+    ) -> errors.RegistryError:
+        reason = re.sub(r"\s*\(_ssl\.c:\d+\)", "", _transport_words(exc))
+        reason = reason.removeprefix("could not connect: ")
+        return self._error(
+            call,
+            errors.RegistryError,
+            f"{url.netloc.decode()} presented a TLS certificate that could not be verified "
+            f"({reason}) for {call.repository}; if the registry uses a self-signed certificate "
+            "or a private CA, set spec.insecure: true for it, or give the operator that CA "
+            "(SSL_CERT_FILE)",
+        )
+
     def _oversized(self, call: _Call, response: httpx.Response) -> errors.RegistryError:
         return self._error(
             call,
@@ -827,6 +860,18 @@ def _registry_says(body: bytes) -> str:
             text = ": ".join(str(item[k]) for k in ("code", "message") if item.get(k))
             parts.append("".join(c for c in text if c.isprintable())[:160])
     return f" (registry says: {'; '.join(parts[:3])})" if parts else ""
+
+
+def _unverified(exc: BaseException) -> bool:
+    """Whether a connection failed because the server's certificate could not be verified."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # httpx -> httpcore -> ssl, each raised `from` the one below
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _timeout_words(exc: httpx.TimeoutException) -> str:

@@ -19,7 +19,7 @@ import contextlib
 import email.utils
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 DEFAULT_IN_FLIGHT = 4
@@ -28,10 +28,18 @@ RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
 
 class TokenBucket:
-    """`rate` requests per second on average, bursts of up to `burst`."""
+    """`rate` requests per second on average, bursts of up to `burst`.
+
+    `clock` and `sleep` are injectable so tests can check the pacing without waiting: a fake
+    `sleep` must advance the fake `clock` by what it was asked to wait.
+    """
 
     def __init__(
-        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        rate: float,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
@@ -40,6 +48,7 @@ class TokenBucket:
         self._clock = clock
         self._tokens = self.burst
         self._stamp = clock()
+        self._sleep = sleep
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
@@ -52,17 +61,24 @@ class TokenBucket:
                 if self._tokens >= 1:
                     self._tokens -= 1
                     return
-                await asyncio.sleep((1 - self._tokens) / self.rate)
+                await self._sleep((1 - self._tokens) / self.rate)
 
 
 class HostLimits:
     """The semaphore and token bucket every request to one host goes through."""
 
-    def __init__(self, in_flight: int = DEFAULT_IN_FLIGHT, rate: float = DEFAULT_RATE) -> None:
+    def __init__(
+        self,
+        in_flight: int = DEFAULT_IN_FLIGHT,
+        rate: float = DEFAULT_RATE,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if in_flight < 1:
             raise ValueError("in_flight must be at least 1")
         self.semaphore = asyncio.Semaphore(in_flight)
-        self.bucket = TokenBucket(rate)
+        self.bucket = TokenBucket(rate, clock=clock, sleep=sleep)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
