@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
-import functools
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imagepromoter import manifests, reconcile
+from imagepromoter import manifests, reconcile, scans
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
 
@@ -133,7 +132,7 @@ async def _promote_all(
     from imagepromoter.git import writer
     from imagepromoter.registry import client
 
-    registry = client.RegistryClient()
+    registry = scans.SharedScans(client.RegistryClient())  # CRs on one image: one scan
     git = writer.GitWriter(workdir)
     secrets = FileSecrets(loaded.secrets)
     resources = [_resource(doc) for doc in loaded.promotions]
@@ -204,8 +203,12 @@ def _run(args: argparse.Namespace) -> int:
     from imagepromoter.kube import handlers, metrics
     from imagepromoter.registry import client
 
+    def shared_registry() -> scans.SharedScans:
+        """One client for the operator; CRs naming the same image share its scans."""
+        return scans.SharedScans(client.RegistryClient(on_request=metrics.on_request))
+
     handlers.configure(
-        registry_factory=functools.partial(client.RegistryClient, on_request=metrics.on_request),
+        registry_factory=shared_registry,
         git=writer.GitWriter(args.workdir or default_workdir()),
     )
     return handlers.run_operator(

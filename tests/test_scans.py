@@ -1,0 +1,559 @@
+"""SharedScans: one request per image however many CRs ask, errors to every waiter, never cached.
+
+The unit tests wrap `MemoryRegistry`, a small but honest registry reader (repositories in a dict,
+an account check, a gate that holds requests in flight so concurrency is deterministic). The
+last tests put SharedScans in front of the real RegistryClient and a real docker-registry, behind
+a counting proxy that sees every request on the wire, directly and through `imagepromoter promote`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from imagepromoter import cli, credentials, errors, reference, scans
+from tests.fixtures_registry import Scanner
+from tests.servers import git_http, registry
+
+HOST = "registry.example"
+SHA_A = "sha256:" + "a" * 64
+SHA_B = "sha256:" + "b" * 64
+ALICE = credentials.BasicCredentials("alice", "alice-password-1")
+
+
+class MemoryRegistry:
+    """A registry reader over a dict: `host/repository` -> {tag: digest}, one optional account."""
+
+    def __init__(
+        self,
+        repositories: dict[str, dict[str, str]],
+        *,
+        account: credentials.BasicCredentials | None = None,
+    ) -> None:
+        self.repositories = repositories
+        self.account = account
+        self.calls: list[tuple[str, str]] = []  # (method, what), in the order they came in
+        self.cancelled: list[tuple[str, str]] = []
+        self.gate: asyncio.Event | None = None  # when set, requests wait for it
+        self.closed = False
+
+    async def list_tags(self, access: reference.RegistryAccess) -> list[str]:
+        return list(await self._read("list_tags", str(access.image), access))
+
+    async def digest(self, access: reference.RegistryAccess, tag: str) -> str:
+        tags = await self._read("digest", f"{access.image}:{tag}", access)
+        if tag not in tags:
+            raise errors.RegistryError(f"{access.image} has no tag {tag!r}; choose again")
+        return tags[tag]
+
+    async def created(self, access: reference.RegistryAccess, tags: Any) -> dict[str, Any]:
+        await self._read("created", str(access.image), access)
+        return {}
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    async def _read(
+        self, method: str, what: str, access: reference.RegistryAccess
+    ) -> dict[str, str]:
+        self.calls.append((method, what))
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append((method, what))
+            raise
+        if self.account is not None and access.credentials != self.account:
+            raise errors.AuthError(
+                f"{access.image.host} refused the credentials in Secret {access.secret_name}; "
+                "fix the Secret"
+            )
+        found = self.repositories.get(str(access.image))
+        if found is None:
+            raise errors.RegistryError(f"{access.image} does not exist; check spec.image")
+        return found
+
+    def count(self, method: str) -> int:
+        return sum(1 for m, _ in self.calls if m == method)
+
+
+class Clock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def image(
+    repository: str = "org/app",
+    *,
+    host: str = HOST,
+    creds: credentials.BasicCredentials | None = None,
+    secret: str | None = None,
+    insecure: bool = False,
+) -> reference.RegistryAccess:
+    return reference.RegistryAccess(
+        image=reference.ImageReference(host, repository),
+        credentials=creds,
+        secret_name=secret,
+        insecure=insecure,
+    )
+
+
+def memory(**options: Any) -> MemoryRegistry:
+    tags = {"1.0.0": SHA_A, "1.1.0": SHA_B}
+    return MemoryRegistry(
+        {
+            f"{HOST}/org/app": dict(tags),
+            f"{HOST}/org/other": dict(tags),
+            "mirror.example/org/app": dict(tags),
+        },
+        **options,
+    )
+
+
+async def concurrently(inner: MemoryRegistry, *calls: Any) -> list[Any]:
+    """Start every call, let them all reach the inner reader's gate, then open it."""
+    inner.gate = asyncio.Event()
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    await asyncio.sleep(0)  # one turn of the loop: every call has started (nothing sleeps)
+    await asyncio.sleep(0)
+    inner.gate.set()
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+KEYS = [
+    (image(), 1, "the same image is listed once"),
+    (image("org/other"), 2, "another repository"),
+    (image(host="mirror.example"), 2, "another host"),
+    (image(insecure=True), 2, "insecure is another transport"),
+    (image(creds=ALICE, secret="pull"), 2, "credentials vs anonymous"),
+]
+CREDENTIAL_KEYS = [
+    (image(creds=ALICE, secret="pull"), 1, "same credentials"),
+    (image(creds=ALICE, secret="other-secret"), 1, "same credentials in another Secret"),
+    (image(creds=credentials.BasicCredentials("alice", "x"), secret="pull"), 2, "other password"),
+    (image(creds=credentials.BasicCredentials("bob", ALICE.password)), 2, "other username"),
+    (image(creds=credentials.BasicCredentials("alice-", "password-1")), 2, "split elsewhere"),
+]
+
+
+@pytest.mark.parametrize(
+    ("second", "requests"),
+    [(s, r) for s, r, _ in KEYS],
+    ids=[i for *_, i in KEYS],
+)
+async def test_a_second_listing_shares_only_with_the_same_key(
+    second: reference.RegistryAccess, requests: int
+) -> None:
+    inner = memory()
+    shared = scans.SharedScans(inner, clock=Clock())
+    assert await shared.list_tags(image()) == ["1.0.0", "1.1.0"]
+    assert await shared.list_tags(second) == ["1.0.0", "1.1.0"]
+    assert inner.count("list_tags") == requests
+    assert (shared.tag_lists.misses, shared.tag_lists.hits) == (requests, 2 - requests)
+
+
+@pytest.mark.parametrize(
+    ("second", "requests"),
+    [(s, r) for s, r, _ in CREDENTIAL_KEYS],
+    ids=[i for *_, i in CREDENTIAL_KEYS],
+)
+async def test_credentials_are_part_of_the_key(
+    second: reference.RegistryAccess, requests: int
+) -> None:
+    inner = memory()
+    shared = scans.SharedScans(inner, clock=Clock())
+    await shared.list_tags(image(creds=ALICE, secret="pull"))
+    await shared.list_tags(second)
+    assert inner.count("list_tags") == requests
+
+
+async def test_no_password_is_kept_in_clear() -> None:
+    inner = memory()
+    shared = scans.SharedScans(inner, clock=Clock())
+    await shared.list_tags(image(creds=ALICE, secret="pull"))
+    await shared.digest(image(creds=ALICE, secret="pull"), "1.0.0")
+    inner.gate = asyncio.Event()
+    held = asyncio.ensure_future(shared.list_tags(image("org/other", creds=ALICE)))
+    await asyncio.sleep(0)
+    kept = [
+        *shared._tags.cache,
+        *shared._digests.cache,
+        *shared._tags.flights,
+    ]
+    assert len(kept) == 3
+    atoms = list(_atoms(tuple(kept)))
+    assert all(isinstance(a, str | bool) or a is None for a in atoms), atoms
+    assert not [a for a in atoms if isinstance(a, str) and ALICE.password in a]
+    assert HOST in atoms  # the key is really made of these parts
+    inner.gate.set()
+    await held
+
+
+def _atoms(value: object) -> Iterator[object]:
+    if isinstance(value, tuple):
+        for item in value:
+            yield from _atoms(item)
+    else:
+        yield value
+
+
+# --- age ----------------------------------------------------------------------------------------
+
+AGES = [
+    ("list_tags", 0.0, 1),
+    ("list_tags", 9.9, 1),
+    ("list_tags", 10.0, 2),
+    ("list_tags", 600.0, 2),
+    ("digest", 1.9, 1),
+    ("digest", 2.0, 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "later", "requests"),
+    AGES,
+    ids=[f"{m} again after {t}s" for m, t, _ in AGES],
+)
+async def test_an_answer_is_kept_for_max_age(method: str, later: float, requests: int) -> None:
+    inner = memory()
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock)  # defaults: 10 s for tags, 2 s for digests
+
+    async def call() -> object:
+        if method == "list_tags":
+            return await shared.list_tags(image())
+        return await shared.digest(image(), "1.1.0")
+
+    first = await call()
+    clock.now += later
+    assert await call() == first
+    assert inner.count(method) == requests
+
+
+async def test_a_moved_tag_is_seen_once_the_digest_expires() -> None:
+    inner = memory()
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock, digest_max_age=5.0)
+    assert await shared.digest(image(), "1.1.0") == SHA_B
+    inner.repositories[f"{HOST}/org/app"]["1.1.0"] = SHA_A
+    clock.now += 4.0
+    assert await shared.digest(image(), "1.1.0") == SHA_B
+    clock.now += 1.0
+    assert await shared.digest(image(), "1.1.0") == SHA_A
+
+
+async def test_max_age_zero_still_shares_one_flight() -> None:
+    inner = memory()
+    shared = scans.SharedScans(inner, max_age=0.0, clock=Clock())
+    results = await concurrently(inner, *(shared.list_tags(image()) for _ in range(5)))
+    assert results == [["1.0.0", "1.1.0"]] * 5
+    await shared.list_tags(image())
+    assert inner.count("list_tags") == 2
+
+
+async def test_the_cache_keeps_at_most_max_entries() -> None:
+    inner = MemoryRegistry({f"{HOST}/org/app{i}": {"1.0.0": SHA_A} for i in range(5)})
+    shared = scans.SharedScans(inner, max_entries=3, clock=Clock())
+    for i in range(5):
+        await shared.list_tags(image(f"org/app{i}"))
+    await shared.list_tags(image("org/app4"))  # the newest is still there
+    await shared.list_tags(image("org/app0"))  # the oldest is gone
+    assert len(shared._tags.cache) == 3
+    assert inner.count("list_tags") == 6
+
+
+# --- single flight ------------------------------------------------------------------------------
+
+FLIGHTS = [
+    ("20 listings of one image", [("list_tags", image())] * 20, {"list_tags": 1}, 19),
+    (
+        "20 listings of two images",
+        [("list_tags", image()), ("list_tags", image("org/other"))] * 10,
+        {"list_tags": 2},
+        18,
+    ),
+    ("20 digests of one tag", [("digest", image())] * 20, {"digest": 1}, 19),
+    (
+        "listing and digest are separate",
+        [("list_tags", image()), ("digest", image())] * 3,
+        {"list_tags": 1, "digest": 1},
+        4,
+    ),
+    (
+        "same credentials, two Secrets: one flight each",
+        [
+            ("list_tags", image(creds=ALICE, secret="a")),
+            ("list_tags", image(creds=ALICE, secret="b")),
+        ]
+        * 3,
+        {"list_tags": 2},
+        4,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("calls", "requests", "coalesced"),
+    [(c, r, n) for _, c, r, n in FLIGHTS],
+    ids=[i for i, *_ in FLIGHTS],
+)
+async def test_concurrent_identical_calls_make_one_request(
+    calls: list[tuple[str, reference.RegistryAccess]], requests: dict[str, int], coalesced: int
+) -> None:
+    inner = memory()
+    shared = scans.SharedScans(inner, clock=Clock())
+
+    def start(method: str, access: reference.RegistryAccess) -> Any:
+        if method == "list_tags":
+            return shared.list_tags(access)
+        return shared.digest(access, "1.0.0")
+
+    results = await concurrently(inner, *(start(m, a) for m, a in calls))
+    expected = {"list_tags": ["1.0.0", "1.1.0"], "digest": SHA_A}
+    assert results == [expected[m] for m, _ in calls]
+    assert {m: inner.count(m) for m in requests} == requests
+    assert (shared.misses, shared.coalesced, shared.hits) == (
+        sum(requests.values()),
+        coalesced,
+        0,
+    )
+
+
+FAILURES = [
+    (
+        "missing repository",
+        image("org/new", creds=ALICE, secret="pull"),
+        errors.RegistryError,
+        lambda inner: inner.repositories.update({f"{HOST}/org/new": {"2.0.0": SHA_A}}),
+        ["2.0.0"],
+    ),
+    (
+        "refused credentials",
+        image(creds=credentials.BasicCredentials("alice", "old"), secret="pull"),
+        errors.AuthError,
+        lambda inner: setattr(inner, "account", credentials.BasicCredentials("alice", "old")),
+        ["1.0.0", "1.1.0"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("access", "error", "fix", "tags"),
+    [(a, e, f, t) for _, a, e, f, t in FAILURES],
+    ids=[i for i, *_ in FAILURES],
+)
+async def test_an_error_reaches_every_waiter_and_is_not_cached(
+    access: reference.RegistryAccess,
+    error: type[errors.PromotionError],
+    fix: Callable[[MemoryRegistry], None],
+    tags: list[str],
+) -> None:
+    inner = memory(account=ALICE)
+    shared = scans.SharedScans(inner, clock=Clock())
+    results = await concurrently(inner, *(shared.list_tags(access) for _ in range(5)))
+    assert [type(r) for r in results] == [error] * 5
+    assert inner.count("list_tags") == 1
+    fix(inner)
+    assert await shared.list_tags(access) == tags  # asked again: the error was not kept
+    assert await shared.list_tags(access) == tags  # from the cache
+    assert inner.count("list_tags") == 2
+    assert (shared.misses, shared.coalesced, shared.hits) == (2, 4, 1)
+
+
+async def test_an_error_names_the_waiters_own_secret() -> None:
+    inner = memory(account=ALICE)
+    shared = scans.SharedScans(inner, clock=Clock())
+    wrong = credentials.BasicCredentials("alice", "wrong")
+    results = await concurrently(
+        inner,
+        shared.list_tags(image(creds=wrong, secret="dev-pull")),
+        shared.list_tags(image(creds=wrong, secret="prod-pull")),
+    )
+    assert [str(r).split("Secret ")[1].split(";")[0] for r in results] == ["dev-pull", "prod-pull"]
+
+
+# --- cancellation, copies, pass-through -------------------------------------------------------
+
+
+async def test_a_cancelled_waiter_leaves_the_others_their_answer() -> None:
+    inner = memory()
+    shared = scans.SharedScans(inner, clock=Clock())
+    inner.gate = asyncio.Event()
+    first = asyncio.ensure_future(shared.list_tags(image()))
+    second = asyncio.ensure_future(shared.list_tags(image()))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    inner.gate.set()
+    assert await second == ["1.0.0", "1.1.0"]
+    assert first.cancelled()
+    assert inner.cancelled == []
+    assert inner.count("list_tags") == 1
+
+
+async def test_when_every_waiter_gives_up_the_request_is_cancelled() -> None:
+    inner = memory()
+    shared = scans.SharedScans(inner, clock=Clock())
+    inner.gate = asyncio.Event()
+    waiters = [asyncio.ensure_future(shared.list_tags(image())) for _ in range(3)]
+    await asyncio.sleep(0)
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert inner.cancelled == [("list_tags", f"{HOST}/org/app")]
+    inner.gate.set()
+    assert await shared.list_tags(image()) == ["1.0.0", "1.1.0"]  # a new flight, not the dead one
+    assert inner.count("list_tags") == 2
+
+
+async def test_each_caller_gets_its_own_list() -> None:
+    shared = scans.SharedScans(memory(), clock=Clock())
+    mine = await shared.list_tags(image())
+    mine.append("mine-only")
+    assert await shared.list_tags(image()) == ["1.0.0", "1.1.0"]
+
+
+async def test_created_passes_through_every_time() -> None:
+    inner = memory()
+    shared = scans.SharedScans(inner, clock=Clock())
+    for _ in range(2):
+        assert await shared.created(image(), ["1.0.0"]) == {}
+    assert inner.count("created") == 2
+    assert (shared.misses, shared.hits, shared.coalesced) == (0, 0, 0)
+
+
+class NoClose:
+    """A reader with nothing to close."""
+
+    async def list_tags(self, access: reference.RegistryAccess) -> list[str]:
+        return ["1.0.0"]
+
+    async def digest(self, access: reference.RegistryAccess, tag: str) -> str:
+        return SHA_A
+
+    async def created(self, access: reference.RegistryAccess, tags: Any) -> dict[str, Any]:
+        return {}
+
+
+async def test_aclose_closes_the_inner_reader_when_it_can_be_closed() -> None:
+    inner = memory()
+    await scans.SharedScans(inner).aclose()
+    assert inner.closed
+    await scans.SharedScans(NoClose()).aclose()
+
+
+async def test_aclose_cancels_the_flights_in_progress() -> None:
+    inner = memory()
+    shared = scans.SharedScans(inner, clock=Clock())
+    inner.gate = asyncio.Event()
+    waiter = asyncio.ensure_future(shared.list_tags(image()))
+    await asyncio.sleep(0)  # the waiter starts the flight
+    await asyncio.sleep(0)  # the flight reaches the inner reader
+    await shared.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert inner.cancelled == [("list_tags", f"{HOST}/org/app")]
+
+
+# --- against the real registry ----------------------------------------------------------------
+
+
+@pytest.fixture
+def counted(registry_open: registry.RegistryServer) -> Iterator[registry.CountingProxy]:
+    """A counting proxy in front of the open registry: it sees every request on the wire."""
+    proxy = registry.CountingProxy(registry_open.url)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+REAL = [(1, 20, 1, "20 calls on one image"), (2, 10, 2, "10 calls on each of two images")]
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    ("images", "per_image", "requests"),
+    [(i, p, r) for i, p, r, _ in REAL],
+    ids=[i for *_, i in REAL],
+)
+async def test_one_tag_list_request_per_image_on_a_real_registry(
+    registry_open: registry.RegistryServer,
+    counted: registry.CountingProxy,
+    repo_name: str,
+    scanner: Callable[..., Scanner],
+    images: int,
+    per_image: int,
+    requests: int,
+) -> None:
+    names = [f"{repo_name}{i}" for i in range(images)]
+    for name in names:
+        registry_open.push_image(name, tags=["1.0.0", "1.1.0"])
+    client = scanner()
+    shared = scans.SharedScans(client)
+    accesses = [image(name, host=counted.host, insecure=True) for name in names] * per_image
+    results = await asyncio.gather(*(shared.list_tags(a) for a in accesses))
+    assert [sorted(r) for r in results] == [["1.0.0", "1.1.0"]] * len(accesses)
+    assert len(counted.seen(r"/tags/list")) == requests
+    assert client.requests == [(counted.host, 200)] * requests
+    assert (shared.misses, shared.coalesced) == (requests, len(accesses) - requests)
+
+
+@pytest.mark.servers
+def test_promote_lists_an_image_once_for_two_crs(
+    tmp_path: Path,
+    registry_open: registry.RegistryServer,
+    counted: registry.CountingProxy,
+    git_http_server: git_http.GitHttpServer,
+    repo_name: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry_open.push_image(repo_name, tags=["1.0.0", "1.2.0", "latest"])
+    url = git_http_server.create_repo(
+        f"scans-{repo_name.replace('/', '-')}",
+        {"dev/values.yaml": "image:\n  tag: 0.1.0\n", "prod/values.yaml": "image:\n  tag: 0.1.0\n"},
+    )
+    crs = [_cr(env, f"{counted.host}/{repo_name}", url) for env in ("dev", "prod")]
+    push = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "push", "namespace": "gitops"},
+        "stringData": {"username": git_http_server.username, "password": git_http_server.password},
+    }
+    files = tmp_path / "crs.yaml"
+    files.write_text(yaml.safe_dump_all([*crs, push]), "utf-8")
+    argv = ["promote", str(files), "--dry-run", "-o", "json", "--workdir", str(tmp_path / "w")]
+    assert cli.main(argv) == cli.EXIT_READY
+    out = json.loads(capsys.readouterr().out)
+    assert [e["status"]["latestTag"] for e in out] == ["1.2.0", "1.2.0"]
+    assert len(counted.seen(r"/tags/list")) == 1
+    assert len([r for r in counted.seen(r"/manifests/1\.2\.0$") if r.method == "HEAD"]) == 1
+
+
+def _cr(env: str, image_text: str, git_url: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "imagepromoter.dev/v1alpha1",
+        "kind": "ImagePromotion",
+        "metadata": {"name": f"app-{env}", "namespace": "gitops"},
+        "spec": {
+            "image": image_text,
+            "insecure": True,
+            "tagRegex": r"^\d+\.\d+\.\d+$",
+            "git": {"url": git_url, "branch": "main", "secretRef": "push"},
+            "targets": [{"path": f"{env}/values.yaml", "key": "image.tag"}],
+        },
+    }
