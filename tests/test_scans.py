@@ -9,6 +9,7 @@ a counting proxy that sees every request on the wire, directly and through `imag
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -253,6 +254,19 @@ async def test_a_moved_tag_is_seen_once_the_digest_expires() -> None:
     assert await shared.digest(image(), "1.1.0") == SHA_B
     clock.now += 1.0
     assert await shared.digest(image(), "1.1.0") == SHA_A
+
+
+async def test_a_forced_pass_asks_the_registry_and_refreshes_the_cache() -> None:
+    inner = memory()
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock)
+    await shared.list_tags(image())
+    inner.repositories[f"{HOST}/org/app"]["1.2.0"] = SHA_A  # pushed a moment later
+    assert "1.2.0" not in await shared.list_tags(image())  # a timer pass may see the cache
+    forced = dataclasses.replace(image(), fresh=True)
+    assert "1.2.0" in await shared.list_tags(forced)  # a trigger or webhook must not
+    assert "1.2.0" in await shared.list_tags(image())  # and the fresh answer is shared
+    assert inner.count("list_tags") == 2
 
 
 async def test_max_age_zero_still_shares_one_flight() -> None:

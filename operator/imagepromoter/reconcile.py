@@ -101,6 +101,7 @@ async def reconcile(
     now: Callable[[], datetime],
     dry_run: bool = False,
     trigger: Mapping[str, str] | None = None,
+    fresh: bool = False,
 ) -> Result:
     """Run one pass and return the status to write; never raises a PromotionError."""
     promotion: spec.Promotion | None = None
@@ -119,7 +120,7 @@ async def reconcile(
                 promotion=promotion,
             )
         scan_time = now()
-        scan = await _scan(promotion, resource.namespace, registry, secrets)
+        scan = await _scan(promotion, resource.namespace, registry, secrets, fresh=fresh)
         git_creds = await _git_credentials(promotion, resource.namespace, secrets)
         plan = _planner(promotion, resource, scan, trigger or {})
         write = await asyncio.to_thread(git.write, promotion.git, git_creds, plan, dry_run=dry_run)
@@ -142,13 +143,19 @@ async def reconcile(
 
 
 async def _scan(
-    promotion: spec.Promotion, namespace: str, registry: RegistryReader, secrets: SecretReader
+    promotion: spec.Promotion,
+    namespace: str,
+    registry: RegistryReader,
+    secrets: SecretReader,
+    *,
+    fresh: bool,
 ) -> _Scan:
     access = reference.RegistryAccess(
         image=promotion.image,
         credentials=await _registry_credentials(promotion, namespace, secrets),
         secret_name=promotion.image_pull_secret,
         insecure=promotion.insecure,
+        fresh=fresh,
     )
     tags = await registry.list_tags(access)
     created: dict[str, datetime] | None = None

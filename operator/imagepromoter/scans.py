@@ -132,7 +132,11 @@ class SharedScans:
         """Every tag of the repository, as the inner reader lists it, at most max_age old."""
         key = self._key(access)
         tags = await self._answer(
-            self._tags, key, (key, access.secret_name), lambda: self.inner.list_tags(access)
+            self._tags,
+            key,
+            (key, access.secret_name),
+            lambda: self.inner.list_tags(access),
+            bypass_cache=access.fresh,
         )
         return list(tags)  # a copy each: one caller's edits must not reach another
 
@@ -140,7 +144,11 @@ class SharedScans:
         """The digest `tag` points to, at most digest_max_age old."""
         key = (self._key(access), tag)
         return await self._answer(
-            self._digests, key, (key, access.secret_name), lambda: self.inner.digest(access, tag)
+            self._digests,
+            key,
+            (key, access.secret_name),
+            lambda: self.inner.digest(access, tag),
+            bypass_cache=access.fresh,
         )
 
     async def created(self, access: RegistryAccess, tags: Sequence[str]) -> dict[str, datetime]:
@@ -207,8 +215,10 @@ class SharedScans:
         key: Hashable,
         flight_key: Hashable,
         fetch: Callable[[], Awaitable[T]],
+        *,
+        bypass_cache: bool = False,
     ) -> T:
-        cached = shared.fresh(key, self.clock())
+        cached = None if bypass_cache else shared.fresh(key, self.clock())
         if cached is not None:
             shared.counters.hits += 1
             return cached[1]

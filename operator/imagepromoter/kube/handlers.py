@@ -243,7 +243,9 @@ class Operator:
             ):
                 return
             async with self.limit:
-                result, timings = await self._reconcile(meta, spec_dict, previous, generation)
+                result, timings = await self._reconcile(
+                    meta, spec_dict, previous, generation, fresh=force
+                )
             self.statuses[uid] = result.status
             interval = (
                 result.promotion.interval if result.promotion else schedule.interval_of(spec_dict)
@@ -275,6 +277,8 @@ class Operator:
         spec_dict: Mapping[str, Any],
         previous: Mapping[str, Any],
         generation: int | None,
+        *,
+        fresh: bool,
     ) -> tuple[reconcile.Result, _Timings]:
         if self.registry is None or self.secrets is None:
             raise RuntimeError("the operator has not started")
@@ -293,6 +297,7 @@ class Operator:
             secrets=self.secrets,
             now=self.clock,
             dry_run=self.options.dry_run,
+            fresh=fresh,
         )
         return result, timings
 
