@@ -152,3 +152,57 @@ def registry_scratch(tmp_path: Path) -> Iterator[registry.RegistryServer]:
         yield server
     finally:
         server.stop()
+
+
+class PacedScanner(Scanner):
+    """A Scanner on a fake clock that only its `sleep` moves: rate-limit waits cost no time.
+
+    `.sleeps` then holds every wait the token bucket (and any retry) asked for, in order, so a
+    test can check the pacing exactly; `.now` is the fake clock, `advance` moves it by hand.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.now = 1000.0
+        options.setdefault("clock", lambda: self.now)
+        super().__init__(**options)
+
+    async def _record_sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+async def paced_scanner() -> AsyncIterator[Callable[..., PacedScanner]]:
+    """Like `scanner`, but PacedScanners: give `requests_per_second` to test the pacing."""
+    made: list[PacedScanner] = []
+
+    def make(**options: Any) -> PacedScanner:
+        made.append(PacedScanner(**options))
+        return made[-1]
+
+    yield make
+    for one in made:
+        await one.aclose()
+
+
+@pytest.fixture
+def counting_proxy() -> Iterator[Callable[[str], registry.CountingProxy]]:
+    """`counting_proxy(upstream_url)`: a pass-through on another port (another host name)."""
+    made: list[registry.CountingProxy] = []
+
+    def make(upstream: str) -> registry.CountingProxy:
+        made.append(registry.CountingProxy(upstream))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry.RegistryServer]:
+    """An open docker-registry serving HTTPS only, with a self-signed certificate (`.tls`)."""
+    yield from _session_registry(tmp_path_factory, "registry-tls", tls=True)

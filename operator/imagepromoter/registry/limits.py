@@ -52,16 +52,18 @@ class TokenBucket:
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
-        """Wait until one request may be sent, then spend its token."""
+        """Spend one token, then wait until the bucket is out of debt (one waiter at a time).
+
+        The token is taken before the wait (the balance may go negative) rather than re-checked
+        after it: a re-check can come up a rounding error short and wait again for nothing.
+        """
         async with self._lock:
-            while True:
-                now = self._clock()
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await self._sleep((1 - self._tokens) / self.rate)
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= 1
+            if self._tokens < -1e-9:  # not for a rounding error's worth of debt
+                await self._sleep(-self._tokens / self.rate)
 
 
 class HostLimits:
