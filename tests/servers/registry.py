@@ -1048,7 +1048,9 @@ class TlsFiles:
         """Write a fresh key and certificate (valid from yesterday for 30 days) to `directory`."""
         directory.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "imagepromoter test registry")])
+        # A unique name: OpenSSL finds a trust anchor by subject, so two alike would collide.
+        common_name = f"imagepromoter test {secrets.token_hex(4)}"
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         now = dt.datetime.now(dt.UTC)
         certificate = (
             x509.CertificateBuilder()
@@ -1125,6 +1127,7 @@ class FakeRealm(_ThreadedServer):
     ) -> None:
         self.forward_to = forward_to
         self.redirect_to = redirect_to
+        self.tls_files = tls
         self.requests: list[RealmRequest] = []
         self._lock = threading.Lock()
         super().__init__(tls)
