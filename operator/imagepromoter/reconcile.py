@@ -13,9 +13,10 @@ to the caller; an unexpected exception is reported under the reason of the phase
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -184,17 +185,17 @@ async def _registry_credentials(
     name = promotion.image_pull_secret
     if not name:
         return None
-    data = await secrets.read(namespace, name)
-    if data is None:
-        raise errors.AuthError(
-            f"imagePullSecret {name} does not exist in namespace {namespace}; create it with "
-            f"`kubectl create secret docker-registry {name} -n {namespace} ...` or remove "
-            "spec.imagePullSecret for a public image"
-        )
-    try:
+    data = await _secret(
+        secrets,
+        namespace,
+        name,
+        errors.AuthError,
+        f"imagePullSecret {name} does not exist in namespace {namespace}; create it with "
+        f"`kubectl create secret docker-registry {name} -n {namespace} ...` or remove "
+        "spec.imagePullSecret for a public image",
+    )
+    with _secret_problems_as(errors.AuthError):
         return credentials.registry_credentials(name, data, promotion.image.host)
-    except errors.InvalidSpec as exc:  # a fixed Secret must be picked up: temporary, not spec
-        raise errors.AuthError(exc.message) from None
 
 
 async def _git_credentials(
@@ -203,17 +204,40 @@ async def _git_credentials(
     name = promotion.git.secret_ref
     if not name:
         return None
+    data = await _secret(
+        secrets,
+        namespace,
+        name,
+        errors.GitError,
+        f"git.secretRef {name} does not exist in namespace {namespace}; create it with "
+        f"`kubectl create secret generic {name} -n {namespace} --from-literal=username=... "
+        "--from-literal=password=<token>`",
+    )
+    with _secret_problems_as(errors.GitError):
+        return credentials.git_credentials(name, data)
+
+
+async def _secret(
+    secrets: SecretReader,
+    namespace: str,
+    name: str,
+    error: type[errors.PromotionError],
+    missing: str,
+) -> dict[str, str]:
+    """The Secret's values, or `error(missing)`: temporary, so creating it later is picked up."""
     data = await secrets.read(namespace, name)
     if data is None:
-        raise errors.GitError(
-            f"git.secretRef {name} does not exist in namespace {namespace}; create it with "
-            f"`kubectl create secret generic {name} -n {namespace} --from-literal=username=... "
-            "--from-literal=password=<token>`"
-        )
+        raise error(missing)
+    return data
+
+
+@contextlib.contextmanager
+def _secret_problems_as(error: type[errors.PromotionError]) -> Iterator[None]:
+    """A malformed Secret is retried (a fixed Secret must be picked up), not a spec error."""
     try:
-        return credentials.git_credentials(name, data)
-    except errors.InvalidSpec as exc:  # a fixed Secret must be picked up: temporary, not spec
-        raise errors.GitError(exc.message) from None
+        yield
+    except errors.InvalidSpec as exc:
+        raise error(exc.message) from None
 
 
 def _planner(
