@@ -528,7 +528,7 @@ def test_set_regex(text: str, pattern: str, value: str, expected: str) -> None:
 
 
 REGEX_ERRORS = [
-    ("does-not-compile", "a: 1\n", "a: (", ["does not compile"]),
+    ("does-not-compile", "a: 1\n", "a: (", ["is not a valid regular expression"]),
     ("js-group-hint", "a: 1\n", "a: (?<value>.*", ["write (?P<name>...)"]),
     ("no-group", "a: 1\n", "a: 1", ["has no group", "(?P<value>...)"]),
     ("no-match", "a: 1\n", "b: (.*)", ["matches nothing"]),

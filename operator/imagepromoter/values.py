@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 
 from imagepromoter import _yamlpaths as yamlpaths
 from imagepromoter import _yamlscan as yamlscan
-from imagepromoter import errors
+from imagepromoter import errors, regexes
 
 __all__ = ["get_key", "join_key", "set_key", "set_regex", "split_key"]
 
@@ -140,18 +140,23 @@ def set_key(text: str, key: str, value: str) -> str:
 def set_regex(text: str, pattern: str, value: str) -> str:
     """`text` with group `value` (else group 1) of every match of `pattern` replaced by `value`.
 
-    The pattern runs over the whole text with re.MULTILINE (`^`/`$` match at each line). The value
-    is inserted literally, unquoted: the regex says exactly which characters to replace.
+    The pattern runs (RE2, linear time) over the whole text with `(?m)` (`^`/`$` match at each
+    line). The value is inserted literally, unquoted: the regex says exactly which characters to
+    replace; so it may not hold a line break or control character.
     """
     try:
-        compiled = re.compile(pattern, re.MULTILINE)
-    except re.error as exc:
-        hint = " (write (?P<name>...) for a named group)" if "(?<" in pattern else ""
-        raise errors.TargetError(f"regex {pattern!r} does not compile: {exc}{hint}") from None
+        compiled = regexes.compile(pattern, "regex", multiline=True)
+    except errors.InvalidSpec as exc:
+        raise errors.TargetError(f"regex {exc.problem}") from None
     group: int | str = "value" if "value" in compiled.groupindex else 1
     if compiled.groups == 0:
         raise errors.TargetError(
             f"regex {pattern!r} has no group; put (?P<value>...) around the part to replace"
+        )
+    if not value.isprintable():
+        raise errors.TargetError(
+            f"regex {pattern!r}: the new value has a line break or control character, which a "
+            "regex target writes unquoted; use a key target (it quotes the value)"
         )
     stream = _parse(text)
     spans: list[tuple[int, int]] = []
