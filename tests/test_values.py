@@ -529,11 +529,13 @@ def test_set_regex(text: str, pattern: str, value: str, expected: str) -> None:
 
 REGEX_ERRORS = [
     ("does-not-compile", "a: 1\n", "a: (", ["is not a valid regular expression"]),
-    ("js-group-hint", "a: 1\n", "a: (?<value>.*", ["write (?P<name>...)"]),
+    ("js-group-accepted-but-unclosed", "a: 1\n", "a: (?<value>.*", ["missing )"]),
     ("no-group", "a: 1\n", "a: 1", ["has no group", "(?P<value>...)"]),
     ("no-match", "a: 1\n", "b: (.*)", ["matches nothing"]),
     ("group-never-takes-part", "a: x\n", "a: (y)?x", ["took part in none", "group 1"]),
-    ("breaks-structure", "a: 1\nb: 2\n", "a: (.*)", ["change the structure"], "x\nc: 3"),
+    ("breaks-structure", "a: 1\nb: 2\n", "a: (.*)", ["change the structure"], "[x]"),
+    ("line-break-in-value", "a: 1\nb: 2\n", "a: (.*)", ["line break"], "x\nc: 3"),
+    ("lookbehind", "a: 1\n", "(?<=a: )(.*)", ["uses lookaround"]),
     ("breaks-yaml", "a: '1'\n", "a: '(.*)'", ["invalid YAML"], "it's"),
     ("renames-an-anchor", "a: &x 1\nb: *x\n", "&(x)", ["change the structure"], "y"),
     ("not-yaml", "a: [\n", "a: (.*)", ["not valid YAML"]),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import difflib
 import json
 import logging
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imagepromoter import manifests, reconcile, scans
+from imagepromoter import bounded, manifests, reconcile, redact, sanitise, scans
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
 
@@ -76,16 +77,82 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Libraries that log request or protocol details at DEBUG: hpack's "Encoded header block" is the
+# Authorization header, decodable to the Basic credentials. They never log below INFO.
+QUIET_LOGGERS = ("hpack", "h2", "httpcore", "httpx", "dulwich", "urllib3", "kopf.objects.http")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     if args.command == "promote":
         return _promote(args)
     return _run(args)
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Formats as usual, then removes known secrets and shows control characters."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self.redactor = redact.Redactor()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return sanitise.terminal(self.redactor(super().format(record)))
+
+
+_FORMATTER = _RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def configure_logging(verbose: int) -> None:
+    """Log to stderr at WARNING, INFO (-v) or DEBUG (-vv); third-party loggers at INFO at most."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_FORMATTER)
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
+
+
+def _known_secrets(loaded: manifests.Manifests) -> redact.Redactor:
+    """A redactor for every secret value in the Secret files (usernames and host keys aside)."""
+    values: list[str] = []
+    pairs: list[tuple[str, str]] = []
+    for data in loaded.secrets.values():
+        for key, value in data.items():
+            if key not in {"username", "known_hosts"}:
+                values.append(value)
+        if data.get("password"):
+            pairs.append((data.get("username", "").rstrip("\r\n"), data["password"].rstrip("\r\n")))
+        pairs += _docker_pairs(data)
+    values += [v.rstrip("\r\n") for v in values]
+    return redact.Redactor(values, pairs)
+
+
+def _docker_pairs(data: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(username, password) of every entry of a .dockerconfigjson, for redaction."""
+    raw = data.get(".dockerconfigjson") or data.get(".dockercfg")
+    try:
+        doc = bounded.loads_json(raw) if raw else None
+    except ValueError:
+        return []
+    auths = doc.get("auths", doc) if isinstance(doc, dict) else {}
+    pairs: list[tuple[str, str]] = []
+    for entry in auths.values() if isinstance(auths, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        user, password = entry.get("username"), entry.get("password")
+        if isinstance(user, str) and isinstance(password, str):
+            pairs.append((user, password))
+        auth = entry.get("auth")
+        if isinstance(auth, str):
+            try:
+                user_s, _, password_s = base64.b64decode(auth).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            pairs.append((user_s, password_s))
+    return pairs
 
 
 class FileSecrets:
@@ -99,30 +166,44 @@ class FileSecrets:
         return dict(found) if found is not None else None
 
 
+def _usage(problem: str) -> int:
+    """Print one line for a usage error; exit code 2."""
+    print(f"imagepromoter: {sanitise.one_line(problem, 1000)}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _promote(args: argparse.Namespace) -> int:
     try:
         loaded = manifests.load(_read_sources([*args.files, *args.secrets]))
-    except (OSError, manifests.ManifestError) as exc:
-        print(f"imagepromoter: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except manifests.ManifestError as exc:
+        return _usage(str(exc))
+    except OSError as exc:
+        return _usage(f"{exc.filename or 'input'}: cannot be read ({exc.strerror or exc})")
     if not loaded.promotions:
-        print("imagepromoter: no ImagePromotion found in the files given", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage("no ImagePromotion found in the files given")
+    secrets = _known_secrets(loaded)
+    _FORMATTER.redactor = secrets
     results = asyncio.run(
         _promote_all(loaded, workdir=args.workdir or default_workdir(), dry_run=args.dry_run)
     )
     if args.output == "json":
-        print(json.dumps([_json_entry(r) for r in results], indent=2))
+        print(secrets(json.dumps([_json_entry(r) for r in results], indent=2)))
     else:
         for resource, result in results:
-            print(_text_entry(resource, result, show_diff=args.dry_run))
+            print(sanitise.terminal(secrets(_text_entry(resource, result, show_diff=args.dry_run))))
     return EXIT_READY if all(r.outcome.ready for _, r in results) else EXIT_NOT_READY
 
 
-def _read_sources(paths: Sequence[str]) -> dict[str, str]:
-    sources: dict[str, str] = {}
+def _read_sources(paths: Sequence[str]) -> dict[str, bytes]:
+    """Each file's bytes (at most the manifest limit and one byte, so a huge file is refused)."""
+    limit = bounded.MANIFESTS.max_bytes + 1
+    sources: dict[str, bytes] = {}
     for path in paths:
-        sources[path] = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+        if path == "-":
+            sources[path] = sys.stdin.buffer.read(limit)
+            continue
+        with Path(path).open("rb") as handle:
+            sources[path] = handle.read(limit)
     return sources
 
 
@@ -152,12 +233,13 @@ async def _promote_all(
 
 def _resource(doc: Mapping[str, Any]) -> reconcile.Resource:
     meta = doc.get("metadata") or {}
+    status, generation = doc.get("status"), meta.get("generation")
     return reconcile.Resource(
         name=str(meta.get("name")),
         namespace=str(meta.get("namespace") or manifests.DEFAULT_NAMESPACE),
         spec=doc.get("spec") or {},
-        status=doc.get("status") or {},
-        generation=meta.get("generation"),
+        status=status if isinstance(status, Mapping) else {},
+        generation=generation if type(generation) is int else None,
     )
 
 
@@ -176,7 +258,7 @@ def _text_entry(resource: reconcile.Resource, result: reconcile.Result, *, show_
     lines = [
         f"{resource.namespace}/{resource.name}: Ready={'True' if outcome.ready else 'False'} "
         f"{outcome.reason}",
-        f"  {outcome.message}",
+        f"  {sanitise.one_line(outcome.message)}",
     ]
     for label, key in (
         ("latest", "latestTag"),

@@ -90,7 +90,8 @@ class Selection:
         """`; N tags ... ignored` when the registry listed texts that are not OCI tags, else ''."""
         if not self.invalid:
             return ""
-        what = "entry is not a valid OCI tag" if self.invalid == 1 else "entries are not valid OCI tags"
+        one = self.invalid == 1
+        what = "entry is not a valid OCI tag" if one else "entries are not valid OCI tags"
         return (
             f" ({self.invalid} tag list {what} ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}) and "
             f"{'was' if self.invalid == 1 else 'were'} ignored)"

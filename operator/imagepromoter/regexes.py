@@ -18,11 +18,10 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import re
 
 import re2
 
@@ -85,7 +84,7 @@ class Pattern:
             yield Match(found, self.groupindex)
 
 
-def compile(pattern: str, field: str, *, multiline: bool = False) -> Pattern:  # noqa: A001
+def compile(pattern: str, field: str, *, multiline: bool = False) -> Pattern:
     """Compile a user regex for RE2; InvalidSpec naming `field` when RE2 cannot run it."""
     if len(pattern) > MAX_PATTERN:
         raise errors.InvalidSpec(
@@ -188,7 +187,7 @@ def _explain(pattern: str, words: str, multiline: bool) -> str:
             "uses lookaround ((?=, (?!, (?<=, (?<!), which " + _LINEAR + " cannot run; match "
             "the tags you want and list the ones to drop in excludeTags instead"
         )
-    elif "invalid escape sequence: \\" in words and words[-1:].isdigit() or "(?P=" in pattern:
+    elif ("invalid escape sequence: \\" in words and words[-1:].isdigit()) or "(?P=" in pattern:
         why = (
             "uses a backreference (\\1 or (?P=name)), which " + _LINEAR + " cannot run; "
             "write the repeated part out, e.g. (a|b)-(a|b)"

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import re
 import ssl
 import time
@@ -50,7 +49,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from imagepromoter import errors
+from imagepromoter import bounded, errors, redact, sanitise
 from imagepromoter.reference import RegistryAccess
 from imagepromoter.registry import auth, limits
 
@@ -345,7 +344,7 @@ class RegistryClient:
             return None
         blob = await self._blob(call, config_digest)
         try:
-            image_config = json.loads(blob)
+            image_config = bounded.loads_json(blob)
         except ValueError:
             raise self._error(
                 call,
@@ -599,7 +598,7 @@ class RegistryClient:
                 f"{call.repository}{_registry_says(reply.body)}",
             )
         try:
-            doc = json.loads(reply.body)
+            doc = bounded.loads_json(reply.body)
         except ValueError:
             doc = None
         token = auth.token_from_response(doc, self._tokens.clock())
@@ -700,10 +699,8 @@ class RegistryClient:
     def _error(
         self, call: _Call, kind: type[errors.RegistryError], message: str
     ) -> errors.RegistryError:
-        for secret in [*call.secrets, *self._tokens.values()]:
-            if secret:
-                message = message.replace(secret, "<redacted>")
-        return kind(message)
+        secrets = [*call.secrets, *self._tokens.values()]
+        return kind(sanitise.cut(redact.text(message, secrets), 1024))  # redact, then cut
 
     def _whose(self, call: _Call) -> str:
         name = call.access.secret_name
@@ -804,13 +801,14 @@ class RegistryClient:
 
     def _json(self, call: _Call, reply: _Reply, what: str) -> Any:
         try:
-            return json.loads(reply.body)
-        except ValueError:
+            return bounded.loads_json(reply.body)
+        except ValueError as exc:
+            limit = f" ({exc})" if isinstance(exc, bounded.LimitError) else ""
             raise self._error(
                 call,
                 errors.RegistryError,
-                f"{call.host} sent invalid JSON for {what} of {call.repository}; the registry "
-                "(or a proxy in front of it) is misbehaving",
+                f"{call.host} sent invalid JSON for {what} of {call.repository}{limit}; the "
+                "registry (or a proxy in front of it) is misbehaving",
             ) from None
 
     def _verify(self, call: _Call, body: bytes, digest: str, what: str) -> None:
@@ -850,7 +848,7 @@ def _parse_time(value: object) -> datetime | None:
 def _registry_says(body: bytes) -> str:
     """The registry's own error codes and messages, short, for the end of a message."""
     try:
-        doc = json.loads(body)
+        doc = bounded.loads_json(body)
     except ValueError:
         return ""
     found: Iterable[Any] = doc.get("errors") or [] if isinstance(doc, dict) else []
@@ -858,7 +856,7 @@ def _registry_says(body: bytes) -> str:
     for item in found if isinstance(found, list) else []:
         if isinstance(item, dict):
             text = ": ".join(str(item[k]) for k in ("code", "message") if item.get(k))
-            parts.append("".join(c for c in text if c.isprintable())[:160])
+            parts.append("".join(c for c in text if c.isprintable())[:4096])  # _error cuts
     return f" (registry says: {'; '.join(parts[:3])})" if parts else ""
 
 
