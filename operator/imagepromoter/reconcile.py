@@ -258,27 +258,47 @@ def _planner(
     def plan(read: changes.FileReader) -> changes.Changeset:
         originals: dict[str, str] = {}
         edited: dict[str, str] = {}
-        previous_values: list[str] = []
+        previous_values: dict[int, str] = {}  # target index -> the value it replaced
+        pending: dict[str, list[tuple[int, str, str, str]]] = {}  # key edits, one parse per file
+
+        def flush(path: str) -> None:
+            batch = pending.pop(path, [])
+            try:
+                edited[path], written = values.edit_keys(edited[path], [b[1:3] for b in batch])
+            except values.EditFailed as exc:
+                raise errors.TargetError(
+                    f"spec.targets[{batch[exc.index][0]}] ({path}): {exc}"
+                ) from None
+            previous_values.update((batch[i][0], batch[i][3]) for i in written)
+
         for index, target in enumerate(promotion.targets):
             if target.path not in edited:
                 originals[target.path] = _decode(target.path, read(target.path))
                 edited[target.path] = originals[target.path]
-            text = edited[target.path]
             try:
+                if target.key is None:
+                    flush(target.path)
+                text = edited[target.path]
                 previous = values.get_key(text, target.key) if target.key is not None else None
                 variables = {**base_vars, "path": target.path, "previous": previous or ""}
                 value = templates.render(
                     target.value, variables, field=f"spec.targets[{index}].value"
                 )
                 if target.key is not None:
-                    edited[target.path] = values.set_key(text, target.key, value)
-                else:
-                    assert target.regex is not None
-                    edited[target.path] = values.set_regex(text, target.regex, value)
+                    pending.setdefault(target.path, []).append(
+                        (index, target.key, value, previous or "")
+                    )
+                    continue
+                assert target.regex is not None
+                edited[target.path] = values.set_regex(text, target.regex, value)
             except errors.TargetError as exc:
+                if str(exc).startswith("spec.targets["):
+                    raise
                 raise errors.TargetError(f"spec.targets[{index}] ({target.path}): {exc}") from None
             if edited[target.path] != text:
-                previous_values.append(previous or "")
+                previous_values[index] = ""
+        for path in list(pending):
+            flush(path)
         changed = tuple(
             changes.FileChange(
                 path=p, before=originals[p].encode("utf-8"), after=edited[p].encode("utf-8")
@@ -289,7 +309,7 @@ def _planner(
         message_vars = {
             **base_vars,
             "path": ", ".join(c.path for c in changed),
-            "previous": previous_values[0] if previous_values else "",
+            "previous": previous_values[min(previous_values)] if previous_values else "",
         }
         message = templates.render(
             promotion.git.commit_message, message_vars, field="spec.git.commitMessage"
