@@ -131,7 +131,10 @@ def _where(exc: yaml.MarkedYAMLError) -> str:
 
 
 def loads_json(data: bytes | str, *, max_bytes: int = 16 << 20, max_depth: int = 64) -> Any:
-    """`json.loads` within a size and a nesting limit; LimitError (a ValueError) otherwise."""
+    """`json.loads` within a size and a nesting limit; LimitError (a ValueError) otherwise.
+
+    Malformed JSON is a plain ValueError, as from `json.loads`, even when it is deeply nested.
+    """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if len(raw) > max_bytes:
         raise LimitError(f"the JSON is {len(raw)} bytes, more than the limit of {max_bytes}")
@@ -140,8 +143,8 @@ def loads_json(data: bytes | str, *, max_bytes: int = 16 << 20, max_depth: int =
         brackets, pairs = _PAIR.subn(b"", brackets)
         if not brackets:
             break
-        if not pairs:
-            raise LimitError("the JSON is malformed (its brackets do not pair up)")
+        if not pairs:  # not a limit: plain malformed JSON, as json.loads would say
+            raise ValueError("the JSON is malformed (its brackets do not pair up)")
     if brackets:
         raise LimitError(f"the JSON nests deeper than {max_depth} levels")
     try:

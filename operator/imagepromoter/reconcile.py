@@ -341,7 +341,7 @@ def _promoted(
     verb = "holds" if len(unique_paths) == 1 else "hold"
     scanned = statuses.Outcome(
         reason="UpToDate",
-        message=f"{paths} already {verb} {scan.tag}",
+        message=f"{paths} already {verb} {scan.tag}{scan.selection.ignored()}",
         latest_tag=scan.tag,
         latest_digest=scan.digest,
         promoted_tag=scan.tag,
@@ -356,13 +356,14 @@ def _promoted(
             scanned,
             reason="Promoted",
             message=f"Dry run: would promote {scan.tag} to {changed} on {write.branch} "
-            "(nothing pushed)",
+            f"(nothing pushed){scan.selection.ignored()}",
             promoted_tag=None,
         )
     return dataclasses.replace(
         scanned,
         reason="Promoted",
-        message=f"Promoted {scan.tag} to {changed} in {write.commit[:7]} on {write.branch}",
+        message=f"Promoted {scan.tag} to {changed} in {write.commit[:7]} on {write.branch}"
+        f"{scan.selection.ignored()}",
         commit=write.commit,
         promotion_time=now(),
     )
