@@ -68,7 +68,7 @@ def yaml_documents(text: str, what: str, limits: Limits = MANIFESTS) -> list[Any
         _check_events(text, what, limits)
         return list(yaml.load_all(text, Loader=_LOADER))
     except yaml.MarkedYAMLError as exc:
-        raise LimitError(f"{what}: not valid YAML: {_where(exc)}") from None
+        raise LimitError(f"{what}: not valid YAML: {_where(exc, limits)}") from None
     except yaml.YAMLError as exc:  # ReaderError: a character YAML does not allow
         position = getattr(exc, "position", None)
         where = f" at character {position}" if isinstance(position, int) else ""
@@ -121,13 +121,18 @@ def _line(event: Any) -> str:
     return f" (line {mark.line + 1})" if mark is not None else ""
 
 
-def _where(exc: yaml.MarkedYAMLError) -> str:
+def _where(exc: yaml.MarkedYAMLError, limits: Limits) -> str:
     """The problem and its line and column, without the file's text around it."""
-    mark = exc.problem_mark or exc.context_mark
-    problem = _QUOTED.sub("'...'", str(exc.problem or exc.context or "invalid YAML"))
-    if mark is None:
-        return problem
-    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    problem = str(exc.problem or exc.context or "invalid YAML")
+    if "maximum nesting depth" in problem:  # libyaml's own limit, met while scanning ahead
+        problem = f"nests deeper than {limits.max_depth} levels"
+    text = _QUOTED.sub("'...'", problem)
+    if exc.problem_mark is not None:
+        text += f" (line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1})"
+    if exc.context and exc.problem and exc.context_mark is not None:
+        line, column = exc.context_mark.line + 1, exc.context_mark.column + 1
+        text += f", {_QUOTED.sub(chr(39) * 2, str(exc.context))} (line {line}, column {column})"
+    return text
 
 
 def loads_json(data: bytes | str, *, max_bytes: int = 16 << 20, max_depth: int = 64) -> Any:

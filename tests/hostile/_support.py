@@ -204,7 +204,9 @@ class Stage:
         self, git_password: str | None = None, registry_password: str | None = None
     ) -> None:
         docs = [
-            secret("pull", username=self.reg.username, password=registry_password or self.reg.password),
+            secret(
+                "pull", username=self.reg.username, password=registry_password or self.reg.password
+            ),
             secret("push", username=self.git.username, password=git_password or self.git.password),
         ]
         self.secrets.write_text(yaml.safe_dump_all(docs), "utf-8")
