@@ -147,12 +147,14 @@ def test_two_crs_on_one_repository_promote_as_two_commits(
         ("app-dev", "Promoted"),
         ("app-prod", "Promoted"),
     ]
-    assert scenario.file("env/dev/values.yaml") == DEV_VALUES.replace(
-        "0.9.0-dev", "1.2.0-dev"
-    ).encode()
-    assert scenario.file("env/prod/values.yaml") == PROD_VALUES.replace(
-        "0.9.0-stable", "1.0.0-stable"
-    ).encode()
+    assert (
+        scenario.file("env/dev/values.yaml")
+        == DEV_VALUES.replace("0.9.0-dev", "1.2.0-dev").encode()
+    )
+    assert (
+        scenario.file("env/prod/values.yaml")
+        == PROD_VALUES.replace("0.9.0-stable", "1.0.0-stable").encode()
+    )
     assert len(scenario.commits()) == 3  # seed + one per CR, neither pushed over the other
     shas = {e["status"]["lastCommit"] for e in out}
     assert shas <= {line.split()[0] for line in scenario.commits()}

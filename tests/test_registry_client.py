@@ -165,7 +165,9 @@ async def test_newest_orders_by_real_created_values(
         "build-b": _utc("2026-05-01T12:00:00.5"),
         "build-c": _utc("2026-04-01T00:00:00"),
     }
-    assert policy.select(tags, tag_regex=r"^build-.*", policy="newest", created=created) == "build-b"
+    assert (
+        policy.select(tags, tag_regex=r"^build-.*", policy="newest", created=created) == "build-b"
+    )
 
 
 CREATED_RULES = [
