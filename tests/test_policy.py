@@ -612,3 +612,60 @@ def test_excluded_tags_are_never_chosen(tags: list[str], excluded: list[str]) ->
     assert set(policy.candidates(tags, tag_regex=".*", exclude=exclude)) == set(tags) - set(
         excluded
     )
+
+
+# --- tags are data ---------------------------------------------------------------------------
+
+NOT_TAGS = [
+    ("final-newline", "9.9.9\n"),
+    ("trailer", "9.9.9\nSigned-off-by: x"),
+    ("space-hash", "9.9.9 #x"),
+    ("colon-space", ": "),
+    ("quote", '"'),
+    ("nul", "9.9.9\x00"),
+    ("rlo", "9.9.9\u202e"),
+    ("full-width", "９.９.９"),
+    ("path", "/../9.9.9"),
+    ("yaml-tag", "!!python/object:x"),
+    ("too-long", "9" * 129),
+    ("leading-dot", ".9.9.9"),
+    ("leading-dash", "-9.9.9"),
+    ("plus", "9.9.9+x"),
+    ("empty", ""),
+]
+
+
+@pytest.mark.parametrize("tag", [t for _, t in NOT_TAGS], ids=[i for i, _ in NOT_TAGS])
+def test_a_text_that_is_not_an_oci_tag_never_qualifies(tag: str) -> None:
+    for policy_name, regex in (("semver", ".*"), ("alphabetical", ".*"), ("numerical", ".*")):
+        sel = policy.evaluate(["100", tag], tag_regex=regex, policy=policy_name)
+        assert sel.tag == "100"
+        assert sel.invalid == 1 and sel.scanned == 1
+    assert policy.candidates([tag], tag_regex=r"(?s).*") == []
+    assert not policy.is_tag(tag)
+
+
+@pytest.mark.parametrize(
+    "tag", ["1.0.0", "v1", "_x", "a" * 128, "A-b_c.d", "0"], ids=lambda t: t[:10]
+)
+def test_oci_tags_do_qualify(tag: str) -> None:
+    assert policy.is_tag(tag)
+    assert policy.evaluate([tag], tag_regex=".*", policy="alphabetical").tag == tag
+
+
+def test_ignored_entries_are_counted_in_every_message() -> None:
+    sel = policy.evaluate(["1.0.0", "x\n", "y\n", "y\n"], tag_regex=".*")
+    assert sel.explain().endswith(
+        "(2 tag list entries are not valid OCI tags ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}) and "
+        "were ignored)"
+    )
+    nothing = policy.evaluate(["x\n"], tag_regex=".*")
+    assert nothing.tag is None and "lists no valid tags" in nothing.explain()
+    assert policy.evaluate(["1.0.0"], tag_regex=".*").ignored() == ""
+
+
+def test_tag_regex_must_match_the_whole_tag() -> None:
+    tags = ["1.2.3", "1.2.3-debug", "x1.2.3"]
+    assert policy.candidates(tags, tag_regex=r"\d+\.\d+\.\d+") == ["1.2.3"]
+    assert policy.candidates(tags, tag_regex=r"^\d+\.\d+\.\d+$") == ["1.2.3"]
+    assert policy.candidates(tags, tag_regex=r".*", exclude=["debug"]) == ["1.2.3", "x1.2.3"]
