@@ -238,9 +238,37 @@ def _resource(doc: Mapping[str, Any]) -> reconcile.Resource:
         name=str(meta.get("name")),
         namespace=str(meta.get("namespace") or manifests.DEFAULT_NAMESPACE),
         spec=doc.get("spec") or {},
-        status=status if isinstance(status, Mapping) else {},
+        status=_previous_status(status),
         generation=generation if type(generation) is int else None,
     )
+
+
+_STATUS_TEXT = (
+    "latestTag",
+    "latestDigest",
+    "promotedTag",
+    "lastCommit",
+    "lastScanTime",
+    "lastPromotionTime",
+)
+
+
+def _previous_status(raw: object) -> dict[str, Any]:
+    """The parts of a manifest's `status` that are shaped as the operator writes them."""
+    if not isinstance(raw, Mapping):
+        return {}
+    kept: dict[str, Any] = {k: raw[k] for k in _STATUS_TEXT if isinstance(raw.get(k), str)}
+    for key in ("observedGeneration", "tagsScanned"):
+        if type(raw.get(key)) is int:
+            kept[key] = raw[key]
+    conditions = raw.get("conditions")
+    if isinstance(conditions, list):
+        kept["conditions"] = [
+            {k: v for k, v in c.items() if isinstance(k, str) and isinstance(v, str | int)}
+            for c in conditions
+            if isinstance(c, Mapping)
+        ]
+    return kept
 
 
 def _now() -> datetime:
