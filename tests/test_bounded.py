@@ -66,7 +66,8 @@ def test_decode_drops_a_bom() -> None:
 JSON = [
     ("deep-list", b"[" * 100_000 + b"]" * 100_000, bounded.LimitError, "nests deeper than 64"),
     ("deep-object", b'{"a":' * 65 + b"1" + b"}" * 65, bounded.LimitError, "nests deeper than 64"),
-    ("unclosed-deep", b"[" * 100_000, ValueError, "malformed"),
+    ("unclosed-deep", b"[" * 100_000, bounded.LimitError, "nests deeper than 64"),
+    ("unclosed-shallow", b"[[[" * 10, ValueError, "malformed"),
     ("too-large", b"[" + b"1," * 100 + b"1]", bounded.LimitError, "more than the limit"),
     ("invalid", b'{"tags": ["1.0",', ValueError, "malformed"),
     ("invalid-but-paired", b'{"tags": ["1.0",]}', ValueError, "Expecting"),

@@ -144,6 +144,8 @@ def loads_json(data: bytes | str, *, max_bytes: int = 16 << 20, max_depth: int =
     if len(raw) > max_bytes:
         raise LimitError(f"the JSON is {len(raw)} bytes, more than the limit of {max_bytes}")
     brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", raw))
+    if re.search(rb"[\[{]{%d}" % (max_depth + 1), brackets):  # the plain deep attack, at once
+        raise LimitError(f"the JSON nests deeper than {max_depth} levels")
     for _ in range(max_depth):
         brackets, pairs = _PAIR.subn(b"", brackets)
         if not brackets:
