@@ -27,6 +27,7 @@ from imagepromoter import (
     errors,
     policy,
     reference,
+    sanitise,
     spec,
     templates,
     values,
@@ -306,10 +307,12 @@ def _planner(
             for p in edited
             if edited[p] != originals[p]
         )
-        message_vars = {
-            **base_vars,
+        message_vars = {  # outside text: no control characters; `previous` on one line
+            **{k: sanitise.terminal(v) for k, v in base_vars.items()},
             "path": ", ".join(c.path for c in changed),
-            "previous": previous_values[min(previous_values)] if previous_values else "",
+            "previous": sanitise.one_line(previous_values[min(previous_values)], 1024)
+            if previous_values
+            else "",
         }
         message = templates.render(
             promotion.git.commit_message, message_vars, field="spec.git.commitMessage"

@@ -1,8 +1,8 @@
 """What the hostile-input suite shares: running `imagepromoter` as a process and judging its output.
 
-- `run_cli(args, ...)` runs `python -m imagepromoter` as a child process (as a user would), with
-  an optional address-space limit (RLIMIT_AS, set in the child before exec), and returns its exit
-  code, output and peak RSS, read from `os.wait4` for that child alone. Nothing here measures
+- `run_cli(args, ...)` runs `python -m imagepromoter` as a process (as a user would), with an
+  optional address-space limit (RLIMIT_AS, set before exec), and returns its exit code, output,
+  peak RSS and CPU time, read with `os.wait4` for that process alone. Nothing here measures
   wall-clock time: bounded work is shown by memory and by the process finishing at all.
 - `leaks(texts, secrets)`: every secret, or encoding or 8-character piece of one, found in texts.
 - `Stage`: a git repository with a values file on the real git server, an image on the real
@@ -15,11 +15,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +50,24 @@ class Run:
         return self.stdout + self.stderr
 
 
+# A small launcher between pytest and imagepromoter: Linux counts the pages a process held
+# before `exec` in its peak RSS, so a child forked from pytest itself would report pytest's size.
+# The launcher (a few MiB) forks and execs imagepromoter, waits for it and writes its rusage.
+_LAUNCHER = """
+import os, resource, sys
+limit, report = int(sys.argv[1]), sys.argv[2]
+if limit:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "imagepromoter", *sys.argv[3:]])
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as handle:
+    handle.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_cli(
     args: Sequence[str],
     *,
@@ -61,47 +77,32 @@ def run_cli(
     measure: tuple[str, str] | None = None,
     timeout: float = 300,
 ) -> Run:
-    """Run `python -m imagepromoter ARGS` in a child process and wait for it."""
-
-    def limit() -> None:
-        if address_space is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-
+    """Run `python -m imagepromoter ARGS` as a process (RLIMIT_AS when given) and wait for it."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "imagepromoter", *args],
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            preexec_fn=limit,
-            env=full_env,
-            cwd=REPO_ROOT,
-        )
-        if stdin is not None:
-            assert child.stdin is not None
-            child.stdin.write(stdin)
-            child.stdin.close()
-        deadline = time.monotonic() + timeout  # a hang fails the test instead of blocking CI
-        while True:
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                child.kill()
-                pid, status, usage = os.wait4(child.pid, 0)
-                raise AssertionError(f"imagepromoter {' '.join(args)} did not finish")
-            time.sleep(0.05)  # polling a child process, not synchronising threads
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        run = Run(
-            returncode=child.returncode,
-            stdout=out.read().decode("utf-8", "replace"),
-            stderr=err.read().decode("utf-8", "replace"),
-            peak_rss_kib=int(usage.ru_maxrss),
-            cpu_seconds=usage.ru_utime + usage.ru_stime,
-        )
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "rusage"
+        launcher = [sys.executable, "-S", "-c", _LAUNCHER, str(address_space or 0), str(report)]
+        try:
+            done = subprocess.run(
+                [*launcher, *args],
+                input=stdin,
+                stdin=None if stdin is not None else subprocess.DEVNULL,
+                capture_output=True,
+                env=full_env,
+                cwd=REPO_ROOT,
+                timeout=timeout,  # a hang fails the test instead of blocking the run
+                start_new_session=True,
+            )
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"imagepromoter {' '.join(args)} did not finish") from None
+        rss, cpu_seconds = report.read_text().split()
+    run = Run(
+        returncode=done.returncode,
+        stdout=done.stdout.decode("utf-8", "replace"),
+        stderr=done.stderr.decode("utf-8", "replace"),
+        peak_rss_kib=int(rss),
+        cpu_seconds=float(cpu_seconds),
+    )
     if measure is not None:
         MEASURED.setdefault(measure[0], []).append((measure[1], run.peak_rss_kib, run.cpu_seconds))
     return run

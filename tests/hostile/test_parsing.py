@@ -21,6 +21,7 @@ from tests.hostile import _support
 pytestmark = pytest.mark.servers
 
 ADDRESS_SPACE = 1 << 30  # 1 GiB: the CLI needs well under half of it; the old alias bomb 3 GiB+
+PEAK_RSS_KIB = 200 * 1024  # a pass over hostile documents stays within this (about 50 MiB seen)
 
 CR_HEAD = "apiVersion: imagepromoter.dev/v1alpha1\nkind: ImagePromotion\n"
 
@@ -159,6 +160,7 @@ def test_a_deep_values_file_is_a_target_error_and_the_good_cr_is_promoted(
     bad = st.spec(targets=[{"path": "deep.yaml", "key": "image.tag"}])
     st.write_crs(_support.promotion("good", **st.spec()), _support.promotion("bad", **bad))
     run = st.promote("--output", "json", measure=("hostile values file", "10,000-deep"))
+    assert run.peak_rss_kib < PEAK_RSS_KIB, run.peak_rss_kib
     assert run.returncode == 1
     found = _support.statuses(run)
     assert _support.ready(found["good"])["reason"] == "Promoted"
@@ -180,6 +182,7 @@ def test_a_deep_tag_list_is_a_registry_error_naming_the_limit(
     body = b'{"name": "x", "tags": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     st.proxy.add("status", path=r"/tags/list", status=200, body=body, times=20)
     run = st.promote("--output", "json", measure=("hostile tag JSON", "100,000-deep"))
+    assert run.peak_rss_kib < PEAK_RSS_KIB, run.peak_rss_kib
     assert run.returncode == 1
     condition = _support.ready(_support.statuses(run)["app"])
     assert condition["reason"] == "RegistryError"
@@ -196,6 +199,7 @@ def test_many_key_targets_on_one_file_are_planned_in_one_parse(
     targets = [{"path": "values.yaml", "key": f"app{i}.image.tag"} for i in range(apps)]
     st.write_crs(_support.promotion("app", **st.spec(targets=targets)))
     run = st.promote("--output", "json", measure=("many targets", f"{apps} keys, one file"))
+    assert run.peak_rss_kib < PEAK_RSS_KIB, run.peak_rss_kib
     assert run.returncode == 0, run.text[-2000:]
     assert st.file() == values.replace("tag: 1.0.0", "tag: 1.2.3")
     assert st.commits() == 2

@@ -76,3 +76,19 @@ def test_text_output_shows_no_terminal_escapes(stage: Callable[..., _support.Sta
     run = st.promote()
     assert run.returncode == 1
     assert "\x1b" not in run.stdout and "\\x1b" in run.stdout
+
+
+def test_outside_text_in_the_commit_message_cannot_forge_lines(
+    stage: Callable[..., _support.Stage],
+) -> None:
+    forged = 'image:\n  tag: "1.0.0\\nSigned-off-by: Mallory <m@example.com>\\u001b[2J"\n'
+    st = stage(values=forged)
+    spec = st.spec()
+    spec["git"] = {**spec["git"], "commitMessage": "Promote ${tag} (was ${previous})"}
+    st.write_crs(_support.promotion("app", **spec))
+    st.hostile_tags(["1.2.3"])
+    run = st.promote("--output", "json")
+    assert run.returncode == 0, run.text[-2000:]
+    message = st.git_show("main")
+    assert message.splitlines()[0].startswith("Promote 1.2.3 (was 1.0.0 Signed-off-by: Mallory")
+    assert "\nSigned-off-by" not in message and "\x1b" not in message
