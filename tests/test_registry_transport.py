@@ -14,8 +14,10 @@ Each section is a bug found on real setups, proven here where the fault must be 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,21 +117,26 @@ async def test_the_size_cap_applies_to_the_decoded_body(
 @pytest.fixture(scope="module")
 def registry_443(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry.RegistryServer]:
     """A self-signed HTTPS docker-registry on 127.0.0.1:443 (tests run as root)."""
-    try:
-        claim = registry.claim_port(443)
-        claim.__enter__()
-    except registry.PortBusy as exc:
-        pytest.fail(str(exc))
-    try:
-        server = need_server(
-            lambda: registry.start(tmp_path_factory.mktemp("registry-443"), tls=True, port=443)
-        )
+    with contextlib.ExitStack() as stack:
         try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        claim.__exit__(None, None, None)
+            stack.enter_context(registry.claim_port(443))
+        except registry.PortBusy as exc:
+            pytest.fail(str(exc))
+        base = tmp_path_factory.mktemp("registry-443")
+        server = need_server(lambda: registry.start(base, tls=True, port=443))
+        stack.callback(server.stop)
+        yield server
+
+
+def test_a_busy_fixed_port_fails_with_a_clear_message() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(registry.PortBusy) as caught, registry.claim_port(port, wait=0):
+            pass
+    assert f"port {port} on 127.0.0.1 is not free" in str(caught.value)
+    assert "stop what listens there" in str(caught.value)
 
 
 async def test_insecure_on_port_443_goes_to_https_first(
