@@ -7,9 +7,8 @@ Only this module touches httpx's request API. What it settles for the layers abo
   answer is remembered per host. The fallback is part of the same attempt: one rate-limit
   token, one metrics report, no backoff for the probe.
 - Bodies are the exact bytes the server meant: callers choose Accept-Encoding (identity for
-  manifests and blobs, whose digests are over those bytes; gzip for JSON lists), and a body
-  compressed anyway (gzip or deflate) is decoded here, incrementally, with the size cap applied
-  to the decoded bytes so a small compressed body cannot expand into gigabytes.
+  manifests and blobs, whose digests are over those bytes; gzip for JSON lists), and
+  `bodies.read` undoes any compression sent anyway, under the size cap.
 - Retries on resets, truncation, stalls, 429 and 502-504 (honouring Retry-After), each
   attempt bounded by the request timeout and every attempt and wait by the call's deadline.
 """
@@ -18,17 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 
-from imagepromoter.registry import limits, messages
+from imagepromoter.registry import bodies, limits, messages
 from imagepromoter.registry.messages import Call
 
-IDENTITY = "identity"
-GZIP = "gzip"
+IDENTITY = bodies.IDENTITY
+GZIP = bodies.GZIP
 MAX_RETRY_AFTER = 60.0  # a longer Retry-After is reported instead of waited for
 
 OnRequest = Callable[[str, int | None], None]
@@ -227,11 +225,13 @@ class Transport:
                 request = client.build_request(method, url, headers=headers)
                 response = await client.send(request, stream=True)
                 try:
-                    body = await self._read(call, response)
+                    body = await bodies.read(call, response, self.max_body_bytes)
                 finally:
                     await response.aclose()
         except TimeoutError:
             raise Transient(f"no complete answer within {budget:g} s") from None
+        except bodies.Truncated as exc:
+            raise Transient(str(exc)) from None
         except httpx.TimeoutException as exc:
             raise Transient(messages.timeout_words(exc)) from None
         except httpx.ConnectError as exc:
@@ -243,38 +243,6 @@ class Transport:
         except httpx.TransportError as exc:
             raise Transient(messages.transport_words(exc)) from None
         return Reply(response.status_code, response.headers, body, url)
-
-    async def _read(self, call: Call, response: httpx.Response) -> bytes:
-        """The decoded body, or a RegistryError once it (raw or decoded) exceeds the cap."""
-        limit = self.max_body_bytes
-        netloc, path = response.url.netloc.decode(), response.url.path
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise messages.oversized(call, netloc, path, limit)
-        decoder = _decoder(call, netloc, response.headers.get("content-encoding", ""))
-        chunks: list[bytes] = []
-        raw = size = 0
-        try:
-            async for chunk in response.aiter_raw():
-                raw += len(chunk)
-                if raw > limit:
-                    raise _TooBig
-                data = chunk if decoder is None else decoder.feed(chunk, limit - size)
-                size += len(data)
-                chunks.append(data)
-            if decoder is not None and raw:  # a HEAD or 304 carries the header but no body
-                tail = decoder.finish(limit - size)
-                chunks.append(tail)
-        except _TooBig:
-            raise messages.oversized(call, netloc, path, limit) from None
-        except zlib.error:
-            assert decoder is not None
-            raise messages.sent(
-                call,
-                f"a body for {call.repository} that does not decode as {decoder.name}; the "
-                "registry (or a proxy in front of it) is misbehaving",
-            ) from None
-        return b"".join(chunks)
 
     # state -------------------------------------------------------------------------------------
 
@@ -299,7 +267,7 @@ class Transport:
                     max_connections=self.max_in_flight * 2,
                     max_keepalive_connections=self.max_in_flight,
                 ),
-                # Only what _read can decode; callers narrow it to identity for manifests.
+                # Only what bodies.read decodes; callers narrow it to identity for manifests.
                 headers={"User-Agent": "imagepromoter", "Accept-Encoding": GZIP},
             )
             self._clients[(netloc, verify)] = client
@@ -308,45 +276,3 @@ class Transport:
     def _report(self, host: str, status: int | None) -> None:
         if self.on_request is not None:
             self.on_request(host, status)
-
-
-# Content-Encoding -------------------------------------------------------------------------------
-
-
-class _TooBig(Exception):
-    """The body (raw or decoded) went past the size cap."""
-
-
-class _Inflater:
-    """gzip or deflate, decoded chunk by chunk, never producing more than the room left."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        wbits = 16 + zlib.MAX_WBITS if name in ("gzip", "x-gzip") else zlib.MAX_WBITS
-        self._zlib = zlib.decompressobj(wbits)
-
-    def feed(self, data: bytes, room: int) -> bytes:
-        out = self._zlib.decompress(data, max(room, 0) + 1)
-        if len(out) > room or self._zlib.unconsumed_tail:
-            raise _TooBig
-        return out
-
-    def finish(self, room: int) -> bytes:
-        tail = self._zlib.flush()
-        if len(tail) > room:
-            raise _TooBig
-        if not self._zlib.eof:
-            raise Transient(f"the {self.name} body ended early (truncated)")
-        return tail
-
-
-def _decoder(call: Call, netloc: str, header: str) -> _Inflater | None:
-    """What undoes the Content-Encoding: None for identity; one of gzip or deflate, else error."""
-    names = [
-        n.strip().lower() for n in header.split(",") if n.strip().lower() not in ("", IDENTITY)
-    ]
-    if not names:
-        return None
-    if len(names) > 1 or names[0] not in ("gzip", "x-gzip", "deflate"):
-        raise messages.unknown_encoding(call, netloc, ", ".join(names))
-    return _Inflater(names[0])
