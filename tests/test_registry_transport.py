@@ -161,16 +161,31 @@ async def test_content_encodings(
 # 2. insecure: HTTPS first --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def registry_443(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry.RegistryServer]:
+def claim(stack: contextlib.ExitStack, port: int) -> None:
+    """Hold `port` for the test, or fail saying what is in the way."""
+    try:
+        stack.enter_context(registry.claim_port(port))
+    except registry.PortBusy as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def registry_443(tmp_path: Path) -> Iterator[registry.RegistryServer]:
     """A self-signed HTTPS docker-registry on 127.0.0.1:443 (tests run as root)."""
     with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(registry.claim_port(443))
-        except registry.PortBusy as exc:
-            pytest.fail(str(exc))
-        base = tmp_path_factory.mktemp("registry-443")
-        server = need_server(lambda: registry.start(base, tls=True, port=443))
+        claim(stack, 443)
+        server = need_server(lambda: registry.start(tmp_path / "r443", tls=True, port=443))
+        stack.callback(server.stop)
+        yield server
+
+
+@pytest.fixture
+def registry_80(tmp_path: Path) -> Iterator[registry.RegistryServer]:
+    """A plain-HTTP docker-registry on 127.0.0.1:80, with nothing listening on 443."""
+    with contextlib.ExitStack() as stack:
+        claim(stack, 443)  # held (and checked free) so the HTTPS attempt meets a closed port
+        claim(stack, 80)
+        server = need_server(lambda: registry.start(tmp_path / "r80", port=80))
         stack.callback(server.stop)
         yield server
 
@@ -197,6 +212,20 @@ async def test_insecure_on_port_443_goes_to_https_first(
     assert await scan.digest(target, "2.0") == pushed.digest
     # One answer each, no failed attempt: nothing was tried over plain HTTP (port 80).
     assert scan.requests == [("127.0.0.1", 200), ("127.0.0.1", 200)]
+    assert scan.sleeps == []
+
+
+async def test_insecure_without_a_port_falls_back_from_443_to_80(
+    registry_80: registry.RegistryServer, repo_name: str, scanner: MakeScanner
+) -> None:
+    assert registry_80.host == "127.0.0.1"
+    registry_80.push_image(repo_name, tags=["1.0"])
+    scan = scanner()
+    target = access(registry_80.host, repo_name, insecure=True)
+    for _ in range(2):
+        assert await scan.list_tags(target) == ["1.0"]
+    # Nothing on 443: plain HTTP on 80 within the same attempt, then HTTP straight away.
+    assert scan.requests == [("127.0.0.1", 200)] * 2
     assert scan.sleeps == []
 
 
