@@ -24,7 +24,13 @@ What it is made of, and the facts about distribution 2.8 that shaped it:
   tag links straight into the storage tree (about 2 s) and the registry lists them at once.
 - `FaultProxy` sits in front of the registry and misbehaves on demand (status codes with
   Retry-After, stalls, truncated, oversized and invalid bodies, blob redirects to a separate
-  "object storage" server that records whether an Authorization header reached it).
+  "object storage" server that records whether an Authorization header reached it). With
+  `dual_tls` it speaks HTTPS and plain HTTP on one port, so a redirect can downgrade the scheme
+  while keeping the host:port.
+- `CompressingProxy` gzips JSON and manifests (nginx's `gzip on`), honouring Accept-Encoding or
+  not; `HostilePagingProxy` links for ever (empty pages, or one new tag per page).
+- `RegistryServer(port=443)` (or 80) gives an image name without a port; `claim_port` holds such
+  a port for one test run at a time and says plainly when something else has it.
 """
 
 from __future__ import annotations
