@@ -103,7 +103,8 @@ class Lookups:
 
     # manifests and blobs -----------------------------------------------------------------------
 
-    async def _manifest(self, call: Call, digest: str) -> tuple[dict[str, Any], str] | None:
+    async def manifest(self, call: Call, digest: str) -> tuple[dict[str, Any], str] | None:
+        """The manifest or index `digest` (checked against it) and its media type; None if gone."""
         path = f"/v2/{call.repository}/manifests/{digest}"
         reply = await self.session.get(
             call, "GET", path, accept=ACCEPT_MANIFESTS, encoding=IDENTITY
@@ -122,7 +123,7 @@ class Lookups:
         return doc, str(media)
 
     async def _created_of(self, call: Call, digest: str) -> datetime | None:
-        found = await self._manifest(call, digest)
+        found = await self.manifest(call, digest)
         if found is None:
             return None
         doc, media = found
@@ -130,10 +131,10 @@ class Lookups:
         if when is not None:
             return when
         if media in INDEX_TYPES or "manifests" in doc:
-            child = self._platform_child(doc)
+            child = self.platform_child(doc)
             if child is None:
                 return None
-            found = await self._manifest(call, child)
+            found = await self.manifest(call, child)
             if found is None:
                 return None
             doc, _ = found
@@ -144,13 +145,9 @@ class Lookups:
         config_digest = config.get("digest") if isinstance(config, dict) else None
         if not isinstance(config_digest, str) or not DIGEST.match(config_digest):
             return None
-        blob = await self.session.fetch(
-            call, f"/v2/{call.repository}/blobs/{config_digest}", accept="*/*", encoding=IDENTITY
-        )
-        self.session.expect(call, blob, f"config blob {config_digest}")
-        _verify(call, blob, config_digest, "config blob")
+        blob = await self.config_blob(call, config_digest)
         try:
-            image_config = json.loads(blob.body)
+            image_config = json.loads(blob)
         except ValueError:
             raise messages.sent(
                 call, f"an image config for {call.repository} that is not JSON"
@@ -159,7 +156,17 @@ class Lookups:
             return None
         return parse_time(image_config.get("created"))
 
-    def _platform_child(self, index: dict[str, Any]) -> str | None:
+    async def config_blob(self, call: Call, digest: str) -> bytes:
+        """The config blob `digest` (through object-storage redirects), checked against it."""
+        blob = await self.session.fetch(
+            call, f"/v2/{call.repository}/blobs/{digest}", accept="*/*", encoding=IDENTITY
+        )
+        self.session.expect(call, blob, f"config blob {digest}")
+        _verify(call, blob, digest, "config blob")
+        return blob.body
+
+    def platform_child(self, index: dict[str, Any]) -> str | None:
+        """The digest of the index child for `platform` (else the first non-attestation)."""
         entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
         wanted = self.platform.split("/")
 
