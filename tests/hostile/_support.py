@@ -192,7 +192,7 @@ class Stage:
             "insecure": True,
             "imagePullSecret": "pull",
             "tagRegex": r"^(?P<version>\d+\.\d+\.\d+)$",
-            "git": {"url": self.git_url, "branch": "main", "secretRef": "push"},
+            "git": {"url": self.git_url, "branch": "main", "secretRef": "push", "insecure": True},
             "targets": [{"path": "values.yaml", "key": "image.tag"}],
         }
         base.update(overrides)

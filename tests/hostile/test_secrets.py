@@ -91,7 +91,7 @@ def test_success_over_http2_with_debug_logs_shows_no_credentials(
         "image": f"{registry_h2.host}/{repo_name}",
         "imagePullSecret": "pull",
         "tagRegex": r"^(?P<version>\d+\.\d+\.\d+)$",
-        "git": {"url": url, "branch": "main", "secretRef": "push"},
+        "git": {"url": url, "branch": "main", "secretRef": "push", "insecure": True},
         "targets": [{"path": "values.yaml", "key": "image.tag"}],
     }
     crs, secrets, work = tmp_path / "crs.yaml", tmp_path / "secrets.yaml", tmp_path / "work"
