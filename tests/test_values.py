@@ -631,3 +631,9 @@ def test_set_keys_skips_values_already_there() -> None:
         "a: x\nb: '2'\n".replace("'", '"'),
         (1,),
     )
+
+
+def test_a_values_file_beyond_the_size_limit_is_a_target_error_at_once() -> None:
+    text = "a: 1\n" + "# " + "x" * values.yamlscan.MAX_CHARS + "\n"
+    with pytest.raises(errors.TargetError, match="more than the 1048576 edited"):
+        values.set_key(text, "a", "2")

@@ -124,22 +124,30 @@ class Stream:
 
 
 MAX_DEPTH = 200  # nesting levels; Helm values files rarely pass 20
+MAX_CHARS = 1 << 20  # about 5 s of the pure-Python parser; the largest chart values are ~200 KB
 
 
 class YamlLimitError(YamlSyntaxError):
-    """The text is YAML but beyond what is edited: nested deeper than MAX_DEPTH."""
+    """The text is beyond what is edited: longer than MAX_CHARS or nested deeper than MAX_DEPTH."""
 
 
 @functools.lru_cache(maxsize=16)
 def parse(text: str) -> Stream:
     """Parse `text` into located nodes; raise YamlSyntaxError when it is not YAML.
 
-    The depth is checked first on libyaml's events (iterative C, fast), so a 10,000-deep
+    The size is checked first (the pure-Python parser takes about 5 s per MiB), then the depth
+    on libyaml's events (iterative C, fast), so a 10,000-deep
     `[[[...` is refused at once instead of occupying the pure-Python parser. A tab used as the
     space between tokens (`tag:<TAB>1.0.0`, which libyaml and Helm read but ruamel.yaml does
     not) is read as a space: the text to scan has the same length, so every span still points
     into the original.
     """
+    if len(text) > MAX_CHARS:
+        raise YamlLimitError(
+            f"is {len(text)} characters long, more than the {MAX_CHARS} edited in a values file",
+            0,
+            0,
+        )
     _check_depth(text)
     try:
         return _parse(text, text)

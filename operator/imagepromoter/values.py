@@ -314,8 +314,8 @@ def _parse(text: str) -> yamlscan.Stream:
         return yamlscan.parse(text)
     except yamlscan.YamlLimitError as exc:
         raise errors.TargetError(
-            f"the file {exc}; imagepromoter edits values files up to {yamlscan.MAX_DEPTH} levels "
-            "deep: flatten the file"
+            f"the file {exc}; imagepromoter edits values files of up to {yamlscan.MAX_CHARS} "
+            f"characters and {yamlscan.MAX_DEPTH} levels of nesting: split or flatten the file"
         ) from None
     except yamlscan.YamlSyntaxError as exc:
         raise errors.TargetError(
