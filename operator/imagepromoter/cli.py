@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Libraries that log request or protocol details at DEBUG: hpack's "Encoded header block" is the
 # Authorization header, decodable to the Basic credentials. They never log below INFO.
-QUIET_LOGGERS = ("hpack", "h2", "httpcore", "httpx", "dulwich", "urllib3", "kopf.objects.http")
+QUIET_LOGGERS = ("hpack", "h2", "httpcore", "httpx", "dulwich", "urllib3", "kubernetes", "aiohttp")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
