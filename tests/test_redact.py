@@ -65,3 +65,24 @@ def test_redactor_is_linear_in_the_text() -> None:
 def test_an_empty_redactor_changes_nothing() -> None:
     assert not redact.Redactor()
     assert redact.Redactor()("x") == "x"
+
+
+def test_a_large_private_key_is_removed_piece_by_piece() -> None:
+    import secrets as random
+
+    body = "\n".join(base64.b64encode(random.token_bytes(54)).decode() for _ in range(50))
+    key = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n-----END OPENSSH PRIVATE KEY-----\n"
+    out = redact.Redactor([key])("ssh said: " + key[100:180] + " and " + key[-300:-200])
+    assert key[100:108] not in out and key[-300:-292] not in out
+
+
+def test_beyond_re2_memory_it_falls_back_to_literal_matching(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re2
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise re2.error(b"pattern too large - compile failed")
+
+    monkeypatch.setattr(redact.re2, "compile", refuse)
+    assert redact.text(f"a {PASSWORD[2:14]} b", [PASSWORD]) == f"a {redact.MARK} b"

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import re2
@@ -57,13 +59,16 @@ class Redactor:
             for i in range(len(form) - WINDOW + 1)
         }
         needles = self._windows | {form for form in forms if len(form) < WINDOW}
-        self._finder = None
+        self._finder: Any = None
         if needles:
             options = re2.Options()
             options.log_errors = False
             options.max_mem = 64 << 20
             alternatives = sorted(needles, key=len, reverse=True)  # longest first
-            self._finder = re2.compile("|".join(re2.escape(n) for n in alternatives), options)
+            try:
+                self._finder = re2.compile("|".join(re2.escape(n) for n in alternatives), options)
+            except re2.error:  # beyond RE2's memory: literals only, so `re` is safe, just slower
+                self._finder = re.compile("|".join(re.escape(n) for n in alternatives))
 
     def __bool__(self) -> bool:
         return self._finder is not None
