@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-READY_REASONS = frozenset({"Promoted", "UpToDate"})
+READY_REASONS = frozenset({"Promoted", "UpToDate", "Pinned", "Waiting"})
 READY = "Ready"
 _GENERATION = "observedGeneration"
 _FIRST_RETRY = timedelta(seconds=10)
 _MAX_MESSAGE = 4096
 _TEMPORARY_REASONS = frozenset({"RegistryError", "AuthError", "GitError", "PushRejected"})
+GATE_FIELDS = ("written", "hold", "firstSeen", "waitingUntil", "promotedSince")
 _REASON_SYNTAX = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?\Z")
 
 
@@ -50,6 +51,9 @@ class Outcome:
     tags_scanned: int | None = None
     scan_time: datetime | None = None
     promotion_time: datetime | None = None
+    # holds/gates/stages fields (GATE_FIELDS): a key set to a value writes it, set to None
+    # removes it, absent keeps the previous value
+    gates: Mapping[str, Any] | None = None
 
     @property
     def ready(self) -> bool:
@@ -80,6 +84,10 @@ def compute(
         kept = value if value is not None else previous.get(key)
         if kept is not None:
             status[key] = kept
+    for key in GATE_FIELDS:
+        gate = (outcome.gates or {}).get(key, previous.get(key))
+        if gate is not None:
+            status[key] = gate
     status["conditions"] = _conditions(previous, outcome, observed, now)
     return status
 
