@@ -66,7 +66,10 @@ def ident(path: str, key: str | None, regex: str | None) -> str:
 def current_value(text: str, key: str | None, regex: str | None) -> str | None:
     """The value a target holds now: the scalar at `key`, or the first match of `regex`."""
     if key is not None:
-        return values.get_key(text, key)
+        try:
+            return values.get_key(text, key)
+        except errors.TargetError:
+            return None
     if regex is None:
         return None
     try:

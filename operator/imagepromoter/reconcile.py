@@ -356,7 +356,11 @@ def _planner(
                     target.value, variables, field=f"spec.targets[{index}].value"
                 )
                 if guard is not None:  # holds: never overwrite someone else's value
-                    current = holds.current_value(text, target.key, target.regex)
+                    current = (
+                        previous
+                        if target.key is not None
+                        else holds.current_value(text, None, target.regex)
+                    )
                     identity = holds.ident(target.path, target.key, target.regex)
                     guard.check(identity, target.path, current, value)
                 if target.key is not None:
