@@ -28,7 +28,7 @@ START = datetime.now(UTC).replace(microsecond=0)
 
 
 class Flow:
-    """The seed's dev -> prod flow: two CRs on one repository, run with `promote` again and again."""
+    """The seed's dev -> prod flow: two CRs on one repository, `promote` run again and again."""
 
     def __init__(
         self,
