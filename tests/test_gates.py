@@ -263,3 +263,33 @@ def test_first_seen_round_trips_through_the_status() -> None:
     assert gates.first_seen_of({"firstSeen": listed}) == seen
     assert gates.first_seen_status({}) is None
     assert gates.first_seen_of({"firstSeen": [{"tag": 1}, "x", {"tag": "a", "time": "?"}]}) == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "now", "due"),
+    [
+        ({"lastScanTime": "2026-11-29T10:00:00Z"}, NOW + timedelta(minutes=2), False),
+        (
+            {"lastScanTime": "2026-11-29T10:00:00Z", "waitingUntil": "2026-11-29T10:02:00Z"},
+            NOW + timedelta(minutes=2),
+            True,
+        ),
+        (
+            {"lastScanTime": "2026-11-29T10:00:00Z", "waitingUntil": "2026-11-29T10:02:00Z"},
+            NOW + timedelta(minutes=1),
+            False,
+        ),
+        (
+            {"lastScanTime": "2026-11-29T10:03:00Z", "waitingUntil": "2026-11-29T10:02:00Z"},
+            NOW + timedelta(minutes=4),
+            False,
+        ),
+    ],
+    ids=["interval-not-passed", "waiting-time-came", "waiting-time-not-yet", "scanned-since"],
+)
+def test_after_a_restart_a_waiting_cr_is_due_at_its_time(
+    status: dict[str, str], now: datetime, due: bool
+) -> None:
+    from imagepromoter import status as status_module
+
+    assert status_module.is_due(status, timedelta(hours=1), now) is due

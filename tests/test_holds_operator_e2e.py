@@ -208,8 +208,11 @@ async def test_a_young_tag_is_promoted_when_it_comes_of_age_without_a_trigger(
     assert [e["tag"] for e in status["firstSeen"]] == ["1.5.0-dev"]  # the future date is ignored
     assert "1.5.0-dev is younger than minAge 2h" in cluster.ready("app-dev")["message"]
     stage.clock.offset = timedelta(hours=2, seconds=1)  # the interval is 1h, and no trigger
-    await eventually(lambda: stage.tag("dev") == "1.5.0-dev", "promoted when it came of age")
-    assert "firstSeen" not in cluster.status("app-dev")
+    await eventually(
+        lambda: cluster.status("app-dev").get("promotedTag") == "1.5.0-dev",
+        "promoted when it came of age",
+    )
+    assert stage.tag("dev") == "1.5.0-dev" and "firstSeen" not in cluster.status("app-dev")
 
 
 async def test_prod_follows_dev_after_the_delay_and_not_while_dev_is_held(stage: Stage) -> None:
