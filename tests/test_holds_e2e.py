@@ -255,6 +255,18 @@ def test_prod_follows_dev_after_the_delay_not_before_and_not_while_dev_is_held(
     assert "tag: 1.1.0-dev" in flow.file("prod")
 
 
+def test_a_failing_upstream_is_not_followed(flow: Flow) -> None:
+    flow.spec("app-prod", tagRegex=r"^(?P<version>\d+\.\d+\.\d+)-dev$")
+    flow.spec("app-prod", **{"from": {"imagePromotion": "app-dev"}})
+    flow.spec("app-dev", tagRegex="(unclosed")
+    statuses = flow.promote()
+    assert ready(statuses["app-dev"])[0] == "InvalidSpec"
+    reason, message = ready(statuses["app-prod"])
+    assert reason == "Waiting"
+    assert message.startswith("following app-dev, which is not Ready (InvalidSpec: spec.tagRegex")
+    assert "tag: 0.9.0-stable" in flow.file("prod")
+
+
 def test_a_loop_and_a_missing_upstream_are_invalid_spec(flow: Flow) -> None:
     flow.spec("app-dev", **{"from": {"imagePromotion": "app-prod"}})
     flow.spec("app-prod", **{"from": {"imagePromotion": "app-dev"}})

@@ -252,3 +252,43 @@ async def test_prod_follows_dev_after_the_delay_and_not_while_dev_is_held(stage:
     )
     assert "which is not Ready (Held" in cluster.ready("app-prod")["message"]
     assert stage.tag("prod") == "1.1.0-dev"
+
+
+def made_by_the_operator(emulator: Emulator) -> set[tuple[str, str, str]]:
+    """(group, resource, verb) of every resource request Kopf's session made."""
+    made = set()
+    for request in list(emulator):
+        if not str(request.headers.get("User-Agent", "")).startswith("kopf/"):
+            continue
+        if request.resource is None or not request.resource.plural:
+            continue
+        method = str(getattr(request.method, "value", request.method)).upper()
+        verb = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}.get(
+            method, "get"
+        )
+        if verb == "get" and request.name is None:
+            verb = "watch" if request.params.get("watch") == "true" else "list"
+        resource = request.resource.plural
+        if request.subresource:
+            resource = f"{resource}/{request.subresource}"
+        made.add((request.resource.group or "", resource, verb))
+    return made
+
+
+async def test_rbac_allows_reading_upstreams_and_telling_followers(
+    stage: Stage,
+    api: Emulator,  # noqa: F811
+) -> None:
+    from tests.test_deploy_manifests import RULES, SECRETS_ROLE, allows
+
+    cluster = stage.cluster
+    await cluster.apply(stage.cr("app-dev", "dev"))
+    await cluster.apply(stage.cr("app-prod", "prod", **{"from": {"imagePromotion": "app-dev"}}))
+    await eventually(
+        lambda: cluster.status("app-prod").get("promotedTag") == "1.1.0-dev", "prod followed dev"
+    )
+    made = made_by_the_operator(api)
+    assert ("imagepromoter.dev", "imagepromotions", "get") in made  # the upstream read
+    assert ("imagepromoter.dev", "imagepromotions", "patch") in made  # upstream-changed
+    rules = RULES + SECRETS_ROLE["rules"]
+    assert {m for m in made if not allows(rules, *m)} == set()
