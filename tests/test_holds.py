@@ -472,3 +472,20 @@ async def test_spec_parse_keeps_the_new_fields() -> None:
     assert spec_module.parse(make_spec()).on_manual_change == "hold"
     with pytest.raises(errors.InvalidSpec):
         spec_module.parse(make_spec(minage="1h"))
+
+
+def test_the_worked_example_in_docs_holds_md_parses() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from imagepromoter import spec as spec_module
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "holds.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    docs = [d for block in blocks for d in yaml.safe_load_all(block) if d and "kind" in d]
+    assert [d["metadata"]["name"] for d in docs] == ["myapp-dev", "myapp-prod"]
+    dev, prod = (spec_module.parse(d["spec"]) for d in docs)
+    assert dev.min_age == timedelta(hours=1)
+    assert prod.follow == stages.From("myapp-dev", timedelta(hours=24))

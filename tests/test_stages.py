@@ -293,3 +293,23 @@ def test_cli_runs_each_upstream_before_its_followers(
 )
 def test_promoted_since(previous: dict[str, str], tag: str | None, expected: str | None) -> None:
     assert stages.promoted_since(previous, tag, NOW) == expected
+
+
+def body(name: str, upstream: str | None = None, **status: Any) -> dict[str, Any]:
+    spec = {"from": {"imagePromotion": upstream}} if upstream else {}
+    return {"metadata": {"namespace": "gitops", "name": name}, "spec": spec, "status": status}
+
+
+def test_followers_are_poked_when_their_upstream_status_changes() -> None:
+    from imagepromoter.kube import stages as kube_stages
+
+    seen = kube_stages.Followers()
+    assert seen.observe(None, body("prod", "dev")) == []  # the initial listing pokes nobody
+    assert seen.observe(None, body("qa", "dev")) == []
+    assert seen.observe(None, body("dev", promotedTag="1.0.0")) == []
+    assert seen.observe("MODIFIED", body("dev", promotedTag="1.0.0")) == []  # no change
+    assert seen.observe("MODIFIED", body("dev", promotedTag="1.1.0")) == ["prod", "qa"]
+    assert seen.observe("MODIFIED", body("qa")) == []  # qa no longer follows dev
+    assert seen.observe("MODIFIED", body("dev", promotedTag="1.2.0")) == ["prod"]
+    assert seen.observe("ADDED", body("staging")) == []  # no status yet
+    assert seen.observe("DELETED", body("dev")) == ["prod"]  # its followers learn it is gone

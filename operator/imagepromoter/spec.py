@@ -29,6 +29,8 @@ Rules worth knowing (each one is a row in tests/test_spec.py):
 - Templates (`git.commitMessage`, `targets[].value`) may use the variables of
   `templates.known_variables(groups)`, where `groups` are tagRegex's named groups. A named group
   may not shadow another built-in variable (`tag`, `path`, ...); `version` is the ordering group.
+- `minAge` and `from.after` are h/m/s durations of 0s or more; `pin` must pass tagRegex and
+  excludeTags; `onManualChange` is hold or overwrite (docs/holds.md; checks in gates/stages).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import kopf
 from kopf._cogs.clients import api as kopf_api
 from kopf._cogs.clients import errors as kopf_errors
 
-from imagepromoter import holds, stages
+from imagepromoter import gates, holds, stages
 from imagepromoter import status as statuses
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,11 @@ class KopfUpstreams:
             body = await kopf_api.get(_url(namespace, name), settings=self.settings, logger=logger)
         except kopf_errors.APINotFoundError:
             return None
+        except kopf_errors.APIError as exc:  # RBAC or the API server: look again later
+            raise gates.Waiting(
+                f"could not read ImagePromotion {name} in namespace {namespace} (HTTP "
+                f"{exc.status}) to follow it; check the operator's RBAC (get on imagepromotions)"
+            ) from None
         return dict(body)
 
 
