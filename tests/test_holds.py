@@ -489,3 +489,15 @@ def test_the_worked_example_in_docs_holds_md_parses() -> None:
     dev, prod = (spec_module.parse(d["spec"]) for d in docs)
     assert dev.min_age == timedelta(hours=1)
     assert prod.follow == stages.From("myapp-dev", timedelta(hours=24))
+
+
+async def test_min_age_with_policy_newest_reads_each_date_once(cr: Pass) -> None:
+    cr.registry.times = {
+        "1.0.0-dev": NOW - timedelta(days=3),
+        "1.1.0-dev": NOW - timedelta(days=2),
+        "0.5.0-dev": NOW - timedelta(minutes=5),  # the newest build, but too young
+    }
+    cr.registry.tags.append("0.5.0-dev")
+    result = await cr.run(policy="newest", minAge="1h")
+    assert ready(result)["reason"] == "Promoted" and cr.file_tag() == "1.1.0-dev"
+    assert "0.5.0-dev is younger than minAge 1h" in ready(result)["message"]

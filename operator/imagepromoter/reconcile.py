@@ -225,10 +225,13 @@ async def _scan(
             created=created,
         )
 
+    async def created_of(wanted: Sequence[str]) -> Mapping[str, datetime]:
+        return created if created is not None else await registry.created(access, wanted)
+
     gated = await gates.choose(
         pool,
         evaluate=evaluate,
-        created=lambda wanted: registry.created(access, wanted),
+        created=created_of,
         min_age=promotion.min_age,
         first_seen=gates.first_seen_of(resource.status),
         now=now,
