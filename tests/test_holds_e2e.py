@@ -97,6 +97,14 @@ class Flow:
         assert code == (cli.EXIT_READY if ready_all else cli.EXIT_NOT_READY)
         return statuses
 
+    def promote_text(self, name: str) -> str:
+        """One `promote` with text output over one CR (statuses not kept)."""
+        self.crs.write_text(yaml.safe_dump_all([self.docs[name]]), "utf-8")
+        self.capsys.readouterr()
+        args = ["promote", str(self.crs), "--secrets", str(self.secrets)]
+        cli.main([*args, "--workdir", str(self.workdir)])
+        return self.capsys.readouterr().out
+
     def file(self, env: str) -> str:
         return git_http.read_file(self.bare, "main", f"env/{env}/values.yaml").decode()
 
@@ -214,6 +222,7 @@ def test_a_young_tag_waits_and_is_promoted_when_it_comes_of_age(flow: Flow) -> N
     flow.now = START + timedelta(minutes=59)
     waiting = flow.promote("app-dev")["app-dev"]
     assert ready(waiting)[0] == "Waiting" and waiting["waitingUntil"] == qualifies
+    assert f"  waiting:  {qualifies}" in flow.promote_text("app-dev").splitlines()
     flow.now = START + timedelta(hours=1)
     aged = flow.promote("app-dev")["app-dev"]
     assert ready(aged)[0] == "Promoted" and "1.3.0-dev" in flow.file("dev")

@@ -202,6 +202,7 @@ def _text_entry(resource: reconcile.Resource, result: reconcile.Result, *, show_
         ("latest", "latestTag"),
         ("promoted", "promotedTag"),
         ("commit", "lastCommit"),
+        ("waiting", "waitingUntil"),  # minAge or from.after: when it moves (docs/holds.md)
     ):
         if st.get(key):
             lines.append(f"  {label + ':':<10}{st[key]}")
