@@ -86,7 +86,12 @@ class Stage:
             "imagePullSecret": "ghcr-pull",
             "tagRegex": r"^(?P<version>\d+\.\d+\.\d+)-dev$",
             "interval": "1h",
-            "git": {"url": self.url, "branch": "main", "secretRef": "gitops-write"},
+            "git": {
+                "url": self.url,
+                "insecure": True,
+                "branch": "main",
+                "secretRef": "gitops-write",
+            },
             "targets": [{"path": f"environments/{env}/values.yaml", "key": "image.tag"}],
             **spec,
         }
