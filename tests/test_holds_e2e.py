@@ -292,3 +292,85 @@ def test_a_loop_and_a_missing_upstream_are_invalid_spec(flow: Flow) -> None:
         "spec.from.imagePromotion: ImagePromotion app-qa does not exist in namespace gitops; "
         "create it or correct the name",
     )
+
+
+# --- git/history.py on the real git server: which commit put the value there -----------------
+
+VALUES = "image:\n  tag: 1.1.0  # ours\nreplicas: 2\n"
+
+
+def _value(data: bytes) -> str | None:
+    from imagepromoter import holds
+
+    return holds.current_value(data.decode(), "image.tag", None)
+
+
+@pytest.mark.parametrize(
+    ("edits", "found", "named", "limit"),
+    [
+        ([("1.0.0", 2, "rollback")], "1.0.0", "rollback", 50),
+        ([("1.0.0", 2, "rollback"), ("1.0.0", 5, "scale up")], "1.0.0", "rollback", 50),
+        ([("0.9.0", 2, "first try"), ("1.0.0", 2, "rollback")], "1.0.0", "rollback", 50),
+        ([("1.0.0", 2, "rollback")] + [("1.0.0", n, f"scale {n}") for n in range(3, 9)], "1.0.0",
+         None, 4),
+    ],
+    ids=["one-commit", "a-later-unrelated-edit-is-not-blamed", "the-last-of-two-changes",
+         "older-than-the-limit"],
+)  # fmt: skip
+def test_history_names_the_commit_that_put_the_value_there(
+    git_repo: Any,
+    git_http_creds: Any,
+    tmp_path: Path,
+    edits: list[tuple[str, int, str]],
+    found: str,
+    named: str | None,
+    limit: int,
+) -> None:
+    from imagepromoter import holds, spec
+    from imagepromoter.git import history, writer
+
+    url, repo = git_repo({"values.yaml": VALUES.replace("1.1.0", "0.1.0")})
+    git_writer = writer.GitWriter(tmp_path / "w", retries=1, sleep=lambda s: None)
+    gitspec = spec.GitSpec(url=url, branch="main", insecure=True)
+
+    def ours(read: Any) -> Any:
+        from imagepromoter import changes
+
+        before = read("values.yaml")
+        return changes.Changeset(
+            (changes.FileChange("values.yaml", before, VALUES.encode()),), "promote 1.1.0"
+        )
+
+    our = git_writer.write(gitspec, git_http_creds, ours).commit
+    shas = {}
+    for tag, replicas, message in edits:
+        text = VALUES.replace("1.1.0", tag).replace("replicas: 2", f"replicas: {replicas}")
+        shas[message] = git_http.push_commit(repo, "main", {"values.yaml": text}, message)
+    revisions = history.History(git_writer, limit=limit).revisions(
+        gitspec, git_http_creds, "values.yaml", since=our
+    )
+    assert len(revisions) <= limit
+    change = holds.introduced(revisions, found, _value)
+    if named is None:
+        assert change is None
+        return
+    assert change is not None
+    assert (change.sha, change.author, change.summary) == (
+        shas[named],
+        "Test Seeder <seeder@example.com>",
+        named,
+    )
+    assert revisions[-1].sha == our  # the walk stops at our last commit
+
+
+def test_history_of_an_unreachable_server_is_empty_not_an_error(
+    tmp_path: Path, git_http_creds: Any
+) -> None:
+    from imagepromoter import spec
+    from imagepromoter.git import history, writer
+
+    git_writer = writer.GitWriter(tmp_path / "w", retries=1, timeout=2, sleep=lambda s: None)
+    gitspec = spec.GitSpec(url="http://127.0.0.1:9/none.git", branch="main", insecure=True)
+    assert (
+        history.History(git_writer).revisions(gitspec, git_http_creds, "v.yaml", since=None) == []
+    )
