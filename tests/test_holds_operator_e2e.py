@@ -201,6 +201,21 @@ async def test_a_human_rollback_is_held_and_the_annotation_releases_it(stage: St
     assert "hold" not in cluster.status("app-prod")
 
 
+async def test_a_pin_rolls_back_and_unpinning_resumes(stage: Stage) -> None:
+    cluster = stage.cluster
+    await cluster.apply(stage.cr("app-prod", "prod"))
+    await eventually(reason_is(cluster, "app-prod", "Promoted"), "prod Promoted")
+    await cluster.patch("app-prod", {"spec": {"pin": "1.0.0-dev"}})
+    await eventually(reason_is(cluster, "app-prod", "Pinned"), "prod Pinned")
+    assert stage.tag("prod") == "1.0.0-dev"
+    assert cluster.ready("app-prod")["status"] == "True"
+    await eventually(lambda: len(cluster.events("app-prod")) >= 2, "the pin's event")
+    assert [e["type"] for e in cluster.events("app-prod")] == ["Normal", "Normal"]
+    await cluster.patch("app-prod", {"spec": {"pin": None}})
+    await eventually(reason_is(cluster, "app-prod", "Promoted"), "prod Promoted after unpinning")
+    assert stage.tag("prod") == "1.1.0-dev"
+
+
 async def test_a_young_tag_is_promoted_when_it_comes_of_age_without_a_trigger(
     stage: Stage,
 ) -> None:
