@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imagepromoter import bounded, manifests, reconcile, redact, sanitise, scans
+from imagepromoter import bounded, manifests, reconcile, redact, sanitise, scans, stages
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
 
@@ -210,64 +210,72 @@ def _read_sources(paths: Sequence[str]) -> dict[str, bytes]:
 async def _promote_all(
     loaded: manifests.Manifests, *, workdir: Path, dry_run: bool
 ) -> list[tuple[reconcile.Resource, reconcile.Result]]:
-    from imagepromoter.git import writer
+    from imagepromoter.git import history, writer
     from imagepromoter.registry import client
 
     registry = scans.SharedScans(client.RegistryClient())  # CRs on one image: one scan
     git = writer.GitWriter(workdir)
     secrets = FileSecrets(loaded.secrets)
     resources = [_resource(doc) for doc in loaded.promotions]
+    # spec.from reads the other CRs given: each upstream runs before its followers
+    upstreams = stages.Known({(r.namespace, r.name): _body(r) for r in resources})
+    results: dict[int, reconcile.Result] = {}
+    members = [(r.namespace, r.name, stages.upstream_of(_body(r))) for r in resources]
     try:
-        results = await asyncio.gather(
-            *(
-                reconcile.reconcile(
-                    resource, registry=registry, git=git, secrets=secrets, now=_now, dry_run=dry_run
+        for wave in stages.waves(members):
+            done = await asyncio.gather(
+                *(
+                    reconcile.reconcile(
+                        resources[i],
+                        registry=registry,
+                        git=git,
+                        secrets=secrets,
+                        now=_now,
+                        dry_run=dry_run,
+                        history=history.History(git),
+                        upstreams=upstreams,
+                    )
+                    for i in wave
                 )
-                for resource in resources
             )
-        )
+            for i, result in zip(wave, done, strict=True):
+                results[i] = result
+                upstreams.update_status(resources[i].namespace, resources[i].name, result.status)
     finally:
         await registry.aclose()
-    return list(zip(resources, results, strict=True))
+    return [(resource, results[i]) for i, resource in enumerate(resources)]
+
+
+def _body(resource: reconcile.Resource) -> dict[str, Any]:
+    return {"spec": resource.spec, "status": resource.status}
 
 
 def _resource(doc: Mapping[str, Any]) -> reconcile.Resource:
     meta = doc.get("metadata") or {}
     status, generation = doc.get("status"), meta.get("generation")
+    annotations = meta.get("annotations")
+    annotations = annotations if isinstance(annotations, Mapping) else {}
     return reconcile.Resource(
         name=str(meta.get("name")),
         namespace=str(meta.get("namespace") or manifests.DEFAULT_NAMESPACE),
         spec=doc.get("spec") or {},
         status=_previous_status(status),
         generation=generation if type(generation) is int else None,
+        annotations={str(k): str(v) for k, v in annotations.items()},
     )
 
 
-_STATUS_TEXT = (
-    "latestTag",
-    "latestDigest",
-    "promotedTag",
-    "lastCommit",
-    "lastScanTime",
-    "lastPromotionTime",
-)
-
-
 def _previous_status(raw: object) -> dict[str, Any]:
-    """The parts of a manifest's `status` that are shaped as the operator writes them."""
+    """A manifest's `status` as given, with `conditions` made a list of mappings (or dropped)."""
     if not isinstance(raw, Mapping):
         return {}
-    kept: dict[str, Any] = {k: raw[k] for k in _STATUS_TEXT if isinstance(raw.get(k), str)}
-    for key in ("observedGeneration", "tagsScanned"):
-        if type(raw.get(key)) is int:
-            kept[key] = raw[key]
-    conditions = raw.get("conditions")
+    kept = {str(k): v for k, v in raw.items()}
+    conditions = kept.pop("conditions", None)
     if isinstance(conditions, list):
-        kept["conditions"] = [
-            {k: v for k, v in c.items() if isinstance(k, str) and isinstance(v, str | int)}
-            for c in conditions
-            if isinstance(c, Mapping)
-        ]
+        kept["conditions"] = [dict(c) for c in conditions if isinstance(c, Mapping)]
+    for key in ("observedGeneration", "tagsScanned"):
+        if key in kept and type(kept[key]) is not int:
+            del kept[key]
     return kept
 
 
@@ -292,6 +300,7 @@ def _text_entry(resource: reconcile.Resource, result: reconcile.Result, *, show_
         ("latest", "latestTag"),
         ("promoted", "promotedTag"),
         ("commit", "lastCommit"),
+        ("waiting", "waitingUntil"),  # minAge or from.after: when it moves (docs/holds.md)
     ):
         if st.get(key):
             lines.append(f"  {label + ':':<10}{st[key]}")
@@ -317,9 +326,11 @@ def _run(args: argparse.Namespace) -> int:
         """One client for the operator; CRs naming the same image share its scans."""
         return scans.SharedScans(client.RegistryClient(on_request=metrics.on_request))
 
+    from imagepromoter.git import history
+
+    git_writer = writer.GitWriter(args.workdir or default_workdir())
     handlers.configure(
-        registry_factory=shared_registry,
-        git=writer.GitWriter(args.workdir or default_workdir()),
+        registry_factory=shared_registry, git=git_writer, history=history.History(git_writer)
     )
     return handlers.run_operator(
         namespaces=args.namespace,
