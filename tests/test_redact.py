@@ -86,3 +86,12 @@ def test_beyond_re2_memory_it_falls_back_to_literal_matching(
 
     monkeypatch.setattr(redact.re2, "compile", refuse)
     assert redact.text(f"a {PASSWORD[2:14]} b", [PASSWORD]) == f"a {redact.MARK} b"
+
+
+def test_pieces_of_a_pem_key_leave_the_armour_alone() -> None:
+    armour = "OPENSSH PRIVATE KEY-----"
+    key = f"-----BEGIN {armour}\nb3BlbnNzaC1rZXk\nAAAAtzc2gtZW\n-----END {armour}\n"
+    assert redact.pieces(key) == ["b3BlbnNzaC1rZXk", "AAAAtzc2gtZW"]
+    out = redact.Redactor(redact.pieces(key))("the OPENSSH PRIVATE KEY has b3BlbnNzaC1rZXk")
+    assert out == f"the OPENSSH PRIVATE KEY has {redact.MARK}"
+    assert redact.pieces("tok\n") == ["tok\n", "tok"]

@@ -121,12 +121,11 @@ def _known_secrets(loaded: manifests.Manifests) -> redact.Redactor:
     pairs: list[tuple[str, str]] = []
     for data in loaded.secrets.values():
         for key, value in data.items():
-            if key not in {"username", "known_hosts"}:
-                values.append(value)
+            if key not in {"username", "known_hosts", ".dockerconfigjson", ".dockercfg"}:
+                values += redact.pieces(value)  # a dockerconfig's secrets: _docker_pairs
         if data.get("password"):
             pairs.append((data.get("username", "").rstrip("\r\n"), data["password"].rstrip("\r\n")))
         pairs += _docker_pairs(data)
-    values += [v.rstrip("\r\n") for v in values]
     return redact.Redactor(values, pairs)
 
 
@@ -147,6 +146,7 @@ def _docker_pairs(data: Mapping[str, str]) -> list[tuple[str, str]]:
             pairs.append((user, password))
         auth = entry.get("auth")
         if isinstance(auth, str):
+            pairs.append(("", auth))
             try:
                 user_s, _, password_s = base64.b64decode(auth).decode().partition(":")
             except (ValueError, UnicodeDecodeError):

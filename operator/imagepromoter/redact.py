@@ -41,6 +41,18 @@ def variants(secret: str, username: str | None = None) -> set[str]:
     return {form.rstrip("=") for form in forms if form}
 
 
+def pieces(secret: str) -> list[str]:
+    """What to redact of one Secret value: itself, or a PEM key's lines without the armour.
+
+    The `-----BEGIN ... KEY-----` lines are the same in every key and would redact ordinary
+    words; the base64 lines between them are the secret.
+    """
+    if "-----BEGIN " not in secret:
+        return [secret, secret.rstrip("\r\n")]
+    lines = [line.strip() for line in secret.splitlines()]
+    return [line for line in lines if line and not line.startswith("-----")]
+
+
 class Redactor:
     """Removes every variant of the secrets it was given from text; callable."""
 

@@ -78,7 +78,7 @@ def _redactor(creds: credentials.GitCredentials | None) -> redacting.Redactor:
     if isinstance(creds, credentials.BasicCredentials):
         return redacting.Redactor([creds.password], [(creds.username, creds.password)])
     if isinstance(creds, credentials.SshCredentials):
-        return redacting.Redactor([creds.identity, creds.identity.strip()])
+        return redacting.Redactor(redacting.pieces(creds.identity))
     return redacting.Redactor()
 
 
