@@ -272,3 +272,14 @@ def test_a_malformed_status_in_a_manifest_is_ignored(
     assert code == cli.EXIT_NOT_READY
     [entry] = json.loads(capsys.readouterr().out)
     assert entry["status"]["conditions"][0]["reason"] == "InvalidSpec"
+
+
+def test_json_output_is_redacted_string_by_string_and_stays_json() -> None:
+    from imagepromoter import redact
+
+    password = 'p"a\\ss\\"w0rd-quoted'
+    secrets = redact.Redactor([password])
+    data = [{"status": {"message": f"echo {password} and {json.dumps(password)}", "n": 1}}]
+    text = json.dumps(cli._redacted(data, secrets))
+    assert json.loads(text)[0]["status"]["n"] == 1
+    assert "w0rd" not in text and "<redacted>" in text

@@ -129,6 +129,17 @@ def _known_secrets(loaded: manifests.Manifests) -> redact.Redactor:
     return redact.Redactor(values, pairs)
 
 
+def _redacted(data: Any, secrets: redact.Redactor) -> Any:
+    """`data` with every string (keys too) redacted, so the JSON made of it stays valid."""
+    if isinstance(data, str):
+        return secrets(data)
+    if isinstance(data, Mapping):
+        return {secrets(str(k)): _redacted(v, secrets) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_redacted(v, secrets) for v in data]
+    return data
+
+
 def _docker_pairs(data: Mapping[str, str]) -> list[tuple[str, str]]:
     """(username, password) of every entry of a .dockerconfigjson, for redaction."""
     raw = data.get(".dockerconfigjson") or data.get(".dockercfg")
@@ -187,7 +198,8 @@ def _promote(args: argparse.Namespace) -> int:
         _promote_all(loaded, workdir=args.workdir or default_workdir(), dry_run=args.dry_run)
     )
     if args.output == "json":
-        print(secrets(json.dumps([_json_entry(r) for r in results], indent=2)))
+        entries = _redacted([_json_entry(r) for r in results], secrets)  # strings, then JSON
+        print(json.dumps(entries, indent=2))
     else:
         for resource, result in results:
             print(sanitise.terminal(secrets(_text_entry(resource, result, show_diff=args.dry_run))))
