@@ -463,6 +463,7 @@ BAD: list[tuple[str, tuple[str, Any], str, str]] = [
     ),
     ("path-dotdot", ("targets.0.path", ".."), "spec.targets[0].path", "inside the repository"),
     ("path-dot", ("targets.0.path", "."), "spec.targets[0].path", "inside the repository"),
+    ("too-many-excludes", ("excludeTags", ["x"] * 101), "spec.excludeTags", "combine them with |"),
     ("path-git-dir", ("targets.0.path", ".git/config"), "spec.targets[0].path", ".git/"),
     ("path-git-nested", ("targets.0.path", "sub/.git/HEAD"), "spec.targets[0].path", ".git/"),
     ("path-git-case", ("targets.0.path", ".GIT/config"), "spec.targets[0].path", ".git/"),

@@ -70,6 +70,7 @@ DEFAULT_AUTHOR_NAME = "imagepromoter"
 DEFAULT_AUTHOR_EMAIL = "imagepromoter@localhost"
 DEFAULT_COMMIT_MESSAGE = "Promote ${image}:${tag} to ${path}"
 POLICIES = ("semver", "numerical", "alphabetical", "newest")
+MAX_EXCLUDES = 100
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,13 @@ class _Checker:
             return ()
         if not isinstance(value, list):
             self.add("spec.excludeTags", f"must be a list of regexes, not {_kind(value)}")
+            return ()
+        if len(value) > MAX_EXCLUDES:  # each one runs on every tag of every scan
+            self.add(
+                "spec.excludeTags",
+                f"has {len(value)} entries, more than {MAX_EXCLUDES}; combine them with | "
+                "(e.g. '-debug$|-test$')",
+            )
             return ()
         patterns: list[str] = []
         for index, item in enumerate(value):
