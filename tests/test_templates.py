@@ -81,7 +81,6 @@ def test_render(template: str, expected: str | None) -> None:
         ("${nope}", "unknown template variable ${nope}"),
         ("${Tag}", "${Tag}"),
         ("ok ${tag} then ${missing}", "${missing}"),
-        ("${git_branch}", "not started by a webhook"),
         ("${", "unclosed ${"),
         ("abc ${tag", "unclosed ${"),
         ("${}", "malformed placeholder ${}"),
@@ -89,7 +88,8 @@ def test_render(template: str, expected: str | None) -> None:
         ("${a.b}", "malformed placeholder ${a.b}"),
         ("${a-b}", "malformed placeholder"),
         ("${1tag}", "malformed placeholder"),
-        ("${tag:-x}", "malformed placeholder"),
+        ("${ta g:-x}", "malformed placeholder"),
+        ("${oci.nope.x}", "malformed placeholder"),
         ("${a ${tag}", "malformed placeholder"),
         ("${missing} ${", "unclosed"),
     ],
@@ -97,7 +97,6 @@ def test_render(template: str, expected: str | None) -> None:
         "unknown",
         "case-sensitive",
         "second-unknown",
-        "webhook-field-without-webhook",
         "bare-open",
         "unclosed-after-variable",
         "empty-name",
@@ -105,7 +104,8 @@ def test_render(template: str, expected: str | None) -> None:
         "dotted",
         "dash",
         "leading-digit",
-        "shell-default-syntax",
+        "default-after-malformed-name",
+        "oci-with-two-dots",
         "nested",
         "malformed-wins-over-unknown",
     ],
@@ -218,3 +218,70 @@ def test_render_is_the_concatenation_of_literals_and_values(
     expected = "".join(p if isinstance(p, str) else VARS[p[1]] for p in pieces)
     assert templates.render(template, VARS) == expected
     assert templates.variables(template) == {p[1] for p in pieces if not isinstance(p, str)}
+
+
+@pytest.mark.parametrize(
+    ("template", "variables", "expected"),
+    [
+        ("${tag:-x}", VARS, "1.2.0-dev"),
+        ("${git_branch:-main}", VARS, "main"),
+        ("${git_branch:-main}", {**VARS, "git_branch": "feat/x"}, "feat/x"),
+        ("${git_branch:-}", VARS, ""),
+        ("${nope:-a b:-c $x}", VARS, "a b:-c $x"),
+        ("${oci.revision:-unknown}", VARS, "unknown"),
+        ("${oci.revision}", {"oci.revision": "abc123"}, "abc123"),
+        ("$${tag:-x}", VARS, "${tag:-x}"),
+        ("${empty:-d}", VARS, ""),
+    ],
+    ids=["set-wins", "default", "payload-wins", "empty-default", "default-is-literal",
+         "oci-default", "oci-set", "escaped", "set-but-empty-is-set"],
+)  # fmt: skip
+def test_defaults(template: str, variables: dict[str, str], expected: str) -> None:
+    assert templates.render(template, variables) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "in_message"),
+    [
+        ("${git_branch}", "write ${git_branch:-default}"),
+        ("${commit_message}", "no webhook announced this tag"),
+        ("${oci.revision}", "no org.opencontainers.image.revision"),
+    ],
+    ids=["payload-field", "payload-field-2", "oci"],
+)
+def test_a_payload_or_oci_variable_this_tag_lacks_is_a_target_error(
+    template: str, in_message: str
+) -> None:
+    with pytest.raises(errors.TargetError) as caught:
+        templates.render(template, VARS, field="spec.targets[1].value")
+    assert in_message in str(caught.value) and "spec.targets[1].value" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("template", "ok"),
+    [
+        ("${anything_from_a_payload:-x}", True),
+        ("${oci.created}", True),
+        ("${oci.nope}", False),
+        ("${oci.nope:-x}", True),
+        ("${docker_image_tag}", True),
+        ("${typo}", False),
+    ],
+    ids=["default-allows-any-field", "oci", "unknown-oci", "unknown-oci-with-default",
+         "seed-field", "typo"],
+)  # fmt: skip
+def test_check_with_defaults_and_oci(template: str, ok: bool) -> None:
+    known = templates.known_variables(())
+    if ok:
+        templates.check(template, known)
+    else:
+        with pytest.raises(errors.InvalidSpec):
+            templates.check(template, known)
+
+
+def test_oci_variables_and_variables_strip_defaults() -> None:
+    assert templates.oci_variables("${tag}", "${oci.source:-x} ${oci.revision}") == {
+        "oci.source",
+        "oci.revision",
+    }
+    assert templates.variables("${a:-b}${c}") == {"a", "c"}
