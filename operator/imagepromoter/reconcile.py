@@ -32,6 +32,7 @@ from imagepromoter import (
     values,
 )
 from imagepromoter import status as statuses
+from imagepromoter.webhooks import model as webhook_model
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +102,15 @@ async def reconcile(
     secrets: SecretReader,
     now: Callable[[], datetime],
     dry_run: bool = False,
-    trigger: Mapping[str, str] | None = None,
+    trigger: webhook_model.Trigger | None = None,
     fresh: bool = False,
 ) -> Result:
-    """Run one pass and return the status to write; never raises a PromotionError."""
+    """Run one pass and return the status to write; never raises a PromotionError.
+
+    `trigger` is the last webhook event recorded on the CR: its fields become template variables
+    only when this pass chooses the tag it announced (else the ones kept in status.trigger for
+    that tag, so a retried pass writes the same values).
+    """
     promotion: spec.Promotion | None = None
     scan: _Scan | None = None
     scan_time: datetime | None = None
@@ -123,7 +129,8 @@ async def reconcile(
         scan_time = now()
         scan = await _scan(promotion, resource.namespace, registry, secrets, fresh=fresh)
         git_creds = await _git_credentials(promotion, resource.namespace, secrets)
-        plan = _planner(promotion, resource, scan, trigger or {})
+        announced = _announced(scan.tag, trigger, resource.status)
+        plan = _planner(promotion, resource, scan, announced.fields if announced else {})
         write = await asyncio.to_thread(git.write, promotion.git, git_creds, plan, dry_run=dry_run)
     except errors.PromotionError as exc:
         return _failure(resource, exc, now, promotion, scan, scan_time)
@@ -134,13 +141,39 @@ async def reconcile(
             f"unexpected {type(exc).__name__} (see the operator log); will retry"
         )
         return _failure(resource, wrapped, now, promotion, scan, scan_time)
+    outcome = _promoted(promotion, scan, write, scan_time, now, dry_run)
     return _finish(
         resource,
-        _promoted(promotion, scan, write, scan_time, now, dry_run),
+        dataclasses.replace(outcome, trigger=_kept_trigger(outcome, announced, resource.status)),
         now,
         promotion=promotion,
         write=write,
     )
+
+
+def _announced(
+    tag: str, trigger: webhook_model.Trigger | None, status: Mapping[str, Any]
+) -> webhook_model.Trigger | None:
+    """The webhook event that announced `tag`: the one just recorded, else status.trigger's."""
+    for candidate in (trigger, webhook_model.from_mapping(status.get("trigger"))):
+        if candidate is not None and candidate.tag == tag:
+            return candidate
+    return None
+
+
+def _kept_trigger(
+    outcome: statuses.Outcome,
+    announced: webhook_model.Trigger | None,
+    status: Mapping[str, Any],
+) -> Mapping[str, Any] | None:
+    """status.trigger after a pass: set for the announced tag, dropped once another is held."""
+    if announced is not None:
+        return announced.status()
+    kept = status.get("trigger")
+    held = outcome.promoted_tag
+    if isinstance(kept, Mapping) and held is not None and kept.get("tag") != held:
+        return {}
+    return None
 
 
 async def _scan(

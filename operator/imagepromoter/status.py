@@ -18,6 +18,8 @@ The rules of `compute`:
 - Times are RFC 3339 UTC with whole seconds (`2026-11-29T10:00:00Z`); naive datetimes are taken
   to be UTC. Every value is a str, int, list or dict, so the block is JSON as it stands.
 - `observedGeneration` (top level and on the condition) is the generation this pass read.
+- `trigger` (the webhook event whose payload fields the promoted tag was written with) is kept
+  while `outcome.trigger` is None, replaced by a non-empty one, and removed by an empty one.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Outcome:
     tags_scanned: int | None = None
     scan_time: datetime | None = None
     promotion_time: datetime | None = None
+    trigger: Mapping[str, Any] | None = None  # status.trigger; {} removes it (see module doc)
 
     @property
     def ready(self) -> bool:
@@ -80,6 +83,9 @@ def compute(
         kept = value if value is not None else previous.get(key)
         if kept is not None:
             status[key] = kept
+    trigger = previous.get("trigger") if outcome.trigger is None else outcome.trigger
+    if isinstance(trigger, Mapping) and trigger:
+        status["trigger"] = dict(trigger)
     status["conditions"] = _conditions(previous, outcome, observed, now)
     return status
 
