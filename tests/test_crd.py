@@ -176,6 +176,7 @@ def test_status_fields_are_the_documented_ones() -> None:
         "lastScanTime",
         "lastPromotionTime",
         "tagsScanned",
+        "trigger",
         "conditions",
     }
 
