@@ -36,6 +36,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ import kopf
 
 from imagepromoter import changes, credentials, reconcile, spec
 from imagepromoter.kube import events, metrics, retrying, schedule, secrets
+from imagepromoter.kube import webhooks as kube_webhooks
+from imagepromoter.webhooks import model as webhook_model
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,10 @@ class Options:
     base_backoff: timedelta = timedelta(seconds=10)  # first retry after a temporary failure
     event_window: timedelta = events.DEFAULT_WINDOW  # an identical event is not re-posted within
     dry_run: bool = False
+    webhook_port: int | None = None  # serve ImageWebhooks here (None: no receiver)
+    webhook_host: str = "0.0.0.0"  # noqa: S104 - a pod's port
+    webhook_ssl: ssl.SSLContext | None = None  # TLS from a mounted Secret; None: plain HTTP
+    webhook_namespaces: tuple[str, ...] = ()  # ImageWebhooks read only here (default all)
 
 
 _configured: Adapters | None = None
@@ -298,6 +305,9 @@ class Operator:
             now=self.clock,
             dry_run=self.options.dry_run,
             fresh=fresh,
+            trigger=webhook_model.decode(
+                (meta.get("annotations") or {}).get(webhook_model.TRIGGER_ANNOTATION)
+            ),
         )
         return result, timings
 
@@ -369,6 +379,7 @@ def build_registry(
         if type == "DELETED":
             state.forget(str(meta.get("uid", "")))
 
+    kube_webhooks.register(registry, state)
     _without_finalizers(registry)
     return registry
 
