@@ -286,7 +286,8 @@ def test_dispatch_rules_are_githubs() -> None:
         (b'{"event_type": ""}', "event_type is required"),
         (json.dumps({"event_type": "x" * 101}).encode(), "longer than 100"),
         (
-            json.dumps({"event_type": "e", "client_payload": {f"k{i}": "v" for i in range(11)}}).encode(),
+            json.dumps({"event_type": "e",
+                        "client_payload": {f"k{i}": "v" for i in range(11)}}).encode(),
             "11 top-level keys",
         ),
         (json.dumps({"event_type": "e", "client_payload": []}).encode(), "JSON object"),

@@ -129,9 +129,10 @@ ELEVEN = {"event_type": "e", "client_payload": {f"k{i}": "v" for i in range(11)}
 
 BAD = [
     # (id, path, body, headers, status, outcome)
-    ("wrong-token", DISPATCH, SEED_PAYLOAD, {"Authorization": "Bearer nope"}, 401, "unauthenticated"),
+    ("wrong-token", DISPATCH, SEED_PAYLOAD, {"Authorization": "Bearer x"}, 401, "unauthenticated"),
     ("missing-token", DISPATCH, SEED_PAYLOAD, {}, 401, "unauthenticated"),
-    ("basic-auth", DISPATCH, SEED_PAYLOAD, {"Authorization": f"Basic {TOKEN}"}, 401, "unauthenticated"),
+    ("basic-auth", DISPATCH, SEED_PAYLOAD, {"Authorization": f"Basic {TOKEN}"}, 401,
+     "unauthenticated"),
     ("oversized", DISPATCH, BIG, BEARER, 413, "malformed"),
     ("malformed-json", DISPATCH, b"{nope", BEARER, 400, "malformed"),
     ("eleven-keys", DISPATCH, ELEVEN, BEARER, 400, "malformed"),

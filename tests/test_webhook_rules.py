@@ -98,8 +98,12 @@ def test_rate_limit_per_address_refills_and_is_bounded() -> None:
     assert len(limit) == 2
 
 
-def spec(image: str = "ghcr.io/myorg/myapp", regex: str = r"^\d+\.\d+\.\d+-dev$",
-         url: str = "https://github.com/myorg/gitops.git", **extra: Any) -> dict[str, Any]:  # fmt: skip
+def spec(
+    image: str = "ghcr.io/myorg/myapp",
+    regex: str = r"^\d+\.\d+\.\d+-dev$",
+    url: str = "https://github.com/myorg/gitops.git",
+    **extra: Any,
+) -> dict[str, Any]:
     return {"image": image, "tagRegex": regex, "git": {"url": url}, **extra}
 
 

@@ -131,10 +131,8 @@ async def test_another_tag_promoted_drops_status_trigger() -> None:
 
 async def test_field_without_default_and_without_announcement_is_target_error() -> None:
     git = MemoryGit({"environments/dev/values.yaml": SEED_VALUES.encode()})
-    spec = make_spec(
-        targets=[{"path": "environments/dev/values.yaml", "regex": 'git_branch: "(.*)"',
-                  "value": "${git_branch}"}],  # fmt: skip
-    )
+    target = {"path": "environments/dev/values.yaml", "regex": 'git_branch: "(.*)"'}
+    spec = make_spec(targets=[{**target, "value": "${git_branch}"}])
     result = await reconcile.reconcile(
         reconcile.Resource("myapp-dev", "gitops", spec, {}, 1),
         registry=MemoryRegistry(["1.1.0-dev"]),

@@ -515,9 +515,9 @@ class RegistryServer:
         if self.notify:
             lines += ["notifications:", "  endpoints:"]
             for index, (url, token) in enumerate(self.notify):
-                lines += [f"    - name: endpoint{index}", f"      url: {url}",
-                          "      headers:", f"        Authorization: [Bearer {token}]",
-                          "      timeout: 2s", "      threshold: 3", "      backoff: 200ms"]  # fmt: skip
+                lines += [f"    - name: endpoint{index}", f"      url: {url}", "      headers:",
+                          f"        Authorization: [Bearer {token}]", "      timeout: 2s",
+                          "      threshold: 3", "      backoff: 200ms"]  # fmt: skip
         return "\n".join(lines) + "\n"
 
     # pushing through the HTTP API -------------------------------------------------------------
