@@ -32,7 +32,7 @@ import yaml
 
 from imagepromoter import scans
 from imagepromoter.kube import handlers, metrics
-from imagepromoter.webhooks import auth
+from imagepromoter.webhooks import auth, model
 from tests.conftest import need_server
 from tests.kmock_emulator import Emulator
 from tests.servers import free_port, git_http
@@ -247,6 +247,15 @@ async def hooked(
         state.registry.stop()
 
 
+def handled(cluster: Cluster, name: str, delivery: str) -> bool:
+    """Whether Kopf finished handling the trigger of `delivery` (its last-handled state)."""
+    annotations = (cluster.ipr(name) or {}).get("metadata", {}).get("annotations") or {}
+    last = json.loads(annotations.get(f"{handlers.KOPF_PREFIX}/last-handled-configuration", "{}"))
+    recorded = last.get("metadata", {}).get("annotations", {}).get(model.TRIGGER_ANNOTATION)
+    trigger = model.decode(recorded)
+    return trigger is not None and trigger.delivery == delivery
+
+
 def dev_tag(hooked: Hooked) -> str:
     return hooked.cluster.status("myapp-dev").get("promotedTag", "")
 
@@ -333,14 +342,17 @@ async def test_bad_inputs_get_their_answer_and_make_no_commit(hooked: Start) -> 
         ("unknown repository", "/repos/myorg/unknown/dispatches", body("1.1.0-dev"), BEARER, 204),
         ("tag failing the regex", DISPATCH, body("1.1.0-debug"), BEARER, 204),
         ("tag the registry lacks", DISPATCH, body("9.9.9-dev", git_branch="x"), BEARER, 204),
-        ("older tag", DISPATCH, body("0.1.0-dev", git_branch="old"), BEARER, 204),
+        ("older tag", DISPATCH, body("0.1.0-dev", git_branch="old"),
+         {**BEARER, "X-GitHub-Delivery": "last-bad"}, 204),
     ]  # fmt: skip
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{h.port}", timeout=30) as client:
         for what, path, data, headers, expected in cases:
             resp = await client.post(path, content=data, headers=headers)
             assert resp.status_code == expected, f"{what}: {resp.status_code} {resp.text}"
-        # The barrier: a good dispatch after all of them. Kopf handles one CR's changes in
-        # order, so once it is promoted every earlier request has had its effect (or none).
+        # The barrier: Kopf handles one CR's changes in order, so once it has handled the last
+        # request's trigger, every earlier one has had its pass (or was folded into it).
+        await eventually(lambda: handled(h.cluster, "myapp-dev", "last-bad"), "last handled")
+        assert h.commits() == before and h.cluster.ready("myapp-dev")["reason"] == "UpToDate"
         await h.push("1.1.0-dev")
         good = {**BEARER, "X-GitHub-Delivery": "delivery-1"}
         data = body("1.1.0-dev", git_branch="good", commit_message="ok")
