@@ -46,7 +46,7 @@ from typing import Any
 import kopf
 
 from imagepromoter import changes, credentials, reconcile, spec
-from imagepromoter.kube import events, metrics, retrying, schedule, secrets
+from imagepromoter.kube import events, metrics, notifying, retrying, schedule, secrets
 from imagepromoter.kube import webhooks as kube_webhooks
 from imagepromoter.webhooks import model as webhook_model
 
@@ -204,6 +204,7 @@ class Operator:
         self.schedule = schedule.Schedule(base_backoff=self.options.base_backoff)
         self.events = events.Events(window=self.options.event_window, now=self.clock)
         self.limit = asyncio.Semaphore(self.options.concurrency)
+        self.notifier = notifying.Notifier(secrets=lambda: self.secrets, post=self.events.post)
 
     async def start(self, settings: kopf.OperatorSettings) -> None:
         """Configure Kopf and build the adapters that need the running loop."""
@@ -222,6 +223,7 @@ class Operator:
         close = getattr(self.registry, "aclose", None)
         if close is not None:
             await close()
+        await self.notifier.aclose()
 
     def forget(self, uid: str) -> None:
         """A CR was deleted: drop everything kept about it and stop its timer."""
@@ -266,6 +268,7 @@ class Operator:
             )
         _patch_status(patch, {**(body.get("status") or {}), **previous}, result.status)
         self.events.report(body, result.outcome)
+        self.notifier.after(body, result)
         self._count(result, timings)
         logger.info(
             "%s/%s (%s): %s: %s",
