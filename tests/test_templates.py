@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -285,3 +287,77 @@ def test_oci_variables_and_variables_strip_defaults() -> None:
         "oci.revision",
     }
     assert templates.variables("${a:-b}${c}") == {"a", "c"}
+
+
+# --- oci.* read from a real registry (annotations first, then config labels) --------------------
+
+
+def _push_labelled(server: Any, repository: str, tag: str, *, index: bool) -> str:
+    """An image whose config labels say version/source and whose manifest annotates revision."""
+    from tests.servers import registry as reg
+
+    labels = {
+        "org.opencontainers.image.version": "from-label",
+        "org.opencontainers.image.source": "https://github.com/myorg/myapp",
+        "org.opencontainers.image.revision": "label-loses",
+    }
+    layer = f"layer {repository} {tag}".encode()
+    rootfs = {"type": "layers", "diff_ids": [reg.digest_of(layer)]}
+    config = reg.canonical_json(
+        {"architecture": "amd64", "os": "linux", "config": {"Labels": labels}, "rootfs": rootfs}
+    )
+    manifest = reg.canonical_json({
+        "schemaVersion": 2, "mediaType": reg.OCI_MANIFEST,
+        "config": {"mediaType": reg.OCI_CONFIG, "digest": server.push_blob(repository, config),
+                   "size": len(config)},
+        "layers": [{"mediaType": reg.OCI_LAYER, "digest": server.push_blob(repository, layer),
+                    "size": len(layer)}],
+        "annotations": {"org.opencontainers.image.revision": "abc123"},
+    })  # fmt: skip
+    if not index:
+        return str(server.push_manifest(repository, tag, manifest, reg.OCI_MANIFEST))
+    child = server.push_manifest(repository, reg.digest_of(manifest), manifest, reg.OCI_MANIFEST)
+    top = reg.canonical_json({
+        "schemaVersion": 2, "mediaType": reg.OCI_INDEX,
+        "manifests": [{"mediaType": reg.OCI_MANIFEST, "digest": child, "size": len(manifest),
+                       "platform": {"os": "linux", "architecture": "amd64"}}],
+        "annotations": {"org.opencontainers.image.created": "2026-12-01T00:00:00Z"},
+    })  # fmt: skip
+    return str(server.push_manifest(repository, tag, top, reg.OCI_INDEX))
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("index", [False, True], ids=["manifest", "index"])
+async def test_oci_variables_from_the_registry(
+    registry_open: Any, repo_name: str, index: bool
+) -> None:
+    from imagepromoter import reconcile, reference
+    from imagepromoter.registry import client
+    from tests.test_reconcile import NOW, MemoryGit, MemorySecrets, make_spec
+
+    digest = _push_labelled(registry_open, repo_name, "1.1.0-dev", index=index)
+    access = reference.RegistryAccess(image=reference.parse(f"{registry_open.host}/{repo_name}"),
+                                      insecure=True)  # fmt: skip
+    registry = client.RegistryClient()
+    try:
+        found = await registry.oci_labels(access, digest)
+        expected = {"oci.revision": "abc123", "oci.version": "from-label",
+                    "oci.source": "https://github.com/myorg/myapp"}  # fmt: skip
+        if index:
+            expected["oci.created"] = "2026-12-01T00:00:00Z"
+        assert found == expected
+        git = MemoryGit({"env/dev/values.yaml": b"image:\n  tag: 1.0.0-dev\n"})
+        spec = make_spec(
+            image=f"{registry_open.host}/{repo_name}", insecure=True,
+            git={"url": "https://git.example.com/gitops.git",
+                 "commitMessage": "${tag} from ${oci.revision} (${oci.created:-no date})"},
+        )  # fmt: skip
+        result = await reconcile.reconcile(
+            reconcile.Resource("myapp-dev", "gitops", spec, {}, 1),
+            registry=registry, git=git, secrets=MemorySecrets(), now=lambda: NOW,
+        )  # fmt: skip
+        assert result.outcome.reason == "Promoted", result.outcome.message
+        date = "2026-12-01T00:00:00Z" if index else "no date"
+        assert git.commits[0].message == f"1.1.0-dev from abc123 ({date})"
+    finally:
+        await registry.aclose()

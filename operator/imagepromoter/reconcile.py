@@ -92,6 +92,7 @@ class _Scan:
     digest: str
     selection: policy.Selection
     tags_scanned: int
+    access: reference.RegistryAccess | None = None
 
 
 async def reconcile(
@@ -130,7 +131,8 @@ async def reconcile(
         scan = await _scan(promotion, resource.namespace, registry, secrets, fresh=fresh)
         git_creds = await _git_credentials(promotion, resource.namespace, secrets)
         announced = _announced(scan.tag, trigger, resource.status)
-        plan = _planner(promotion, resource, scan, announced.fields if announced else {})
+        extra = {**(announced.fields if announced else {}), **await _oci(promotion, registry, scan)}
+        plan = _planner(promotion, resource, scan, extra)
         write = await asyncio.to_thread(git.write, promotion.git, git_creds, plan, dry_run=dry_run)
     except errors.PromotionError as exc:
         return _failure(resource, exc, now, promotion, scan, scan_time)
@@ -149,6 +151,20 @@ async def reconcile(
         promotion=promotion,
         write=write,
     )
+
+
+async def _oci(
+    promotion: spec.Promotion, registry: RegistryReader, scan: _Scan
+) -> dict[str, str]:
+    """The oci.* variables, read from the image only when some template uses one."""
+    used = templates.oci_variables(
+        promotion.git.commit_message, *(t.value for t in promotion.targets)
+    )
+    read = getattr(registry, "oci_labels", None)
+    if not used or read is None or scan.access is None:
+        return {}
+    found: dict[str, str] = await read(scan.access, scan.digest)
+    return found
 
 
 def _announced(
@@ -209,7 +225,13 @@ async def _scan(
     if selection.tag is None:
         raise errors.NoMatchingTag(f"{promotion.image_text}: {selection.explain()}")
     digest = await registry.digest(access, selection.tag)
-    return _Scan(tag=selection.tag, digest=digest, selection=selection, tags_scanned=len(tags))
+    return _Scan(
+        tag=selection.tag,
+        digest=digest,
+        selection=selection,
+        tags_scanned=len(tags),
+        access=access,
+    )
 
 
 async def _registry_credentials(

@@ -243,6 +243,12 @@ class RegistryClient:
                 result[tag] = when
         return result
 
+    async def oci_labels(self, access: RegistryAccess, digest: str) -> dict[str, str]:
+        """The image's `oci.*` template variables (see registry/labels.py)."""
+        from imagepromoter.registry import labels  # labels imports this module
+
+        return await labels.oci_labels(self, access, digest)
+
     async def aclose(self) -> None:
         """Close every connection pool."""
         clients, self._clients = list(self._clients.values()), {}
