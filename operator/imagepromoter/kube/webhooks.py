@@ -9,9 +9,9 @@
 - The trigger handler is an update handler on that annotation, like the manual trigger
   `imagepromoter.dev/requested-at`: Kopf diffs it against its last-handled configuration, so an
   event recorded while the operator was down is handled when it starts, and events arriving
-  while a pass runs fold into one more pass (Kopf acts on the latest state). It posts a Normal `Webhook` event naming the
-  ImageWebhook and delivery, then runs a forced pass (the trigger itself is read by the pass
-  from the annotation, see handlers.Operator._reconcile).
+  while a pass runs fold into one more pass (Kopf acts on the latest state). It posts a Normal
+  `Webhook` event naming the ImageWebhook and delivery, then runs a forced pass (the trigger
+  itself is read by the pass from the annotation, see handlers.Operator._reconcile).
 - ImageWebhooks are reconciled on create, spec change, resume and every minute (a Secret created
   later is noticed): Ready says whether the Secret has a `token`, `status.path` where to POST.
 """
