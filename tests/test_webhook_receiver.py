@@ -232,6 +232,7 @@ async def test_failed_record_is_503_and_redelivery_works(server: Server) -> None
     server.directory.fail = True
     headers = {**BEARER, "X-GitHub-Delivery": "d2"}
     assert (await server.post(DISPATCH, SEED_PAYLOAD, **headers)).status_code == 503
+    assert server.count("github-dispatch", "failed") == 1
     server.directory.fail = False
     assert (await server.post(DISPATCH, SEED_PAYLOAD, **headers)).status_code == 204
     assert len(server.directory.recorded) == 1, "the failed delivery was not remembered"
@@ -248,3 +249,40 @@ async def test_no_secret_or_payload_in_logs(
     await asyncio.sleep(0)
     assert caplog.text and TOKEN not in caplog.text and "payload-secret-text" not in caplog.text
     assert TOKEN not in repr(server.directory.hooks)
+
+
+async def test_tls_from_a_certificate_and_key(tmp_path: Any) -> None:
+    """--webhook-tls-cert/--webhook-tls-key: the receiver speaks TLS with that certificate."""
+    from imagepromoter import cli
+    from tests.servers.registry import TlsFiles
+
+    tls = TlsFiles.self_signed(tmp_path / "tls")
+    context = cli._webhook_tls(tls.certificate, tls.key)
+    assert context is not None
+    directory = MemoryDirectory(hooks=[hook("upstream-ci", "github-dispatch")],
+                                candidates=[candidate("myapp-dev", r"^\d+\.\d+\.\d+-dev$")])  # fmt: skip
+    recv = receiver.Receiver(
+        directory, metrics=receiver.Metrics(prometheus_client.CollectorRegistry())
+    )
+    port = await recv.start(0, host="127.0.0.1", ssl_context=context)
+    try:
+        url = f"https://127.0.0.1:{port}{DISPATCH}"
+        async with httpx.AsyncClient(verify=tls.client_context()) as client:
+            resp = await client.post(url, content=json.dumps(SEED_PAYLOAD), headers=BEARER)
+        assert resp.status_code == 204 and len(directory.recorded) == 1
+        async with httpx.AsyncClient(verify=True) as client:  # the system CAs do not know it
+            with pytest.raises(httpx.ConnectError):
+                await client.post(url, content=b"{}", headers=BEARER)
+    finally:
+        await recv.stop()
+    with pytest.raises(SystemExit, match="go together"):
+        cli._webhook_tls(tls.certificate, None)
+
+
+def test_cli_webhook_options() -> None:
+    from imagepromoter import cli
+
+    args = cli.build_parser().parse_args(["run"])
+    assert args.webhook_port == 9443 and args.webhook_tls_cert is None
+    args = cli.build_parser().parse_args(["run", "--webhook-port", "0"])
+    assert args.webhook_port == 0  # no receiver

@@ -47,7 +47,9 @@ from imagepromoter.webhooks import (
 
 logger = logging.getLogger(__name__)
 
-OUTCOMES = ("accepted", "unmatched", "unauthenticated", "malformed", "replayed", "limited")
+OUTCOMES = (
+    "accepted", "unmatched", "unauthenticated", "malformed", "replayed", "limited", "failed"
+)  # fmt: skip
 _DISPATCH = re.compile(r"/repos/([A-Za-z0-9_.-]{1,100})/([A-Za-z0-9_.-]{1,100})/dispatches\Z")
 _ROUTES = {"/hook/github": "github", "/hook/distribution": "distribution",
            "/hook/generic": "generic-hmac"}  # fmt: skip
@@ -224,7 +226,7 @@ class Receiver:
             failed = [r for r in results if isinstance(r, BaseException)]
             if failed:
                 logger.warning("webhook %s: recording failed: %r", type_, failed[0])
-                raise _Answer(503, "malformed", "the event could not be recorded; retry later")
+                raise _Answer(503, "failed", "the event could not be recorded; retry later")
             names = sorted(chosen)
             logger.info("webhook %s/%s delivery %s reached %s", webhook.hook.namespace,
                         webhook.hook.name, delivery, names or "nothing")  # fmt: skip
