@@ -259,8 +259,8 @@ async def test_tls_from_a_certificate_and_key(tmp_path: Any) -> None:
     tls = TlsFiles.self_signed(tmp_path / "tls")
     context = cli._webhook_tls(tls.certificate, tls.key)
     assert context is not None
-    directory = MemoryDirectory(hooks=[hook("upstream-ci", "github-dispatch")],
-                                candidates=[candidate("myapp-dev", r"^\d+\.\d+\.\d+-dev$")])  # fmt: skip
+    dev = candidate("myapp-dev", r"^\d+\.\d+\.\d+-dev$")
+    directory = MemoryDirectory(hooks=[hook("upstream-ci", "github-dispatch")], candidates=[dev])
     recv = receiver.Receiver(
         directory, metrics=receiver.Metrics(prometheus_client.CollectorRegistry())
     )
