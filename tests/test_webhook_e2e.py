@@ -70,6 +70,9 @@ class Hooked:
     repository: str
     repo: Path
     port: int
+    adapters: handlers.Adapters
+    options: handlers.Options
+    metrics: metrics.Metrics
 
     @property
     def cluster(self) -> Cluster:
@@ -213,7 +216,8 @@ async def hooked(
             webhook_host="127.0.0.1",
         )  # fmt: skip
         running = await start_operator(api, adapters, options=options, metrics_=collector)
-        state = Hooked(running, reg, repository, git_http_server.repo_path(name), port)
+        state = Hooked(running, reg, repository, git_http_server.repo_path(name), port,
+                       adapters, options, collector)  # fmt: skip
         made.append(state)
         auths = {reg.host: {"username": reg.username, "password": reg.password}}
         for doc in (
@@ -415,3 +419,46 @@ def test_the_curl_fixture_is_the_seed_command() -> None:
     assert payload.startswith('{"event_type": "update-gitops-repo", "client_payload": {')
     for key in ("docker_image_tag", "git_branch", "commit_message"):
         assert f'"{key}"' in payload
+
+
+async def test_an_event_recorded_while_the_operator_is_down_is_acted_on_at_start(
+    hooked: Start,
+) -> None:
+    """The receiver's record is the durable part: a restart between the answer and the pass."""
+    h = await hooked()
+    api, before = h.running.cluster.api, h.running
+    await h.push("1.1.0-dev")
+    await stop_operator(h.running)  # as if it crashed right after answering 204
+    trigger = model.Trigger(
+        tag="1.1.0-dev", source="upstream-ci", type="github-dispatch", delivery="before-crash",
+        received_at="2026-12-01T00:00:00Z", fields={"git_branch": "hotfix", "commit_message": "m"},
+    )  # fmt: skip
+    await h.cluster.patch(
+        "myapp-dev", {"metadata": {"annotations": {model.TRIGGER_ANNOTATION: trigger.encode()}}}
+    )
+    assert dev_tag(h) == "1.0.0-dev"
+    h.running = await start_operator(api, h.adapters, options=h.options, metrics_=h.metrics)
+    assert before is not h.running
+    await eventually(lambda: dev_tag(h) == "1.1.0-dev", "promoted after the restart")
+    assert 'git_branch: "hotfix"' in h.values("dev")
+    assert h.commits()[0] == "Branch hotfix led to updated Docker image '1.1.0-dev': m"
+
+
+async def test_image_webhook_status(hooked: Start) -> None:
+    h = await hooked()
+    api = h.running.cluster.api
+    ready = (iwh(api, "upstream-ci")["status"]["conditions"])[0]
+    assert (ready["status"], ready["reason"]) == ("True", "Ready")
+    assert iwh(api, "upstream-ci")["status"]["path"] == "/repos/{owner}/{repo}/dispatches"
+    await create(api, secret("hub", token="hub-token"))
+    await create(api, webhook("hub", "dockerhub"))
+    await create(api, webhook("orphan", "quay"))
+    path = await eventually(lambda: (iwh(api, "hub").get("status") or {}).get("path"), "hub path")
+    assert path == auth.secret_path("hub-token", "hub", NS)
+    orphan = await eventually(
+        lambda: (iwh(api, "orphan").get("status") or {}).get("conditions"), "orphan status"
+    )
+    assert (orphan[0]["status"], orphan[0]["reason"]) == ("False", "SecretMissing")
+    assert "kubectl create secret generic orphan" in orphan[0]["message"]
+    assert "path" not in iwh(api, "orphan")["status"], "no path without a token"
+    assert "hub-token" not in json.dumps(iwh(api, "hub"))

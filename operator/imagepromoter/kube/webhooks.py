@@ -224,7 +224,7 @@ def register(registry: kopf.OperatorRegistry, state: handlers.Operator) -> None:
             return
         recv = receiver.Receiver(
             KopfDirectory(settings, state.options.webhook_namespaces),
-            metrics=receiver.Metrics(state.metrics.registry),
+            metrics=receiver.Metrics.of(state.metrics.registry),
         )
         bound = await recv.start(
             port, host=state.options.webhook_host, ssl_context=state.options.webhook_ssl

@@ -25,6 +25,7 @@ import logging
 import re
 import ssl
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -94,6 +95,14 @@ class Metrics:
             registry=registry if registry is not None else prometheus_client.REGISTRY,
         )
 
+    @classmethod
+    def of(cls, registry: prometheus_client.CollectorRegistry) -> Metrics:
+        """The one instance per registry (an operator restarted in one process reuses it)."""
+        found = _METRICS.get(registry)
+        if found is None:
+            found = _METRICS[registry] = cls(registry)
+        return found
+
     def count(self, type_: str, outcome: str) -> None:
         self.requests.labels(type=type_, outcome=outcome).inc()
 
@@ -101,6 +110,11 @@ class Metrics:
         """The count so far (for tests and the bench)."""
         got = self.requests.labels(type=type_, outcome=outcome)._value.get()
         return float(got)
+
+
+_METRICS: weakref.WeakKeyDictionary[prometheus_client.CollectorRegistry, Metrics] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _Answer(Exception):
