@@ -133,7 +133,8 @@ async def run(rounds: int, tmp: Path) -> None:
                  "metadata": {"name": "myapp-dev"}, "spec": {
                     "image": f"{reg.host}/myorg/myapp", "imagePullSecret": "pull",
                     "insecure": True, "tagRegex": r"^(?P<version>\d+\.\d+\.\d+)-dev$",
-                    "interval": "1h", "git": {"url": url, "branch": "main", "secretRef": "git"},
+                    "interval": "1h",
+                    "git": {"url": url, "insecure": True, "branch": "main", "secretRef": "git"},
                     "targets": [{"path": PATH, "regex": 'imageTag: "(?P<value>.*)"'}]}}),
             ]  # fmt: skip
             for prefix, doc in docs:

@@ -125,6 +125,7 @@ def seed_cr(name: str, env: str, regex: str, hooked_url: str, image: str) -> dic
             "interval": "1h",
             "git": {
                 "url": hooked_url,
+                "insecure": True,  # the local git server speaks plain HTTP
                 "branch": "main",
                 "secretRef": "gitops-write",
                 "author": {"name": "build", "email": "build@internal"},
