@@ -286,3 +286,81 @@ def test_cli_webhook_options() -> None:
     assert args.webhook_port == 9443 and args.webhook_tls_cert is None
     args = cli.build_parser().parse_args(["run", "--webhook-port", "0"])
     assert args.webhook_port == 0  # no receiver
+
+
+async def chunks(data: bytes, size: int = 10_000) -> Any:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def test_chunked_bodies_are_read_whole_and_capped(server: Server) -> None:
+    """No Content-Length: the body arrives in pieces; read to the end, or 413 past 1 MiB."""
+    long_message = "m" * 4000
+    payload = {"event_type": "e", "client_payload": {"docker_image_tag": "1.0.0-dev",
+               "commit_message": long_message, "padding": "p" * 4000}}  # fmt: skip
+    data = json.dumps(payload).encode() + b" " * 200_000  # trailing whitespace is still JSON
+    resp = await server.client.post(server.url + DISPATCH, content=chunks(data), headers=BEARER)
+    assert resp.status_code == 204, resp.text
+    [(_, trigger)] = server.directory.recorded
+    assert trigger.fields["commit_message"] == long_message
+    big = b'{"event_type": "e", "x": "' + b"y" * (auth.MAX_BODY + 10) + b'"}'
+    resp = await server.client.post(server.url + DISPATCH, content=chunks(big, 100_000),
+                                    headers=BEARER)  # fmt: skip
+    assert resp.status_code == 413 and len(server.directory.recorded) == 1
+
+
+async def test_a_malformed_value_is_not_echoed(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    payload = {"event_type": "e", "client_payload": {"docker_image_tag": "secret value!"}}
+    resp = await server.post(DISPATCH, payload, **BEARER)
+    assert resp.status_code == 400 and "docker_image_tag" in resp.text
+    assert "secret value" not in resp.text and "secret value" not in caplog.text
+
+
+# Each sender's real payload (shared/fixtures/webhooks), routed through the receiver.
+ROUTED = [
+    # (fixture or body, path, headers builder, CRs, expected reached -> tag)
+    ("dockerhub-push.json", "dockerhub",
+     [candidate("hub", r"^.*$", image="svendowideit/testhook", repo="o/hub")], {"hub": "latest"}),
+    ("harbor-push-artifact-default.json", "harbor",
+     [candidate("alpine", r"^.*$", image="localhost/harbor/alpine", repo="o/a")], {"alpine": None}),
+    ("argocd-ghcr-package-published.json", "github",
+     [candidate("guestbook", r"^\d+\.\d+\.\d+$", image="ghcr.io/nitishfy/guestbook", repo="o/g")],
+     {"guestbook": "5.5.9"}),
+    ("github-package-published-docker.json", "github",
+     [candidate("hello", r"^.*$", image="ghcr.io/codertocat/hello-world", repo="o/h")],
+     {"hello": None}),
+    ("distribution-push-envelope-v2.json", "distribution",
+     [candidate("test", r"^.*$", image="registrycluster.local/library/test", repo="o/t")], {}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "type_", "crs", "expected"), ROUTED, ids=[r[0] for r in ROUTED])
+async def test_real_payloads_route(
+    name: str, type_: str, crs: list[routing.Candidate], expected: dict[str, str | None]
+) -> None:
+    directory = MemoryDirectory(hooks=[hook("h", type_)], candidates=crs)
+    recv = receiver.Receiver(
+        directory, metrics=receiver.Metrics(prometheus_client.CollectorRegistry())
+    )
+    port = await recv.start(0, host="127.0.0.1")
+    data = fixture(name)
+    headers: dict[str, str] = {}
+    path = {"github": "/hook/github", "distribution": "/hook/distribution"}.get(type_, HUB_PATH)
+    if type_ == "github":
+        headers = {"X-GitHub-Event": "package", "X-Hub-Signature-256": auth.sign(data, TOKEN)}
+    if type_ == "distribution":
+        headers = {**BEARER, "Content-Type": "application/vnd.docker.distribution.events.v2+json"}
+    try:
+        async with httpx.AsyncClient() as client:
+            resp = await client.post(
+                f"http://127.0.0.1:{port}{path}", content=data, headers=headers
+            )
+        assert resp.status_code == 202, resp.text
+        assert {n: t.tag for n, t in directory.recorded} == expected
+        outcome = "accepted" if expected else "unmatched"
+        assert recv.metrics.value(type_, outcome) == 1
+    finally:
+        await recv.stop()

@@ -66,8 +66,8 @@ class RateLimit:
     def __init__(
         self,
         *,
-        rate: float = 5.0,
-        burst: float = 50.0,
+        rate: float = 20.0,
+        burst: float = 200.0,
         max_addresses: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

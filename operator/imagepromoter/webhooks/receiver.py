@@ -164,17 +164,23 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One request, answered as the module docstring says."""
         type_ = _type_of(request.path)
+        # counted by the authenticated ImageWebhook's type; before that, by route ("path" for a
+        # secret path that matched no ImageWebhook, "unknown" for any other URL)
+        labels = [type_ or "unknown"]
         try:
-            return await self._handle(request, type_)
+            return await self._handle(request, type_, labels)
         except _Answer as answer:
-            self.metrics.count(type_ or "unknown", answer.outcome)
-            logger.info("webhook %s %s: %s (%s)", type_ or request.path[:16], answer.outcome,
-                        answer.status, answer.message)  # fmt: skip
+            label = labels[-1]
+            self.metrics.count(label, answer.outcome)
+            logger.info("webhook %s %s: %s (%s)", label, answer.outcome, answer.status,
+                        answer.message)  # fmt: skip
             if answer.status in (202, 204):
                 return _ok(type_, answer.message)
             return web.json_response({"message": answer.message}, status=answer.status)
 
-    async def _handle(self, request: web.Request, type_: str | None) -> web.StreamResponse:
+    async def _handle(
+        self, request: web.Request, type_: str | None, labels: list[str]
+    ) -> web.StreamResponse:
         if not self.limit.allow(request.remote or "unknown"):
             raise _Answer(429, "limited", "too many requests from this address; slow down")
         if type_ is None:
@@ -183,6 +189,7 @@ class Receiver:
             raise _Answer(405, "malformed", "webhooks are POST requests")
         body = await _body(request)
         hooks = await self._authenticated(request, type_, body)
+        labels.append(hooks[0].hook.type)
         parsed = _parse(hooks[0].hook.type, request, body)
         delivery = request.headers.get("X-GitHub-Delivery", "").strip()[:128]
         fresh = [w for w in hooks if not self.deliveries.seen(_key(w), delivery)]
@@ -277,12 +284,20 @@ def _ok(type_: str | None, message: str) -> web.Response:
 
 
 async def _body(request: web.Request) -> bytes:
+    """The whole body, or 413 as soon as it is known to exceed MAX_BODY (never read further)."""
+    too_large = _Answer(413, "malformed", f"the body is larger than {auth.MAX_BODY} bytes")
     if request.content_length is not None and request.content_length > auth.MAX_BODY:
-        raise _Answer(413, "malformed", f"the body is larger than {auth.MAX_BODY} bytes")
-    body = await request.content.read(auth.MAX_BODY + 1)
-    if len(body) > auth.MAX_BODY:
-        raise _Answer(413, "malformed", f"the body is larger than {auth.MAX_BODY} bytes")
-    return body
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(64 * 1024)  # at most this much: what has arrived
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > auth.MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
 
 
 def _authenticates(webhook: Webhook, request: web.Request, type_: str, body: bytes) -> bool:
