@@ -134,3 +134,15 @@ def test_status_trigger_schema() -> None:
     assert problems(doc, IPR_SCHEMA) == []
     doc["status"]["trigger"]["fields"] = {"n": 1}
     assert problems(doc, IPR_SCHEMA) != []
+
+
+def test_shipped_image_webhook_examples_validate() -> None:
+    docs = [
+        d
+        for p in sorted((ROOT / "examples").glob("*.yaml"))
+        for d in yaml.safe_load_all(p.read_text())
+        if d and d.get("kind") == "ImageWebhook"
+    ]
+    assert len(docs) >= 2
+    for doc in docs:
+        assert problems(doc) == []
