@@ -14,10 +14,12 @@ real docker-registry and the real git server, as in test_operator_e2e.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shlex
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +28,7 @@ from typing import Any
 
 import httpx
 import kmock
+import kopf
 import prometheus_client
 import pytest
 import yaml
@@ -463,3 +466,63 @@ async def test_image_webhook_status(hooked: Start) -> None:
     assert "kubectl create secret generic orphan" in orphan[0]["message"]
     assert "path" not in iwh(api, "orphan")["status"], "no path without a token"
     assert "hub-token" not in json.dumps(iwh(api, "hub"))
+
+
+async def start_peer(
+    api: Emulator, h: Hooked, *, port: int, priority: int
+) -> tuple[threading.Event, threading.Thread, list[BaseException], metrics.Metrics]:
+    """Another replica of the operator, in Kopf peering `imagepromoter` with `priority`."""
+    stop, ready = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+    counters = metrics.Metrics(prometheus_client.CollectorRegistry())
+    options = dataclasses.replace(h.options, webhook_port=port)
+    server = str(api.servers[0].url).rstrip("/")
+
+    def run() -> None:
+        try:
+            asyncio.run(handlers.operate(
+                h.adapters, options=options, connection=kopf.ConnectionInfo(server=server),
+                metrics_=counters,
+                standalone=False, peering="imagepromoter", priority=priority,
+                stop_flag=stop, ready_flag=ready,
+            ))  # fmt: skip
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name=f"peer-{priority}", daemon=True)
+    thread.start()
+    assert await asyncio.to_thread(ready.wait, 20), failures
+    return stop, thread, failures, counters
+
+
+async def test_a_paused_standby_records_events_for_the_active_one(
+    api: Emulator, hooked: Start
+) -> None:
+    """Every replica serves the port: the standby (lower priority, paused) writes the trigger,
+    the active replica does the pass."""
+    peering = [d for d in yaml.safe_load_all((ROOT / "manifests" / "peering.yaml").read_text())]
+    api.register_crd(peering[0])
+    resp = await api.post("/apis/kopf.dev/v1/clusterkopfpeerings", json=peering[1])
+    assert resp.status in (200, 201), await resp.text()
+    h = await hooked()
+    await stop_operator(h.running)  # replaced by two peers (stopping it again later is a no-op)
+    active = await start_peer(api, h, port=free_port(), priority=100)
+    standby_port = free_port()
+    standby = await start_peer(api, h, port=standby_port, priority=1)
+    try:
+        await h.push("1.1.0-dev")
+        h.port = standby_port
+        assert await h.curl("1.1.0-dev", "from-standby", "m") == "204"
+        await eventually(lambda: dev_tag(h) == "1.1.0-dev", "promoted by the active replica")
+        assert 'git_branch: "from-standby"' in h.values("dev")
+        standby_counts, active_counts = standby[3].registry, active[3].registry
+        webhook = {"type": "github-dispatch", "outcome": "accepted"}
+        assert standby_counts.get_sample_value("imagepromoter_webhook_requests_total", webhook)
+        assert not standby_counts.get_sample_value("imagepromoter_scans_total"), "it is paused"
+        assert active_counts.get_sample_value("imagepromoter_scans_total")
+        assert not active_counts.get_sample_value("imagepromoter_webhook_requests_total", webhook)
+    finally:
+        for stop, thread, failures, _ in (standby, active):
+            stop.set()
+            await asyncio.to_thread(thread.join, 20)
+            assert not failures
