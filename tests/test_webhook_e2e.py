@@ -526,3 +526,48 @@ async def test_a_paused_standby_records_events_for_the_active_one(
             stop.set()
             await asyncio.to_thread(thread.join, 20)
             assert not failures
+
+
+class GatedGit:
+    """The real git writer, with the first write held until the test releases it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.writes = 0
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def write(self, *args: Any, **kwargs: Any) -> Any:
+        self.writes += 1
+        if self.writes == 1:
+            self.entered.set()
+            assert self.release.wait(30), "never released"
+        return self.inner.write(*args, **kwargs)
+
+
+async def test_a_burst_during_a_pass_makes_one_more_pass(hooked: Start) -> None:
+    """Events arriving while a pass runs fold into one pass (Kopf acts on the latest state)."""
+    h = await hooked()
+    await stop_operator(h.running)
+    gated = GatedGit(h.adapters.git)
+    adapters = dataclasses.replace(h.adapters, git=gated)
+    h.running = await start_operator(
+        h.running.cluster.api, adapters, options=h.options, metrics_=h.metrics
+    )
+    await h.push("1.1.0-dev")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{h.port}", timeout=30) as client:
+
+        async def dispatch(n: int) -> None:
+            headers = {**BEARER, "X-GitHub-Delivery": f"burst-{n}"}
+            data = body("1.1.0-dev", git_branch=f"b{n}", commit_message=f"m{n}")
+            assert (await client.post(DISPATCH, content=data, headers=headers)).status_code == 204
+
+        await dispatch(1)
+        assert await asyncio.to_thread(gated.entered.wait, 20), "the first pass reached git"
+        for n in range(2, 7):
+            await dispatch(n)  # recorded while the first pass is held
+        gated.release.set()
+        await eventually(lambda: handled(h.cluster, "myapp-dev", "burst-6"), "the last handled")
+    assert gated.writes == 2, "one pass for the first event, one for the five that followed"
+    assert 'git_branch: "b6"' in h.values("dev"), "the latest event's fields"
+    webhook_events = [e for e in h.cluster.events("myapp-dev") if e["reason"] == "Webhook"]
+    assert len(webhook_events) == 2
