@@ -19,8 +19,9 @@
 from __future__ import annotations
 
 import logging
+import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -56,16 +57,34 @@ def _collection(plural: str, namespace: str | None) -> str:
 class KopfDirectory:
     """`receiver.Directory` over Kopf's authenticated API session."""
 
-    def __init__(self, settings: kopf.OperatorSettings, namespaces: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        settings: kopf.OperatorSettings,
+        namespaces: Sequence[str] = (),
+        *,
+        max_age: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
         self._namespaces = list(namespaces)
         self._secrets = secrets.KopfSecrets(settings)
+        self._max_age = max_age
+        self._clock = clock
+        self._cached: tuple[float, list[receiver.Webhook]] | None = None
 
     async def webhooks(self, types: Sequence[str]) -> list[receiver.Webhook]:
+        """ImageWebhooks with their tokens, re-read at most every `max_age` seconds (a flood of
+        unauthenticated requests costs one list and a Secret read per ImageWebhook per period)."""
+        now = self._clock()
+        if self._cached is None or now - self._cached[0] >= self._max_age:
+            self._cached = (now, await self._read_webhooks())
+        return [w for w in self._cached[1] if w.hook.type in types]
+
+    async def _read_webhooks(self) -> list[receiver.Webhook]:
         found = []
         for item in await self._list(WEBHOOKS):
             spec = item.get("spec") or {}
-            if spec.get("type") not in types:
+            if spec.get("type") not in model.TYPES:
                 continue
             meta = item.get("metadata") or {}
             name, namespace = str(meta.get("name")), str(meta.get("namespace"))
