@@ -94,3 +94,11 @@ def test_json_within_limits_parses(data: bytes) -> None:
 
 def test_json_depth_exactly_at_the_limit() -> None:
     assert bounded.loads_json(b"[" * 64 + b"]" * 64, max_depth=64) is not None
+
+
+def test_a_deep_webhook_body_is_malformed_not_a_recursion_error() -> None:
+    from imagepromoter.webhooks import model
+
+    with pytest.raises(model.Malformed, match="nests deeper than 64"):
+        model.load_json(b"[" * 500_000 + b"]" * 500_000)
+    assert model.decode("[" * 100_000) is None
