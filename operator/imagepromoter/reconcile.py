@@ -196,7 +196,9 @@ async def reconcile(
     )
 
 
-async def _oci(promotion: spec.Promotion, registry: RegistryReader, scan: _Scan) -> dict[str, str]:
+async def _oci(
+    promotion: spec.Promotion, registry: RegistryReader, scan: _Scan
+) -> dict[str, str]:
     """The oci.* variables, read from the image only when some template uses one."""
     used = templates.oci_variables(
         promotion.git.commit_message, *(t.value for t in promotion.targets)
