@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.servers import free_port, require_binary
+from tests.servers import free_port, require_binary, spawned
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
 HTPASSWD = "/usr/bin/htpasswd"
@@ -165,7 +165,9 @@ class _ThreadedServer:
             self.scheme = "https"
         self._server.daemon_threads = True
         self.stopping = threading.Event()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(  # a short poll: stop() waits at most one poll interval
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     @property
@@ -393,12 +395,14 @@ class RegistryServer:
         config.write_text(self._config(), "utf-8")
         log = self.base_dir / "registry.log"
         with open(log, "wb") as log_file:
-            self._process = subprocess.Popen(
-                [binary, "serve", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+            self._process = spawned(
+                subprocess.Popen(
+                    [binary, "serve", str(config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             )
         verify: ssl.SSLContext | bool = self.tls.client_context() if self.tls else True
         self._http = httpx.Client(timeout=30, verify=verify)
@@ -437,7 +441,7 @@ class RegistryServer:
             self._tmp = None
 
     def __enter__(self) -> RegistryServer:
-        return self.start()
+        return self if self._process is not None else self.start()  # `with reg.start():` too
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -721,8 +725,7 @@ def _check(response: httpx.Response, expected: int) -> None:
 @contextlib.contextmanager
 def serve(base_dir: Path | None = None, **kwargs: Any) -> Iterator[RegistryServer]:
     """`with serve() as reg:` starts a registry (see RegistryServer) and always stops it."""
-    server = RegistryServer(base_dir, **kwargs)
-    with server.start():
+    with RegistryServer(base_dir, **kwargs) as server:
         yield server
 
 
