@@ -29,6 +29,11 @@ architecture: $(STAMP)
 test: $(STAMP) servers lint typecheck architecture
 	$(VENV)/bin/pytest
 
+# The inner loop: pure-core and unit tests, no server started (a test that starts one unmarked
+# fails), no exhaustive sweep; seconds, not minutes.
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not servers and not slow"
+
 demo: $(STAMP) servers
 	$(PY) scripts/demo.py
 

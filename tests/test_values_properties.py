@@ -120,6 +120,7 @@ def _composed_span(text: str, segments: tuple[str, ...]) -> tuple[int, int]:
     return node.start_mark.index, node.end_mark.index
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_set_key_changes_exactly_the_target(data: st.DataObject) -> None:

@@ -912,7 +912,7 @@ class PaginatingProxy(_Proxy):
 class Fault:
     """What `FaultProxy` does instead of (or to) the upstream answer, `times` times."""
 
-    kind: str  # status | stall | truncate | oversize | invalid_json | redirect_blob | delay
+    kind: str  # status|stall|truncate|oversize|invalid_json|redirect_blob|delay|gather
     path: str = ""  # regex on the request path (with query)
     times: int = 1
     status: int = 503
@@ -921,6 +921,7 @@ class Fault:
     size: int = 0  # oversize: how many bytes to stream
     declare_length: bool = True  # oversize: send Content-Length (else read until close)
     seconds: float = 0.0  # delay: wait this long, then forward
+    count: int = 0  # gather: hold requests until this many are in flight at once, then forward
 
 
 class FaultProxy(_Proxy):
@@ -933,6 +934,7 @@ class FaultProxy(_Proxy):
 
     def __init__(self, upstream: str, registry: RegistryServer | None = None) -> None:
         self.faults: list[Fault] = []
+        self._arrived = threading.Condition()
         self.storage: BlobStorage | None = BlobStorage(registry) if registry else None
         super().__init__(upstream)
 
@@ -956,12 +958,18 @@ class FaultProxy(_Proxy):
         return None
 
     def serve(self, request: _Handler) -> None:
+        with self._arrived:  # every arrival may complete a gather
+            self._arrived.notify_all()
         fault = self._take(request.path)
         if fault is None:
             super().serve(request)
             return
         if fault.kind == "delay":
             self.stopping.wait(fault.seconds)
+            super().serve(request)
+        elif fault.kind == "gather":  # a barrier, not a timing window (30 s only as a backstop)
+            with self._arrived:
+                self._arrived.wait_for(lambda: self.in_flight >= fault.count, timeout=30)
             super().serve(request)
         elif fault.kind == "status":
             request.reply(fault.status, fault.body, fault.headers)
