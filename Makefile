@@ -1,18 +1,34 @@
 # make demo: the seed scenario on local servers it starts itself. make test: everything CI runs.
+# make unit: the inner loop (seconds). make lock: after changing dependencies in pyproject.toml.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# What is installed: exact versions with hashes, resolved from pyproject.toml's ranges by uv.
+TEST_LOCK := requirements-test.lock
+RUNTIME_LOCK := requirements.lock
+LOCK_FLAGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet $(LOCK_FLAGS)
 
-.PHONY: test lint typecheck architecture unit demo bench clean servers
+.PHONY: test lint typecheck architecture unit demo bench clean servers lock
 
 $(PY):
 	python3 -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml $(TEST_LOCK) | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --require-hashes -r $(TEST_LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve both locks from pyproject.toml, keeping every pin that still fits (LOCK_FLAGS=--upgrade
+# moves them all to the newest allowed). The runtime lock (the image) is constrained by the test
+# lock, so the image runs exactly the versions the tests ran.
+lock: | $(PY)
+	test -x $(VENV)/bin/uv || $(PY) -m pip install -q uv
+	$(UV_COMPILE) --extra test -o $(TEST_LOCK)
+	$(UV_COMPILE) -c $(TEST_LOCK) -o $(RUNTIME_LOCK)
 
 servers:
 	scripts/install-test-servers
