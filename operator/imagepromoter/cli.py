@@ -36,12 +36,23 @@ def default_workdir() -> Path:
     return Path(cache) / "imagepromoter"
 
 
+def _version() -> str:
+    """The installed distribution's version (what `pip install` put there)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("imagepromoter")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagepromoter",
         description="Promote new container image tags into GitOps repositories.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     promote = sub.add_parser(
