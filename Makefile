@@ -11,7 +11,7 @@ LOCK_FLAGS ?=
 UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet $(LOCK_FLAGS)
 
-.PHONY: test lint typecheck architecture unit demo bench clean servers lock
+.PHONY: test lint typecheck architecture unit demo bench clean servers lock chart
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -49,6 +49,11 @@ test: $(STAMP) servers lint typecheck architecture
 # fails), no exhaustive sweep; seconds, not minutes.
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not servers and not slow"
+
+# `helm lint` and `helm template` through Helm's Go library (helm-python-sdk, a test extra; no helm
+# binary needed). tests/test_chart.py runs both in `make test`. VALUES=file.yaml to try your own.
+chart: $(STAMP)
+	$(PY) scripts/helm_template.py $(VALUES)
 
 demo: $(STAMP) servers
 	$(PY) scripts/demo.py

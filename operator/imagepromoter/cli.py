@@ -87,13 +87,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+              "error": logging.ERROR}  # fmt: skip
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (time, level, logger, message), for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(verbose: int, environ: Mapping[str, str]) -> None:
+    """-v/-vv, else IMAGEPROMOTER_LOG_LEVEL; IMAGEPROMOTER_LOG_FORMAT text (default) or json."""
+    named = environ.get("IMAGEPROMOTER_LOG_LEVEL", "warning").lower()
+    form = environ.get("IMAGEPROMOTER_LOG_FORMAT", "text").lower()
+    if named not in LOG_LEVELS:
+        raise ValueError(f"IMAGEPROMOTER_LOG_LEVEL is {named!r}; use {'|'.join(LOG_LEVELS)}")
+    if form not in ("text", "json"):
+        raise ValueError(f"IMAGEPROMOTER_LOG_FORMAT is {form!r}; use text or json")
+    level = logging.WARNING - 10 * min(verbose, 2) if verbose else LOG_LEVELS[named]
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging(args.verbose, os.environ)
+    except ValueError as exc:
+        print(f"imagepromoter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "promote":
         return _promote(args)
     return _run(args)
