@@ -107,7 +107,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def configure_logging(verbose: int, environ: Mapping[str, str]) -> None:
+def configure_logging(
+    verbose: int, environ: Mapping[str, str], logger: logging.Logger | None = None
+) -> None:
     """-v/-vv, else IMAGEPROMOTER_LOG_LEVEL; IMAGEPROMOTER_LOG_FORMAT text (default) or json."""
     named = environ.get("IMAGEPROMOTER_LOG_LEVEL", "warning").lower()
     form = environ.get("IMAGEPROMOTER_LOG_FORMAT", "text").lower()
@@ -115,10 +117,12 @@ def configure_logging(verbose: int, environ: Mapping[str, str]) -> None:
         raise ValueError(f"IMAGEPROMOTER_LOG_LEVEL is {named!r}; use {'|'.join(LOG_LEVELS)}")
     if form not in ("text", "json"):
         raise ValueError(f"IMAGEPROMOTER_LOG_FORMAT is {form!r}; use text or json")
-    level = logging.WARNING - 10 * min(verbose, 2) if verbose else LOG_LEVELS[named]
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler])
+    root = logger or logging.getLogger()
+    root.setLevel(logging.WARNING - 10 * min(verbose, 2) if verbose else LOG_LEVELS[named])
+    if not root.handlers:  # as logging.basicConfig: a host that configured logging keeps it
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT))
+        root.addHandler(handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
