@@ -58,9 +58,12 @@ chart: $(STAMP)
 demo: $(STAMP) servers
 	$(PY) scripts/demo.py
 
+# Heavy: run it on a quiet machine. Each script prints its table and writes its section of
+# bench/RESULTS.md, which README.md and docs/ quote.
 bench: $(STAMP) servers
 	$(PY) bench/registry_scan.py
 	$(PY) bench/git_promote.py
+	$(PY) bench/values_corpus.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "operator"))
 
+from bench import results  # noqa: E402
 from imagepromoter import reference  # noqa: E402
 from imagepromoter.registry import client  # noqa: E402
 from tests.servers import git_http, registry  # noqa: E402
@@ -302,9 +303,25 @@ def main() -> None:
             f"{by['curl, same pages'].requests}"
         )
     ours, skopeo = processes
+    whole = ours.seconds / skopeo.seconds
     print(
         f"\nwhole `imagepromoter promote --dry-run` (scan, select, fetch, plan, diff) / "
-        f"`skopeo list-tags` (list only): {ours.seconds / skopeo.seconds:.2f} (goal < 1.0)"
+        f"`skopeo list-tags` (list only): {whole:.2f} (goal < 1.0)"
+    )
+    rows = [
+        (f.name, f.requests or "", f"{f.seconds * 1000:.1f}", f"{f.peak_mib:.1f}", f.note)
+        for f in figures
+    ]
+    results.record(
+        "registry_scan",
+        f"Listing {args.tags:,} tags (bench/registry_scan.py)",
+        [
+            f"Medians of {args.rounds} rounds.",
+            "",
+            *results.table(("case", "requests", "wall ms", "peak MiB", "note"), rows),
+            "",
+            f"Whole `imagepromoter promote --dry-run` / `skopeo list-tags`: {whole:.2f}.",
+        ],
     )
 
 
