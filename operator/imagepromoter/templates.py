@@ -1,27 +1,13 @@
 """`${name}` templates: the commit message and each target's value.
 
-A template is text with `${name}` placeholders and nothing else: no expressions, defaults,
-filters or code, so a template can never do more than substitute a string the operator already
-holds. The grammar is small enough to check completely when the spec is parsed:
-
-    ${name}   the variable `name`; `name` is a Python identifier (tagRegex group names are too)
-    $$        one literal `$`, so `$${tag}` is the literal text `${tag}` (the Compose and
-              Kubernetes rule); a `$` followed by anything else is an ordinary character
-    ${        with no `}`, an empty or non-identifier name (`${}`, `${ tag }`, `${a.b}`) is
-              malformed and an InvalidSpec error
-
-Which names exist (API.md, Templates):
-    tag, digest, image, version, path, name, namespace, previous   always, see BUILTIN_VARIABLES
-    every named group of tagRegex except `version`                  see `known_variables`
-    the fields of a webhook payload                                  see WEBHOOK_VARIABLES
-
-The rule that makes "an unknown variable is InvalidSpec, never an empty string" hold: spec.parse
-accepts a name only if it is in one of those three sets, and `render` substitutes only names
-present in the mapping it is given and raises InvalidSpec for any other. Webhook fields are a
-fixed, documented list (not "any name", which would let a typo through parsing); a template that
-uses one renders only in a pass a webhook started, and any other pass (the timer, a manual
-trigger) fails with an InvalidSpec whose message says so, instead of writing an empty value into
-the user's repository. The webhook receiver must pass payload fields under exactly these names.
+A template is text with `${name}` placeholders and nothing else (no expressions, defaults,
+filters or code), so it can never do more than substitute a string the operator already holds,
+and the grammar is small enough to check completely when the spec is parsed: `${name}` with an
+identifier name, `$$` for a literal `$` (the Compose and Kubernetes rule), anything else
+malformed. An unknown variable is InvalidSpec, never an empty string: spec.parse accepts only
+names in BUILTIN_VARIABLES, the tagRegex groups (`known_variables`) or the fixed list of webhook
+payload fields (WEBHOOK_VARIABLES, API.md "Templates"), and `render` raises InvalidSpec for a
+name missing from the mapping it is given, with a message that says why.
 """
 
 from __future__ import annotations

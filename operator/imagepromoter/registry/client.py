@@ -3,33 +3,12 @@
 One `RegistryClient` serves every ImagePromotion in the process. It keeps, per registry host, one
 httpx connection pool (HTTP/2 over TLS), one `limits.HostLimits` (requests in flight and per
 second), what the host asked for at the last 401 (`auth.Challenge`) and whether it refuses our
-page size; across hosts it keeps the token cache and a metadata cache keyed by manifest digest.
-
-The rules (docs/registry.md says them for users):
-- Tags: `GET /v2/<name>/tags/list?n=1000`, then `Link: <...>; rel="next"` (relative or absolute,
-  same host only) to the end. Order is never assumed; duplicates are dropped; a registry that
-  answers 400 to our `n` is asked again without it (its own page size). The total is capped
-  (`max_tags`) and so is every response body (`max_body_bytes`), which is read as a stream.
-- Digest: `HEAD /v2/<name>/manifests/<tag>` with all four manifest media types in `Accept`
-  (ghcr.io answers 404 to a HEAD without the OCI index type), reading `Docker-Content-Digest`.
-  HEAD is what Docker Hub does not count as a pull.
-- Creation time, only for the tags the caller names (those that passed tagRegex/excludeTags): a
-  HEAD per tag, then, only for digests not seen before, the manifest by digest (verified against
-  it), then `org.opencontainers.image.created` on the index or manifest if present, else the
-  config blob's `created`. For an index the child is the one for `platform` (default
-  `linux/amd64`); with no such child, the first that is not an attestation (`unknown/unknown`).
-  Digests are immutable, so the result is cached by (host, repository, digest) and a later scan
-  costs one HEAD per tag plus the fetches for new digests.
-- Blob redirects (object storage) are followed by hand: the Authorization header goes only to the
-  registry's own host, never to the redirect target.
-- `insecure`: the first request to the host goes out as plain HTTP; if the host turns out to
-  speak TLS (it answers 400 with a body naming HTTPS, as Go's server and nginx do) we switch to
-  HTTPS without verification for good. No credentials are sent before the scheme is settled:
-  they only follow a challenge, and the first request has none yet.
-
-Every failure is an `errors.RegistryError` or `errors.AuthError` whose message names the host,
-the repository and what to do; credentials and tokens are scrubbed from it, and httpx's
-exceptions (which hold the request and its headers) are never chained.
+page size; across hosts it keeps the token cache and a metadata cache keyed by manifest digest
+(digests are immutable, so a later scan costs one HEAD per tag plus fetches for new digests).
+Every failure is an `errors.RegistryError` or `errors.AuthError` naming the host, the repository
+and the fix; credentials are scrubbed and httpx's exceptions (which hold the request headers) are
+never chained. The protocol rules (pagination, HEAD for digests, which child of an index, blob
+redirects, `insecure`, limits) are stated once, in docs/registry.md.
 """
 
 from __future__ import annotations
