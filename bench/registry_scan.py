@@ -290,10 +290,11 @@ def main() -> None:
     for f in figures:
         print(f"{f.name:44} {f.requests:>8} {f.seconds * 1000:>9.1f} {f.peak_mib:>9.1f}  {f.note}")
     print()
+    ratios = []
     for shape in ("direct", "ghcr-pages"):
         by = {f.name.split(": ")[1]: f for f in figures if f.name.startswith(shape)}
         curl = by["curl, same pages"].seconds
-        print(
+        ratios.append(
             f"{shape}: ours/curl cold {by['ours cold, default 20 req/s'].seconds / curl:.2f}, "
             f"warm {by['ours warm, default 20 req/s'].seconds / curl:.2f}, "
             f"warm without rate limit {by['ours warm, no rate'].seconds / curl:.2f} (goal <= 1.5); "
@@ -302,6 +303,7 @@ def main() -> None:
             f"requests ours {by['ours, python process'].requests} vs pages "
             f"{by['curl, same pages'].requests}"
         )
+        print(ratios[-1])
     ours, skopeo = processes
     whole = ours.seconds / skopeo.seconds
     print(
@@ -320,7 +322,8 @@ def main() -> None:
             "",
             *results.table(("case", "requests", "wall ms", "peak MiB", "note"), rows),
             "",
-            f"Whole `imagepromoter promote --dry-run` / `skopeo list-tags`: {whole:.2f}.",
+            *(f"- {line}" for line in ratios),
+            f"- whole `imagepromoter promote --dry-run` / `skopeo list-tags`: {whole:.2f}",
         ],
     )
 
