@@ -48,7 +48,7 @@ test: $(STAMP) servers lint typecheck architecture
 # The inner loop: pure-core and unit tests, no server started (a test that starts one unmarked
 # fails), no exhaustive sweep; seconds, not minutes.
 unit: $(STAMP)
-	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not servers and not slow"
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not servers and not slow" --hypothesis-profile=unit
 
 # `helm lint` and `helm template` through Helm's Go library (helm-python-sdk, a test extra; no helm
 # binary needed). tests/test_chart.py runs both in `make test`. VALUES=file.yaml to try your own.

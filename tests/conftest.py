@@ -15,12 +15,17 @@ from collections.abc import Callable, Generator
 from typing import TypeVar
 
 import pytest
+from hypothesis import settings
 
 from tests.servers import SPAWNED_GROUPS, MissingBinary, alive_in_groups
 
 pytest_plugins = ["tests.fixtures_registry", "tests.fixtures_git"]
 
 T = TypeVar("T")
+
+# `make unit` runs property tests with few examples (`--hypothesis-profile=unit`); `make test` keeps
+# hypothesis's default. Tests that set their own (larger) max_examples are marked slow instead.
+settings.register_profile("unit", max_examples=20)
 _SPAWNED_BEFORE = pytest.StashKey[int]()
 
 
