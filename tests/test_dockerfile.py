@@ -220,6 +220,17 @@ def test_the_build_stage_installs_the_wheel_and_it_runs(tmp_path: Path) -> None:
     out = subprocess.run([installed / "bin" / "imagepromoter", "--version"], capture_output=True,
                          text=True, check=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
     assert out.stdout.strip() == f"imagepromoter {version}"
+    # every module imports from the installed tree: the runtime lock holds all they need
+    every_module = (
+        "import importlib, pkgutil, imagepromoter; "
+        "[importlib.import_module(m.name) for m in "
+        "pkgutil.walk_packages(imagepromoter.__path__, 'imagepromoter.') "
+        "if not m.name.endswith('__main__')]"
+    )
+    python = installed / "bin" / "python"
+    imported = subprocess.run([python, "-c", every_module], cwd=tmp_path, capture_output=True,
+                              text=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert imported.returncode == 0, imported.stderr[-3000:]
     distributions = {
         p.name.split("-")[0].lower().replace("_", "-")
         for p in installed.glob("lib/python*/site-packages/*.dist-info")
