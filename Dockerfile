@@ -1,5 +1,6 @@
-# The operator image. Two stages: the first builds the package's wheel and a virtualenv holding
-# exactly requirements.lock (hash-checked) plus that wheel, with no pip or setuptools in it; the
+# The operator image. Two stages: the first builds the package's wheel (with the build backend of
+# requirements-build.lock) and a virtualenv holding exactly requirements.lock (hash-checked) plus
+# that wheel, with no pip or setuptools in it; the
 # second is the same slim Python with that venv, the ssh client (for ssh:// and git@host:path
 # remotes) and a non-root user. Runs read-only (see manifests/deployment.yaml): git workspaces go
 # to an emptyDir at IMAGEPROMOTER_WORKDIR. tests/test_dockerfile.py runs the build stage's RUN
@@ -13,11 +14,12 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 VENV=/opt/imagepromoter
 WORKDIR /src
-COPY requirements.lock pyproject.toml README.md ./
+COPY requirements-build.lock requirements.lock pyproject.toml README.md ./
 COPY operator/ operator/
 RUN python -m venv --without-pip "$VENV" \
  && pip --python "$VENV/bin/python" install --require-hashes --no-deps -r requirements.lock \
- && pip wheel --no-deps --wheel-dir /tmp/wheels . \
+ && pip install --require-hashes --no-deps -r requirements-build.lock \
+ && pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
  && pip --python "$VENV/bin/python" install --no-deps /tmp/wheels/imagepromoter-*.whl \
  && "$VENV/bin/imagepromoter" --version
 

@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 # What is installed: exact versions with hashes, resolved from pyproject.toml's ranges by uv.
 TEST_LOCK := requirements-test.lock
 RUNTIME_LOCK := requirements.lock
+BUILD_LOCK := requirements-build.lock
 LOCK_FLAGS ?=
 UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet $(LOCK_FLAGS)
@@ -16,19 +17,23 @@ UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-vers
 $(PY):
 	python3 -m venv $(VENV)
 
-$(STAMP): pyproject.toml $(TEST_LOCK) | $(PY)
+$(STAMP): pyproject.toml $(TEST_LOCK) $(BUILD_LOCK) | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --require-hashes -r $(TEST_LOCK)
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --require-hashes -r $(TEST_LOCK) -r $(BUILD_LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# Re-resolve both locks from pyproject.toml, keeping every pin that still fits (LOCK_FLAGS=--upgrade
+# Re-resolve the locks from pyproject.toml, keeping every pin that still fits (LOCK_FLAGS=--upgrade
 # moves them all to the newest allowed). The runtime lock (the image) is constrained by the test
-# lock, so the image runs exactly the versions the tests ran.
+# lock, so the image runs exactly the versions the tests ran; the build lock pins the build
+# backend ([build-system] requires) that makes the wheel.
 lock: | $(PY)
 	test -x $(VENV)/bin/uv || $(PY) -m pip install -q uv
 	$(UV_COMPILE) --extra test -o $(TEST_LOCK)
 	$(UV_COMPILE) -c $(TEST_LOCK) -o $(RUNTIME_LOCK)
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(VENV)/bin/uv pip compile - --universal --python-version 3.11 --generate-hashes --quiet \
+	    $(LOCK_FLAGS) -o $(BUILD_LOCK)
 
 servers:
 	scripts/install-test-servers

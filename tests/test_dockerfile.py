@@ -114,6 +114,8 @@ def test_base_image_is_pinned_by_digest() -> None:
 def test_installs_the_runtime_lock_only() -> None:
     runs = " ".join(i.args for i in INSTRUCTIONS if i.command == "RUN")
     assert "--require-hashes --no-deps -r requirements.lock" in runs
+    assert "--require-hashes --no-deps -r requirements-build.lock" in runs
+    assert "--no-build-isolation" in runs, "the wheel is built by the locked backend"
     assert "[test]" not in runs and "requirements-test" not in runs
     assert not any("pip install" in i.args for i in FINAL if i.command == "RUN"), (
         "the final stage copies the built venv; it installs nothing with pip"

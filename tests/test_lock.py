@@ -38,12 +38,21 @@ def pins(name: str) -> dict[str, tuple[Version, int]]:
 
 TEST_LOCK = pins("requirements-test.lock")
 RUNTIME_LOCK = pins("requirements.lock")
+BUILD_LOCK = pins("requirements-build.lock")
+BUILD = [
+    Requirement(r)
+    for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+]
 
 
 @pytest.mark.parametrize(
     ("requirement", "lock"),
-    [(r, TEST_LOCK) for r in RUNTIME + TEST] + [(r, RUNTIME_LOCK) for r in RUNTIME],
-    ids=[f"test-lock-{r.name}" for r in RUNTIME + TEST] + [f"lock-{r.name}" for r in RUNTIME],
+    [(r, TEST_LOCK) for r in RUNTIME + TEST]
+    + [(r, RUNTIME_LOCK) for r in RUNTIME]
+    + [(r, BUILD_LOCK) for r in BUILD],
+    ids=[f"test-lock-{r.name}" for r in RUNTIME + TEST]
+    + [f"lock-{r.name}" for r in RUNTIME]
+    + [f"build-lock-{r.name}" for r in BUILD],
 )
 def test_every_declared_dependency_is_locked_within_its_range(
     requirement: Requirement, lock: dict[str, tuple[Version, int]]
@@ -54,7 +63,7 @@ def test_every_declared_dependency_is_locked_within_its_range(
 
 
 def test_every_pin_is_hash_checked() -> None:
-    for lock in (TEST_LOCK, RUNTIME_LOCK):
+    for lock in (TEST_LOCK, RUNTIME_LOCK, BUILD_LOCK):
         assert lock and all(hashes for _, hashes in lock.values())
 
 
@@ -69,9 +78,9 @@ def test_the_image_runs_the_versions_the_tests_ran() -> None:
 
 def test_make_test_installs_the_test_lock_and_ci_runs_make_test() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert "pip install -q --require-hashes -r $(TEST_LOCK)" in makefile
+    assert "pip install -q --require-hashes -r $(TEST_LOCK) -r $(BUILD_LOCK)" in makefile
     assert "TEST_LOCK := requirements-test.lock" in makefile
-    assert "pip install -q --no-deps -e ." in makefile
+    assert "pip install -q --no-deps --no-build-isolation -e ." in makefile
     assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(), re.MULTILINE)
 
 
