@@ -68,3 +68,13 @@ def test_a_bad_value_is_a_usage_error_naming_the_variable(
         monkeypatch.setenv(key, value)
     assert cli.main(["promote", "missing.yaml"]) == cli.EXIT_USAGE
     assert named in capsys.readouterr().err
+
+
+def test_json_names_the_object_of_kopfs_per_object_loggers(
+    root: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.configure_logging(0, {"IMAGEPROMOTER_LOG_FORMAT": "json"}, root)
+    ref = {"kind": "ImagePromotion", "namespace": "gitops", "name": "myapp-dev", "uid": "u"}
+    root.warning("pass failed", extra={"k8s_ref": ref})
+    entry = json.loads(capsys.readouterr().err)
+    assert entry["object"] == "gitops/myapp-dev"

@@ -102,6 +102,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        ref = getattr(record, "k8s_ref", None)  # Kopf's per-object loggers name the object
+        if isinstance(ref, dict) and ref.get("name"):
+            entry["object"] = "/".join(str(ref[k]) for k in ("namespace", "name") if ref.get(k))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
