@@ -69,6 +69,7 @@ bench: $(STAMP) servers
 	$(PY) bench/registry_scan.py
 	$(PY) bench/git_promote.py
 	$(PY) bench/values_corpus.py
+	$(PY) bench/webhook_latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -33,7 +33,6 @@ from tests.test_deploy_manifests import (
 HELM_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/version")
 WEBHOOKS = {
     "webhooks": {
-        "enabled": True,
         "ingress": {
             "enabled": True,
             "className": "nginx",
@@ -137,11 +136,14 @@ def test_one_replica_runs_standalone_without_peering_or_budget() -> None:
     assert "affinity" not in pod_of(docs)
 
 
-def test_webhooks_are_off_by_default() -> None:
-    docs = SOURCES["helm-defaults"]
+def test_webhooks_off_means_no_receiver_no_service_no_ingress() -> None:
+    docs = helm_template({"webhooks": {"enabled": False, "ingress": {"enabled": True}}})
     assert ("Service", "imagepromoter-webhooks") not in objects(docs)
     assert "Ingress" not in by_kind(docs)
-    assert "webhooks" not in {p["name"] for p in pod_of(docs)["containers"][0]["ports"]}
+    container = pod_of(docs)["containers"][0]
+    assert "webhooks" not in {p["name"] for p in container["ports"]}
+    assert cli.build_parser().parse_args(["run", *container["args"]]).webhook_port == 0
+    assert "Ingress" not in by_kind(SOURCES["helm-defaults"]), "no Ingress unless asked"
 
 
 def test_webhooks_service_and_ingress_are_ready_for_the_receiver() -> None:
@@ -153,7 +155,7 @@ def test_webhooks_service_and_ingress_are_ready_for_the_receiver() -> None:
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     container = pod_of(docs)["containers"][0]
     assert {"name": "webhooks", "containerPort": 9443} in container["ports"]
-    assert "--webhook-port=9443" in container["args"]
+    assert cli.build_parser().parse_args(["run", *container["args"]]).webhook_port == 9443
     ingress = one("Ingress", "imagepromoter-webhooks", docs)["spec"]
     assert ingress["ingressClassName"] == "nginx"
     assert ingress["tls"] == WEBHOOKS["webhooks"]["ingress"]["tls"]

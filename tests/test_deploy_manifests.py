@@ -237,6 +237,13 @@ def run_args(docs: Docs) -> Any:
     return cli.build_parser().parse_args(["run", *container(docs).get("args", [])])
 
 
+# The kustomization's objects under fixed names, for other test modules (test_webhook_manifests).
+BY_KIND = by_kind(DOCS)
+DEPLOYMENT = deployment(DOCS)
+CONTAINER = container(DOCS)
+RUN_ARGS = run_args(DOCS)
+
+
 def test_deployment_is_hardened(docs: Docs) -> None:
     pod_sc = pod(docs)["securityContext"]
     assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] > 0
@@ -283,6 +290,11 @@ def test_probes_and_ports_match_the_operator_args(docs: Docs) -> None:
     service = one("Service", "imagepromoter-metrics", docs)
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
     assert service["spec"]["selector"] == deployment(docs)["spec"]["selector"]["matchLabels"]
+    assert args.webhook_port == ports["webhooks"] == 9443  # API.md: the receiver's port
+    webhooks = one("Service", "imagepromoter-webhooks", docs)
+    (port,) = webhooks["spec"]["ports"]
+    assert port == {"name": "webhooks", "port": 9443, "targetPort": "webhooks"}
+    assert webhooks["spec"]["selector"] == deployment(docs)["spec"]["selector"]["matchLabels"]
 
 
 def test_ha_runs_replicas_with_peering_spread_and_a_disruption_budget(docs: Docs) -> None:

@@ -81,6 +81,7 @@ def test_the_demo_leaves_no_server_behind(capsys: pytest.CaptureFixture[str]) ->
 BENCHES = [
     ("registry_scan.py", ["--tags", "300", "--rounds", "1"]),
     ("git_promote.py", ["--rounds", "1"]),
+    ("webhook_latency.py", ["--rounds", "1"]),
 ]
 
 
