@@ -1,7 +1,7 @@
 """One reconcile pass: spec -> secrets -> scan -> select -> plan -> write -> status.
 
 This is the only place that sequences the adapters. Every entry point (the operator's create,
-update, resume and timer handlers, the manual trigger, and `imagepromoter promote`) calls
+update, resume and timer handlers, the manual trigger, webhooks, and `imagepromoter promote`) calls
 `reconcile` and gets back the new status; nothing else decides what a pass means.
 
 The adapters are injected as Protocols, so this module imports no HTTP, git or Kubernetes code:

@@ -102,6 +102,6 @@ class RegistryAccess:
         None  # named in messages: "the credentials in Secret X cannot read it"
     )
     insecure: bool = False
-    # A forced pass (create, spec change, manual trigger): answer from the registry, not from a
+    # A forced pass (spec change, manual trigger, webhook): answer from the registry, not from a
     # cache shared with other CRs. It may still join a request already in flight.
     fresh: bool = False
