@@ -38,12 +38,23 @@ def default_workdir() -> Path:
     return Path(cache) / "imagepromoter"
 
 
+def _version() -> str:
+    """The installed distribution's version (what `pip install` put there)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("imagepromoter")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagepromoter",
         description="Promote new container image tags into GitOps repositories.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     promote = sub.add_parser(
@@ -89,39 +100,75 @@ def build_parser() -> argparse.ArgumentParser:
 # Libraries that log request or protocol details at DEBUG: hpack's "Encoded header block" is the
 # Authorization header, decodable to the Basic credentials. They never log below INFO.
 QUIET_LOGGERS = ("hpack", "h2", "httpcore", "httpx", "dulwich", "urllib3", "kubernetes", "aiohttp")
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+              "error": logging.ERROR}  # fmt: skip
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Another formatter's output without known secrets and with control characters shown."""
+
+    redactor = redact.Redactor()  # `promote` sets the Secrets' values once it has read them
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return sanitise.terminal(RedactingFormatter.redactor(self.inner.format(record)))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (time, level, logger, message), for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        ref = getattr(record, "k8s_ref", None)  # Kopf's per-object loggers name the object
+        if isinstance(ref, dict) and ref.get("name"):
+            entry["object"] = "/".join(str(ref[k]) for k in ("namespace", "name") if ref.get(k))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(
+    verbose: int, environ: Mapping[str, str], logger: logging.Logger | None = None
+) -> None:
+    """-v/-vv, else IMAGEPROMOTER_LOG_LEVEL; IMAGEPROMOTER_LOG_FORMAT text (default) or json."""
+    named = environ.get("IMAGEPROMOTER_LOG_LEVEL", "warning").lower()
+    form = environ.get("IMAGEPROMOTER_LOG_FORMAT", "text").lower()
+    if named not in LOG_LEVELS:
+        raise ValueError(f"IMAGEPROMOTER_LOG_LEVEL is {named!r}; use {'|'.join(LOG_LEVELS)}")
+    if form not in ("text", "json"):
+        raise ValueError(f"IMAGEPROMOTER_LOG_FORMAT is {form!r}; use text or json")
+    root = logger or logging.getLogger()
+    level = logging.WARNING - 10 * min(verbose, 2) if verbose else LOG_LEVELS[named]
+    root.setLevel(level)
+    if not root.handlers:  # as logging.basicConfig: a host that configured logging keeps it
+        handler = logging.StreamHandler()
+        inner = JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT)
+        handler.setFormatter(RedactingFormatter(inner))
+        root.addHandler(handler)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    try:
+        configure_logging(args.verbose, os.environ)
+    except ValueError as exc:
+        print(f"imagepromoter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "promote":
         return _promote(args)
     return _run(args)
-
-
-class _RedactingFormatter(logging.Formatter):
-    """Formats as usual, then removes known secrets and shows control characters."""
-
-    def __init__(self, fmt: str) -> None:
-        super().__init__(fmt)
-        self.redactor = redact.Redactor()
-
-    def format(self, record: logging.LogRecord) -> str:
-        return sanitise.terminal(self.redactor(super().format(record)))
-
-
-_FORMATTER = _RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def configure_logging(verbose: int) -> None:
-    """Log to stderr at WARNING, INFO (-v) or DEBUG (-vv); third-party loggers at INFO at most."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    handler = logging.StreamHandler()
-    handler.setFormatter(_FORMATTER)
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
 def _known_secrets(loaded: manifests.Manifests) -> redact.Redactor:
@@ -202,7 +249,7 @@ def _promote(args: argparse.Namespace) -> int:
     if not loaded.promotions:
         return _usage("no ImagePromotion found in the files given")
     secrets = _known_secrets(loaded)
-    _FORMATTER.redactor = secrets
+    RedactingFormatter.redactor = secrets
     results = asyncio.run(
         _promote_all(loaded, workdir=args.workdir or default_workdir(), dry_run=args.dry_run)
     )
