@@ -277,7 +277,7 @@ async def test_prod_follows_dev_after_the_delay_and_not_while_dev_is_held(stage:
 def made_by_the_operator(emulator: Emulator) -> set[tuple[str, str, str]]:
     """(group, resource, verb) of every resource request Kopf's session made."""
     made = set()
-    for request in list(emulator):
+    for request in list(emulator.history):
         if not str(request.headers.get("User-Agent", "")).startswith("kopf/"):
             continue
         if request.resource is None or not request.resource.plural:

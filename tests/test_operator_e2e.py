@@ -552,11 +552,11 @@ async def test_delete_leaves_nothing_behind(seed: Seed, api: Emulator) -> None:
     history = len(commits(seed))
     await cluster.delete("myapp-dev")
     assert cluster.ipr("myapp-dev") is None, "no finalizer holds it"
-    deleted_at = len(list(api))
+    deleted_at = len(list(api.history))
     # a later pass of the other CR proves the operator kept running after the deletion
     await cluster.patch("myapp-prod", {"metadata": {"annotations": {handlers.REQUESTED_AT: "x"}}})
     await eventually(reason_is(cluster, "myapp-prod", "UpToDate"), "prod UpToDate")
-    later = list(api)[deleted_at:]
+    later = list(api.history)[deleted_at:]
     assert not [r for r in later if r.name == "myapp-dev" and r.method == "PATCH"]
     assert len(commits(seed)) == history
 
@@ -581,7 +581,7 @@ async def test_rbac_allows_every_request_the_operator_made(seed: Seed, api: Emul
     await apply_seed(seed)
     await eventually(lambda: seed.running.cluster.events("myapp-dev"), "an event")
     made = set()
-    for request in list(api):
+    for request in list(api.history):
         if not str(request.headers.get("User-Agent", "")).startswith("kopf/"):
             continue  # the test's own kubectl-like calls
         if request.resource is None or not request.resource.plural:

@@ -388,7 +388,7 @@ async def test_rbac_allows_every_request_the_webhooks_made(hooked: Start) -> Non
     await eventually(lambda: dev_tag(h) == "1.1.0-dev", "promoted")
     api = h.running.cluster.api
     made = set()
-    for request in list(api):
+    for request in list(api.history):
         if not str(request.headers.get("User-Agent", "")).startswith("kopf/"):
             continue
         if request.resource is None or not request.resource.plural:
