@@ -8,18 +8,32 @@ The adapters are injected as Protocols, so this module imports no HTTP, git or K
 tests and the CLI hand in real adapters, and the fault-injection suite can hand in hostile ones.
 Every failure ends as a `PromotionError` turned into an Outcome, never as an exception escaping
 to the caller; an unexpected exception is reported under the reason of the phase it broke.
+
+A pass has one total deadline (`deadline` seconds, DEFAULT_DEADLINE unless the caller says), and
+every network phase (Secret reads, each registry call, the git write) gets what is left of it as
+an asyncio timeout; running out ends the pass with that phase's reason (AuthError/GitError for a
+Secret, RegistryError, GitError) and a message naming the phase and the host. The git writer
+runs in a thread, so it also receives the absolute deadline and ends its own socket waits there
+(git/deadlines.py); the asyncio timeout around it is only the backstop. CPU-heavy pure work (tag
+selection over large lists) runs in a small bounded thread pool, never on the event loop that
+serves every CR and the probes; the value edits already run in the git writer's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import re
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from imagepromoter import (
     changes,
@@ -34,6 +48,15 @@ from imagepromoter import (
 from imagepromoter import status as statuses
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_DEADLINE = 60.0  # seconds for all network phases of one pass (docs/operator.md)
+GIT_BACKSTOP = 5.0  # seconds the git thread may overrun its own deadline before we stop waiting
+CPU_WORKERS = 2  # threads for CPU-heavy pure work (tag selection), shared by every pass
+GIT_WORKERS = 32  # threads for git writes (each bounded by its pass deadline)
+
+_CPU = concurrent.futures.ThreadPoolExecutor(CPU_WORKERS, thread_name_prefix="imagepromoter-cpu")
+_GIT = concurrent.futures.ThreadPoolExecutor(GIT_WORKERS, thread_name_prefix="imagepromoter-git")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -76,7 +99,10 @@ class GitWriter(Protocol):
         plan: changes.Planner,
         *,
         dry_run: bool = False,
-    ) -> changes.WriteResult: ...
+        deadline: float | None = None,
+    ) -> changes.WriteResult:
+        """Commit and push; `deadline` is a time.monotonic() instant its I/O must end by."""
+        ...
 
 
 class SecretReader(Protocol):
@@ -87,10 +113,58 @@ class SecretReader(Protocol):
 
 @dataclass(frozen=True)
 class _Scan:
-    tag: str
+    tag: str | None  # None: no tag qualified (NoMatchingTag, still a scan)
     digest: str
     selection: policy.Selection
     tags_scanned: int
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The time one pass may spend waiting on networks; `seconds=None` means no limit."""
+
+    seconds: float | None
+    started: float
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def start(cls, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> Budget:
+        """A budget that starts counting now."""
+        return cls(seconds=seconds, started=clock(), clock=clock)
+
+    @property
+    def at(self) -> float | None:
+        """The deadline as a time.monotonic() instant (for adapters in threads)."""
+        return None if self.seconds is None else self.started + self.seconds
+
+    def remaining(self) -> float | None:
+        """Seconds left, never negative; None when unlimited."""
+        at = self.at
+        return None if at is None else max(0.0, at - self.clock())
+
+    @contextlib.asynccontextmanager
+    async def phase(
+        self, error: type[errors.PromotionError], what: str, *, slack: float = 0.0
+    ) -> AsyncIterator[None]:
+        """Run a network phase within what is left; running out raises `error` naming `what`."""
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            raise error(self._message(what, before=True))
+        timeout = asyncio.timeout(None if remaining is None else remaining + slack)
+        try:
+            async with timeout:
+                yield
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise error(self._message(what, before=False)) from None
+
+    def _message(self, what: str, *, before: bool) -> str:
+        when = "was used up before" if before else "ran out while"
+        return (
+            f"the pass deadline ({self.seconds:g}s) {when} {what}; it is slow or not answering, "
+            "will retry (imagepromoter run --pass-deadline sets the deadline)"
+        )
 
 
 async def reconcile(
@@ -103,11 +177,17 @@ async def reconcile(
     dry_run: bool = False,
     trigger: Mapping[str, str] | None = None,
     fresh: bool = False,
+    deadline: float | None = DEFAULT_DEADLINE,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Result:
-    """Run one pass and return the status to write; never raises a PromotionError."""
+    """Run one pass and return the status to write; never raises a PromotionError.
+
+    `deadline` is the pass's total budget in seconds for its network phases (None: unlimited).
+    """
     promotion: spec.Promotion | None = None
     scan: _Scan | None = None
     scan_time: datetime | None = None
+    budget = Budget.start(deadline, clock)
     try:
         promotion = spec.parse(resource.spec)
         if promotion.suspend:
@@ -121,15 +201,17 @@ async def reconcile(
                 promotion=promotion,
             )
         scan_time = now()
-        scan = await _scan(promotion, resource.namespace, registry, secrets, fresh=fresh)
-        git_creds = await _git_credentials(promotion, resource.namespace, secrets)
+        scan = await _scan(promotion, resource.namespace, registry, secrets, budget, fresh=fresh)
+        if scan.tag is None:
+            raise errors.NoMatchingTag(f"{promotion.image_text}: {scan.selection.explain()}")
+        git_creds = await _git_credentials(promotion, resource.namespace, secrets, budget)
         plan = _planner(promotion, resource, scan, trigger or {})
-        write = await asyncio.to_thread(git.write, promotion.git, git_creds, plan, dry_run=dry_run)
+        write = await _write(git, promotion.git, git_creds, plan, budget, dry_run=dry_run)
     except errors.PromotionError as exc:
         return _failure(resource, exc, now, promotion, scan, scan_time)
     except Exception as exc:  # an adapter bug must still reach the user as a condition
         logger.exception("unexpected error reconciling %s/%s", resource.namespace, resource.name)
-        wrapped_type = errors.RegistryError if scan is None else errors.GitError
+        wrapped_type = errors.RegistryError if scan is None or scan.tag is None else errors.GitError
         wrapped = wrapped_type(
             f"unexpected {type(exc).__name__} (see the operator log); will retry"
         )
@@ -143,29 +225,45 @@ async def reconcile(
     )
 
 
+async def _cpu(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run CPU-heavy pure work in the bounded CPU pool, off the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_CPU, functools.partial(function, *args, **kwargs))
+
+
 async def _scan(
     promotion: spec.Promotion,
     namespace: str,
     registry: RegistryReader,
     secrets: SecretReader,
+    budget: Budget,
     *,
     fresh: bool,
 ) -> _Scan:
     access = reference.RegistryAccess(
         image=promotion.image,
-        credentials=await _registry_credentials(promotion, namespace, secrets),
+        credentials=await _registry_credentials(promotion, namespace, secrets, budget),
         secret_name=promotion.image_pull_secret,
         insecure=promotion.insecure,
         fresh=fresh,
     )
-    tags = await registry.list_tags(access)
+    where = f"registry {promotion.image.host}"
+    async with budget.phase(
+        errors.RegistryError, f"listing the tags of {promotion.image_text} at {where}"
+    ):
+        tags = await registry.list_tags(access)
     created: dict[str, datetime] | None = None
     if promotion.policy == "newest":
-        wanted = policy.candidates(
-            tags, tag_regex=promotion.tag_regex, exclude=promotion.exclude_tags
+        wanted = await _cpu(
+            policy.candidates, tags, tag_regex=promotion.tag_regex, exclude=promotion.exclude_tags
         )
-        created = await registry.created(access, wanted)
-    selection = policy.evaluate(
+        async with budget.phase(
+            errors.RegistryError,
+            f"reading image creation times of {promotion.image_text} at {where}",
+        ):
+            created = await registry.created(access, wanted)
+    selection = await _cpu(
+        policy.evaluate,
         tags,
         tag_regex=promotion.tag_regex,
         policy=promotion.policy,
@@ -174,13 +272,45 @@ async def _scan(
         created=created,
     )
     if selection.tag is None:
-        raise errors.NoMatchingTag(f"{promotion.image_text}: {selection.explain()}")
-    digest = await registry.digest(access, selection.tag)
+        return _Scan(tag=None, digest="", selection=selection, tags_scanned=len(tags))
+    async with budget.phase(
+        errors.RegistryError,
+        f"reading the digest of {promotion.image_text}:{selection.tag} at {where}",
+    ):
+        digest = await registry.digest(access, selection.tag)
     return _Scan(tag=selection.tag, digest=digest, selection=selection, tags_scanned=len(tags))
 
 
+async def _write(
+    git: GitWriter,
+    git_spec: spec.GitSpec,
+    creds: credentials.GitCredentials | None,
+    plan: changes.Planner,
+    budget: Budget,
+    *,
+    dry_run: bool,
+) -> changes.WriteResult:
+    """The git write in the git thread pool; it ends its own I/O at the deadline (backstop here)."""
+    loop = asyncio.get_running_loop()
+    call = functools.partial(git.write, git_spec, creds, plan, dry_run=dry_run, deadline=budget.at)
+    what = f"writing to git at {_display_url(git_spec.url)} (fetch, commit, push)"
+    async with budget.phase(errors.GitError, what, slack=GIT_BACKSTOP):
+        return await loop.run_in_executor(_GIT, call)
+
+
+def _display_url(url: str) -> str:
+    """The URL without any userinfo, for messages (the git adapter redacts its own)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "the git server"
+    if "@" in parts.netloc and parts.scheme in {"http", "https"}:
+        return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return url
+
+
 async def _registry_credentials(
-    promotion: spec.Promotion, namespace: str, secrets: SecretReader
+    promotion: spec.Promotion, namespace: str, secrets: SecretReader, budget: Budget
 ) -> credentials.BasicCredentials | None:
     name = promotion.image_pull_secret
     if not name:
@@ -189,6 +319,7 @@ async def _registry_credentials(
         secrets,
         namespace,
         name,
+        budget,
         errors.AuthError,
         f"imagePullSecret {name} does not exist in namespace {namespace}; create it with "
         f"`kubectl create secret docker-registry {name} -n {namespace} ...` or remove "
@@ -199,7 +330,7 @@ async def _registry_credentials(
 
 
 async def _git_credentials(
-    promotion: spec.Promotion, namespace: str, secrets: SecretReader
+    promotion: spec.Promotion, namespace: str, secrets: SecretReader, budget: Budget
 ) -> credentials.GitCredentials | None:
     name = promotion.git.secret_ref
     if not name:
@@ -208,6 +339,7 @@ async def _git_credentials(
         secrets,
         namespace,
         name,
+        budget,
         errors.GitError,
         f"git.secretRef {name} does not exist in namespace {namespace}; create it with "
         f"`kubectl create secret generic {name} -n {namespace} --from-literal=username=... "
@@ -221,11 +353,21 @@ async def _secret(
     secrets: SecretReader,
     namespace: str,
     name: str,
+    budget: Budget,
     error: type[errors.PromotionError],
     missing: str,
 ) -> dict[str, str]:
-    """The Secret's values, or `error(missing)`: temporary, so creating it later is picked up."""
-    data = await secrets.read(namespace, name)
+    """The Secret's values, or `error(missing)`: temporary, so creating it later is picked up.
+
+    A Secret the API would not give (403, 5xx, unreachable, too slow) is `error` too, with the
+    reader's own message (the 403 one says which RBAC grant is missing).
+    """
+    what = f"reading Secret {name} in namespace {namespace} from the Kubernetes API"
+    try:
+        async with budget.phase(error, what):
+            data = await secrets.read(namespace, name)
+    except errors.SecretReadError as exc:
+        raise error(exc.message) from None
     if data is None:
         raise error(missing)
     return data
@@ -244,6 +386,7 @@ def _planner(
     promotion: spec.Promotion, resource: Resource, scan: _Scan, trigger: Mapping[str, str]
 ) -> changes.Planner:
     """Build the pure edit function the git adapter runs on each head it tries to push onto."""
+    assert scan.tag is not None
     base_vars: dict[str, str] = {
         **dict(trigger),
         **dict(scan.selection.groups),
@@ -265,7 +408,11 @@ def _planner(
                 edited[target.path] = originals[target.path]
             text = edited[target.path]
             try:
-                previous = values.get_key(text, target.key) if target.key is not None else None
+                if target.key is not None:
+                    previous = values.get_key(text, target.key)
+                else:
+                    assert target.regex is not None
+                    previous = _regex_previous(text, target.regex)
                 variables = {**base_vars, "path": target.path, "previous": previous or ""}
                 value = templates.render(
                     target.value, variables, field=f"spec.targets[{index}].value"
@@ -299,6 +446,29 @@ def _planner(
     return plan
 
 
+def _regex_previous(text: str, pattern: str) -> str | None:
+    """What a regex target's group holds at its first match (the `${previous}` of that target).
+
+    The same reading as values.set_regex: MULTILINE, group `value` else group 1, a CRLF line's
+    `\r` not part of the value. A pattern that does not compile is left to set_regex to report.
+    """
+    try:
+        compiled = re.compile(pattern, re.MULTILINE)
+    except re.error:
+        return None
+    if compiled.groups == 0:
+        return None
+    group: int | str = "value" if "value" in compiled.groupindex else 1
+    for match in compiled.finditer(text):
+        start, end = match.span(group)
+        if start < 0:
+            continue
+        if text[start:end].endswith("\r") and text[end : end + 1] == "\n":
+            end -= 1
+        return text[start:end]
+    return None
+
+
 def _decode(path: str, data: bytes) -> str:
     try:
         return data.decode("utf-8")
@@ -316,6 +486,7 @@ def _promoted(
     now: Callable[[], datetime],
     dry_run: bool,
 ) -> statuses.Outcome:
+    assert scan.tag is not None
     unique_paths = list(dict.fromkeys(t.path for t in promotion.targets))
     paths = ", ".join(unique_paths)
     verb = "holds" if len(unique_paths) == 1 else "hold"
@@ -328,6 +499,16 @@ def _promoted(
         tags_scanned=scan.tags_scanned,
         scan_time=scan_time,
     )
+    if not write.changeset.changes and write.commit is not None:
+        # our earlier push whose answer never came: the remote holds the commit we built
+        return dataclasses.replace(
+            scanned,
+            reason="Promoted",
+            message=f"Promoted {scan.tag} in {write.commit[:7]} on {write.branch} (found on the "
+            "remote: the answer to that push was lost)",
+            commit=write.commit,
+            promotion_time=now(),
+        )
     if not write.changeset.changes:
         return scanned
     changed = ", ".join(c.path for c in write.changeset.changes)

@@ -31,9 +31,7 @@ from typing import Any
 READY_REASONS = frozenset({"Promoted", "UpToDate"})
 READY = "Ready"
 _GENERATION = "observedGeneration"
-_FIRST_RETRY = timedelta(seconds=10)
 _MAX_MESSAGE = 4096
-_TEMPORARY_REASONS = frozenset({"RegistryError", "AuthError", "GitError", "PushRejected"})
 _REASON_SYNTAX = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?\Z")
 
 
@@ -102,20 +100,6 @@ def is_due(status: Mapping[str, Any], interval: timedelta, now: datetime) -> boo
         return True
     now = _utc(now)
     return now < last or now - last >= interval
-
-
-def retry_delay(reason: str, interval: timedelta, attempt: int) -> timedelta:
-    """How long to wait before the next pass after a pass that ended with `reason`.
-
-    Ready outcomes, Suspended and permanent problems (InvalidSpec, TargetError, NoMatchingTag:
-    only a spec edit, which starts a pass by itself, or a new tag can fix them) wait a full
-    `interval`. Temporary failures (registry, auth, git, push races) back off from 10 seconds,
-    doubling with each consecutive `attempt` (1, 2, ...), never beyond `interval`.
-    """
-    if reason not in _TEMPORARY_REASONS:
-        return interval
-    backoff = _FIRST_RETRY * (1 << min(max(attempt, 1) - 1, 16))
-    return min(backoff, interval)
 
 
 def timestamp(moment: datetime) -> str:
