@@ -148,16 +148,16 @@ def fetch(
         shas = [refs[r] for r in wanted if refs.get(r)]
         return [s for s in dict.fromkeys(shas) if s and (deepen or s not in repo.object_store)]
 
-    try:
-        with deadlines.phase("fetch"):
+    with deadlines.phase("fetch"):
+        try:
             result = remote.client.fetch(
                 remote.path, repo, determine_wants=determine_wants, depth=depth
             )
-    except errors.PromotionError:
-        raise
-    except Exception as exc:
-        raise failures.translate(exc, remote.display, secret_name=secret_name) from None
-    failures.raise_if_expired(remote.display)
+        except errors.PromotionError:
+            raise
+        except Exception as exc:
+            raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+        failures.raise_if_expired(remote.display)
     refs = {name: sha for name, sha in result.refs.items() if sha is not None}
     for name in wanted:
         sha = refs.get(name)
@@ -197,12 +197,12 @@ def record_head(repo: Repo, branch: str, sha: ObjectID) -> None:
 
 def ls_remote(remote: urls.Remote, *, secret_name: str | None = None) -> RemoteRefs:
     """The remote's refs and symrefs, without fetching anything."""
-    try:
-        with deadlines.phase("ls-remote"):
+    with deadlines.phase("ls-remote"):
+        try:
             result = remote.client.get_refs(remote.path)
-    except Exception as exc:
-        raise failures.translate(exc, remote.display, secret_name=secret_name) from None
-    failures.raise_if_expired(remote.display)
+        except Exception as exc:
+            raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+        failures.raise_if_expired(remote.display)
     refs = {name: sha for name, sha in result.refs.items() if sha is not None}
     return RemoteRefs(refs=refs, symrefs=dict(result.symrefs))
 

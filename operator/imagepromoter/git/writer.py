@@ -357,16 +357,16 @@ class GitWriter:
             return {attempt.ref: commit}
 
         workspace.set_pending(repo, target, commit)
-        try:
-            with deadlines.phase("push"):
+        with deadlines.phase("push"):
+            try:
                 result = remote.client.send_pack(
                     remote.path, update_refs, generate_pack_data=_pack_data(repo, commit, created)
                 )
-        except errors.PromotionError:
-            raise
-        except Exception as exc:
-            raise failures.translate(exc, remote.display, secret_name=secret_name) from None
-        failures.raise_if_expired(remote.display)
+            except errors.PromotionError:
+                raise
+            except Exception as exc:
+                raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+            failures.raise_if_expired(remote.display)
         workspace.set_pending(repo, target, None)  # answered: success or refusal, not unknown
         if moved:
             raise _LostRace()
