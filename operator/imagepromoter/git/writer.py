@@ -421,9 +421,11 @@ def _pack_data(
 
 
 def _host(url: str) -> str:
-    """The host a git URL talks to (scp-like `user@host:path` included), for the per-host limit."""
+    """host[:port] of a git URL (scp-like `user@host:path` too), for the per-host limit."""
     if "://" in url:
-        return urllib.parse.urlsplit(url).hostname or url
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or url
+        return f"{host}:{parts.port}" if parts.port else host
     return url.rpartition("@")[2].partition(":")[0] or url
 
 
