@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument(
         "--workdir", type=Path, default=None, help="git workspace cache (default ~/.cache/...)"
     )
+    _deadline_argument(promote)
 
     run = sub.add_parser(
         "run",
@@ -73,7 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz")
     run.add_argument("--peering", default=None, help="Kopf peering name for HA (two replicas)")
     run.add_argument("--standalone", action="store_true", help="no peering (single replica)")
+    _deadline_argument(run)
+    run.add_argument(
+        "--unhealthy-after",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="/healthz fails when a due pass could not start for this long (default 300; "
+        "must exceed --pass-deadline); it also fails when the event loop is blocked for 10 s",
+    )
     return parser
+
+
+def _deadline_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pass-deadline",
+        type=float,
+        default=reconcile.DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help="total time one pass may wait on the registry, git and the Kubernetes API "
+        f"(default {reconcile.DEFAULT_DEADLINE:g})",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +130,12 @@ def _promote(args: argparse.Namespace) -> int:
         print("imagepromoter: no ImagePromotion found in the files given", file=sys.stderr)
         return EXIT_USAGE
     results = asyncio.run(
-        _promote_all(loaded, workdir=args.workdir or default_workdir(), dry_run=args.dry_run)
+        _promote_all(
+            loaded,
+            workdir=args.workdir or default_workdir(),
+            dry_run=args.dry_run,
+            deadline=args.pass_deadline,
+        )
     )
     if args.output == "json":
         print(json.dumps([_json_entry(r) for r in results], indent=2))
@@ -127,7 +153,11 @@ def _read_sources(paths: Sequence[str]) -> dict[str, str]:
 
 
 async def _promote_all(
-    loaded: manifests.Manifests, *, workdir: Path, dry_run: bool
+    loaded: manifests.Manifests,
+    *,
+    workdir: Path,
+    dry_run: bool,
+    deadline: float | None = reconcile.DEFAULT_DEADLINE,
 ) -> list[tuple[reconcile.Resource, reconcile.Result]]:
     from imagepromoter.git import writer
     from imagepromoter.registry import client
@@ -140,7 +170,13 @@ async def _promote_all(
         results = await asyncio.gather(
             *(
                 reconcile.reconcile(
-                    resource, registry=registry, git=git, secrets=secrets, now=_now, dry_run=dry_run
+                    resource,
+                    registry=registry,
+                    git=git,
+                    secrets=secrets,
+                    now=_now,
+                    dry_run=dry_run,
+                    deadline=deadline,
                 )
                 for resource in resources
             )
@@ -207,6 +243,13 @@ def _run(args: argparse.Namespace) -> int:
         """One client for the operator; CRs naming the same image share its scans."""
         return scans.SharedScans(client.RegistryClient(on_request=metrics.on_request))
 
+    try:
+        options = handlers.Options(
+            pass_deadline=args.pass_deadline, start_after=args.unhealthy_after
+        )
+    except ValueError as exc:
+        print(f"imagepromoter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     handlers.configure(
         registry_factory=shared_registry,
         git=writer.GitWriter(args.workdir or default_workdir()),
@@ -217,4 +260,5 @@ def _run(args: argparse.Namespace) -> int:
         liveness=args.liveness,
         peering=args.peering,
         standalone=args.standalone,
+        options=options,
     )
