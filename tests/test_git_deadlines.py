@@ -295,3 +295,47 @@ async def test_the_status_shows_the_commit_of_a_lost_push(
     assert second.status["lastCommit"] == git_http.head(repo, "main")
     assert second.status["promotedTag"] == "2.0.0-dev"
     assert "answer to that push was lost" in second.outcome.message
+
+
+def test_ssh_keep_alive_ends_a_server_gone_silent_after_the_handshake(
+    sshd_server: Any, tmp_path: Path
+) -> None:
+    """No deadline at all: only ServerAlive* can notice. The server goes silent mid-push."""
+    repo = tmp_path / "remote" / "gitops.git"
+    git_http.create_bare_repo(repo, {DEV: SEED[DEV]})
+    started, release = tmp_path / "hook-started", tmp_path / "hook-release"
+    hook = repo / "hooks" / "pre-receive"
+    hook.write_text(
+        f"#!/bin/sh\ntouch {started}\ni=0\n"
+        f"while [ ! -e {release} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\nexit 0\n"
+    )
+    hook.chmod(0o755)
+    with git_http.StallingProxy(("127.0.0.1", sshd_server.port)) as dead:
+        creds = credentials.SshCredentials(
+            identity=sshd_server.identity,
+            known_hosts=sshd_server.known_hosts.replace(
+                f"[127.0.0.1]:{sshd_server.port}", f"[127.0.0.1]:{dead.port}"
+            ),
+        )
+        url = sshd_server.url(repo).replace(f":{sshd_server.port}/", f":{dead.port}/")
+        alive = writer.GitWriter(tmp_path / "w", ssh_alive_interval=1, ssh_alive_count=1)
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["result"] = alive.write(gitspec(url, branch="main"), creds, set_tag("3.0.0"))
+            except BaseException as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        bound = time.monotonic() + JOIN
+        while not started.exists():  # the push is in the server's hook: handshake long done
+            assert time.monotonic() < bound and thread.is_alive(), box
+            time.sleep(0.02)
+        dead.freeze()
+        thread.join(JOIN)
+        release.touch()
+        assert not thread.is_alive(), "ssh without keep-alive would wait for ever"
+    assert isinstance(box.get("error"), errors.GitError), box
+    assert "hung up" in box["error"].message

@@ -372,6 +372,8 @@ class StallingProxy:
     - "drop-answer": like "pass", until the client sends a chunk for which `drop_after(chunk)`
       holds (say, `POST .../git-receive-pack`): from then on the server's answer is read and
       thrown away, so the request is carried out but the client never hears back.
+    `freeze()` makes every connection, open or new, go silent both ways without closing (a
+    server or network gone dead after the handshake: only keep-alive or a deadline notices).
     `accepted` counts connections, `open` the ones not yet closed by either side.
     """
 
@@ -394,6 +396,7 @@ class StallingProxy:
         )
         self.accepted = 0
         self.dropped_answers = 0
+        self.frozen = False
         self._open: set[Any] = set()
         self._clients: set[Any] = set()
         self._lock = threading.Lock()
@@ -411,6 +414,10 @@ class StallingProxy:
     def url(self, path: str) -> str:
         """`http://127.0.0.1:<port><path>`."""
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def freeze(self) -> None:
+        """From now on, forward nothing in either direction (connections stay open)."""
+        self.frozen = True
 
     def stop(self) -> None:
         """Close the listener and every connection (blocked clients see a reset or EOF)."""
@@ -486,6 +493,8 @@ class StallingProxy:
                 chunk = source.recv(65536)
                 if not chunk:
                     break
+                if self.frozen:
+                    continue
                 if upstream:
                     if mode == "drop-answer" and self.drop_after(chunk):
                         state["dropping"] = True
