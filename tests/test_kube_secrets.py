@@ -95,6 +95,13 @@ async def test_server_error_is_temporary(api: Emulator) -> None:
     assert "HTTP 503" in caught.value.message and caught.value.retry is errors.Retry.BACKOFF
 
 
+async def test_an_answer_that_is_not_json_is_a_secret_read_error(api: Emulator) -> None:
+    api[f"get /api/v1/namespaces/{NS}/secrets/garbage"] << b"<html>proxy error</html>"
+    with pytest.raises(errors.SecretReadError) as caught:
+        await reader().read(NS, "garbage")
+    assert "answered nonsense" in caught.value.message
+
+
 # --- through reconcile: the message reaches the status under the phase's reason ---------------
 
 

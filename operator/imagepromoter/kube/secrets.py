@@ -30,6 +30,7 @@ import aiohttp
 import kopf
 from kopf._cogs.clients import api as kopf_api
 from kopf._cogs.clients import errors as kopf_errors
+from kopf._cogs.structs import credentials as kopf_credentials
 
 from imagepromoter import errors
 
@@ -71,12 +72,18 @@ class KopfSecrets:
                 f"reading Secret {name} in namespace {namespace} failed with HTTP {exc.status}; "
                 "will retry"
             ) from None
-        except (OSError, aiohttp.ClientError) as exc:
+        except kopf_credentials.LoginError:
+            raise SecretReadError(
+                f"reading Secret {name} in namespace {namespace}: the operator's own credentials "
+                "for the Kubernetes API were refused (HTTP 401); check its service account token"
+            ) from None
+        except (OSError, aiohttp.ClientError, ValueError) as exc:
             raise SecretReadError(
                 f"reading Secret {name} in namespace {namespace}: the Kubernetes API could not be "
-                f"reached ({type(exc).__name__}); will retry"
+                f"reached or answered nonsense ({type(exc).__name__}); will retry"
             ) from None
-        return decode(body.get("data") or {}, namespace=namespace, name=name)
+        data = body.get("data") if isinstance(body, dict) else None
+        return decode(data if isinstance(data, dict) else {}, namespace=namespace, name=name)
 
 
 def decode(data: dict[str, str], *, namespace: str, name: str) -> dict[str, str]:
