@@ -337,6 +337,44 @@ async def test_repeated_failure_posts_one_event(offline: Running) -> None:
     assert len(cluster.events("loop")) == 1
 
 
+class DownRegistry(NoRegistry):
+    """A registry that is always down: every pass fails with RegistryError (BACKOFF)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def list_tags(self, access: Any) -> list[str]:
+        from imagepromoter import errors
+
+        self.calls += 1
+        raise errors.RegistryError("registry down; will retry")
+
+
+async def test_a_failed_pass_is_retried_by_the_timer_alone(
+    api: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kopf re-running the create handler while our timer also retried: two passes a failure."""
+    caplog.set_level("INFO", logger="imagepromoter.kube.handlers")
+    down = DownRegistry()
+    running = await start_operator(
+        api, handlers.Adapters(registry_factory=lambda: down, git=NoGit())
+    )
+    try:
+        cluster = running.cluster
+        await cluster.apply(promotion("down", interval="1h"))
+        # backoff 0.2 s, 0.4 s, 0.8 s, ...: wait for four failing passes in all
+        await eventually(lambda: down.calls >= 4, "four failing passes")
+        whys = [
+            r.args[2]
+            for r in caplog.records
+            if r.name == "imagepromoter.kube.handlers" and isinstance(r.args, tuple)
+        ]
+        assert whys.count("created") == 1, whys
+        assert whys[1:] == ["interval"] * (len(whys) - 1), whys
+    finally:
+        await stop_operator(running)
+
+
 # --- the seed scenario with the real registry and the real git server --------------------------
 #
 # The registry is `docker-registry` with Basic auth (tests/fixtures_registry.py), read by the real
@@ -624,7 +662,7 @@ async def test_rbac_allows_every_request_the_operator_made(seed: Seed, api: Emul
 # pass deadline naming the phase and the host; /healthz is healthy throughout; then a blocked
 # event loop makes it unhealthy. Every wait is "until a condition holds, or fail after a bound".
 
-STALL_DEADLINE = 8.0
+STALL_DEADLINE = 12.0  # generous: the healthy pass must finish well inside it on a busy machine
 
 
 def probe(url: str) -> tuple[int, str]:
