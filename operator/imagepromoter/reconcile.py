@@ -9,14 +9,15 @@ tests and the CLI hand in real adapters, and the fault-injection suite can hand 
 Every failure ends as a `PromotionError` turned into an Outcome, never as an exception escaping
 to the caller; an unexpected exception is reported under the reason of the phase it broke.
 
-A pass has one total deadline (`deadline` seconds, DEFAULT_DEADLINE unless the caller says), and
-every network phase (Secret reads, each registry call, the git write) gets what is left of it as
-an asyncio timeout; running out ends the pass with that phase's reason (AuthError/GitError for a
-Secret, RegistryError, GitError) and a message naming the phase and the host. The git writer
-runs in a thread, so it also receives the absolute deadline and ends its own socket waits there
-(git/deadlines.py); the asyncio timeout around it is only the backstop. CPU-heavy pure work (tag
-selection over large lists) runs in a small bounded thread pool, never on the event loop that
-serves every CR and the probes; the value edits already run in the git writer's thread.
+A pass has one total deadline (`deadline` seconds, DEFAULT_DEADLINE unless the caller says):
+every network phase (Secret reads, each registry call, the git write) gets what is left of it
+(budgets.Budget), and running out ends the pass with that phase's reason (AuthError or GitError
+for a Secret, RegistryError, GitError) and a message naming the phase and the host. The git
+writer runs in a thread, so it also receives the absolute deadline and ends its own socket waits
+there (git/deadlines.py); the asyncio timeout around it is only the backstop. CPU-heavy pure
+work (tag selection over large lists) runs in a small bounded thread pool, never on the event
+loop that serves every CR and the probes; the value edits (plans.py) run in the git writer's
+thread.
 """
 
 from __future__ import annotations
@@ -27,29 +28,29 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import re
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from imagepromoter import (
+    budgets,
     changes,
     credentials,
     errors,
+    plans,
     policy,
     reference,
     spec,
-    templates,
-    values,
 )
 from imagepromoter import status as statuses
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DEADLINE = 60.0  # seconds for all network phases of one pass (docs/operator.md)
+DEFAULT_DEADLINE = budgets.DEFAULT_DEADLINE
+Budget = budgets.Budget
 GIT_BACKSTOP = 5.0  # seconds the git thread may overrun its own deadline before we stop waiting
 CPU_WORKERS = 2  # threads for CPU-heavy pure work (tag selection), shared by every pass
 GIT_WORKERS = 32  # threads for git writes (each bounded by its pass deadline)
@@ -117,54 +118,6 @@ class _Scan:
     digest: str
     selection: policy.Selection
     tags_scanned: int
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The time one pass may spend waiting on networks; `seconds=None` means no limit."""
-
-    seconds: float | None
-    started: float
-    clock: Callable[[], float] = time.monotonic
-
-    @classmethod
-    def start(cls, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> Budget:
-        """A budget that starts counting now."""
-        return cls(seconds=seconds, started=clock(), clock=clock)
-
-    @property
-    def at(self) -> float | None:
-        """The deadline as a time.monotonic() instant (for adapters in threads)."""
-        return None if self.seconds is None else self.started + self.seconds
-
-    def remaining(self) -> float | None:
-        """Seconds left, never negative; None when unlimited."""
-        at = self.at
-        return None if at is None else max(0.0, at - self.clock())
-
-    @contextlib.asynccontextmanager
-    async def phase(
-        self, error: type[errors.PromotionError], what: str, *, slack: float = 0.0
-    ) -> AsyncIterator[None]:
-        """Run a network phase within what is left; running out raises `error` naming `what`."""
-        remaining = self.remaining()
-        if remaining is not None and remaining <= 0:
-            raise error(self._message(what, before=True))
-        timeout = asyncio.timeout(None if remaining is None else remaining + slack)
-        try:
-            async with timeout:
-                yield
-        except TimeoutError:
-            if not timeout.expired():
-                raise
-            raise error(self._message(what, before=False)) from None
-
-    def _message(self, what: str, *, before: bool) -> str:
-        when = "was used up before" if before else "ran out while"
-        return (
-            f"the pass deadline ({self.seconds:g}s) {when} {what}; it is slow or not answering, "
-            "will retry (imagepromoter run --pass-deadline sets the deadline)"
-        )
 
 
 async def reconcile(
@@ -385,97 +338,21 @@ def _secret_problems_as(error: type[errors.PromotionError]) -> Iterator[None]:
 def _planner(
     promotion: spec.Promotion, resource: Resource, scan: _Scan, trigger: Mapping[str, str]
 ) -> changes.Planner:
-    """Build the pure edit function the git adapter runs on each head it tries to push onto."""
+    """The pure edit function the git adapter runs on each head it tries to push onto."""
     assert scan.tag is not None
-    base_vars: dict[str, str] = {
-        **dict(trigger),
-        **dict(scan.selection.groups),
-        "tag": scan.tag,
-        "digest": scan.digest,
-        "image": promotion.image_text,
-        "version": scan.selection.version or scan.tag,
-        "name": resource.name,
-        "namespace": resource.namespace,
-    }
-
-    def plan(read: changes.FileReader) -> changes.Changeset:
-        originals: dict[str, str] = {}
-        edited: dict[str, str] = {}
-        previous_values: list[str] = []
-        for index, target in enumerate(promotion.targets):
-            if target.path not in edited:
-                originals[target.path] = _decode(target.path, read(target.path))
-                edited[target.path] = originals[target.path]
-            text = edited[target.path]
-            try:
-                if target.key is not None:
-                    previous = values.get_key(text, target.key)
-                else:
-                    assert target.regex is not None
-                    previous = _regex_previous(text, target.regex)
-                variables = {**base_vars, "path": target.path, "previous": previous or ""}
-                value = templates.render(
-                    target.value, variables, field=f"spec.targets[{index}].value"
-                )
-                if target.key is not None:
-                    edited[target.path] = values.set_key(text, target.key, value)
-                else:
-                    assert target.regex is not None
-                    edited[target.path] = values.set_regex(text, target.regex, value)
-            except errors.TargetError as exc:
-                raise errors.TargetError(f"spec.targets[{index}] ({target.path}): {exc}") from None
-            if edited[target.path] != text:
-                previous_values.append(previous or "")
-        changed = tuple(
-            changes.FileChange(
-                path=p, before=originals[p].encode("utf-8"), after=edited[p].encode("utf-8")
-            )
-            for p in edited
-            if edited[p] != originals[p]
-        )
-        message_vars = {
-            **base_vars,
-            "path": ", ".join(c.path for c in changed),
-            "previous": previous_values[0] if previous_values else "",
-        }
-        message = templates.render(
-            promotion.git.commit_message, message_vars, field="spec.git.commitMessage"
-        )
-        return changes.Changeset(changes=changed, message=message)
-
-    return plan
-
-
-def _regex_previous(text: str, pattern: str) -> str | None:
-    """What a regex target's group holds at its first match (the `${previous}` of that target).
-
-    The same reading as values.set_regex: MULTILINE, group `value` else group 1, a CRLF line's
-    `\r` not part of the value. A pattern that does not compile is left to set_regex to report.
-    """
-    try:
-        compiled = re.compile(pattern, re.MULTILINE)
-    except re.error:
-        return None
-    if compiled.groups == 0:
-        return None
-    group: int | str = "value" if "value" in compiled.groupindex else 1
-    for match in compiled.finditer(text):
-        start, end = match.span(group)
-        if start < 0:
-            continue
-        if text[start:end].endswith("\r") and text[end : end + 1] == "\n":
-            end -= 1
-        return text[start:end]
-    return None
-
-
-def _decode(path: str, data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise errors.TargetError(
-            f"{path} is not UTF-8 text (byte {exc.start}); only YAML text files can be targets"
-        ) from None
+    return plans.planner(
+        promotion,
+        {
+            **dict(trigger),
+            **dict(scan.selection.groups),
+            "tag": scan.tag,
+            "digest": scan.digest,
+            "image": promotion.image_text,
+            "version": scan.selection.version or scan.tag,
+            "name": resource.name,
+            "namespace": resource.namespace,
+        },
+    )
 
 
 def _promoted(
