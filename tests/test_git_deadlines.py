@@ -270,7 +270,7 @@ async def test_the_status_shows_the_commit_of_a_lost_push(
     spec_dict = {
         "image": "ghcr.io/myorg/app",
         "tagRegex": r"^(?P<version>\d+\.\d+\.\d+)-dev$",
-        "git": {"url": proxied(lossy, url), "branch": "main", "secretRef": "w"},
+        "git": {"url": proxied(lossy, url), "branch": "main", "secretRef": "w", "insecure": True},
         "targets": [{"path": DEV, "key": "image.tag"}],
     }
     secrets = MemorySecrets(

@@ -418,6 +418,7 @@ class Seed:
 def seed_cr(name: str, seed: Seed, **spec: Any) -> dict[str, Any]:
     doc = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
     doc["spec"]["git"]["url"] = seed.url
+    doc["spec"]["git"]["insecure"] = True  # the local git server speaks plain HTTP
     doc["spec"]["image"] = f"{seed.registry.host}/{seed.repository}"
     doc["spec"]["insecure"] = True  # the local registry speaks plain HTTP
     doc["spec"].update(spec)
@@ -657,7 +658,7 @@ async def test_rbac_allows_every_request_the_operator_made(seed: Seed, api: Emul
 # --- one slow remote never holds up the others -------------------------------------------------
 #
 # Four CRs whose git server trickles one byte every 10 s (our StallingProxy in front of the real
-# git server), four whose registry accepts connections and never answers, and one healthy CR. The
+# git server), four whose registries accept connections and never answer, and one healthy CR. The
 # healthy one is promoted while the eight are still inside their passes; the eight end at the
 # pass deadline naming the phase and the host; /healthz is healthy throughout; then a blocked
 # event loop makes it unhealthy. Every wait is "until a condition holds, or fail after a bound".
@@ -693,7 +694,10 @@ async def test_stalled_remotes_hold_up_no_one_and_healthz_tells_a_blocked_loop(
     values = {"environments/dev/values.yaml": VALUES.format(tag="0.9.0-dev")}
     repos = [git_repo(values) for _ in range(5)]
     trickle = git_http.StallingProxy(("127.0.0.1", git_http_server.port), mode="trickle")
-    silent = git_http.StallingProxy(None, mode="silent")
+    # four silent registries (four hosts): the registry client tries HTTPS first and shares one
+    # HTTP/2 connection per host, so CRs on one silent host would all wait on one connection
+    # (fine, but then there is nothing to observe per pass)
+    silents = [git_http.StallingProxy(None, mode="silent") for _ in range(4)]
     loops: list[asyncio.AbstractEventLoop] = []
     metrics_ = metrics.Metrics(prometheus_client.CollectorRegistry())
 
@@ -727,7 +731,12 @@ async def test_stalled_remotes_hold_up_no_one_and_healthz_tells_a_blocked_loop(
                 name,
                 image=image,
                 insecure=True,
-                git={"url": git_url, "branch": "main", "secretRef": "gitops-write"},
+                git={
+                    "url": git_url,
+                    "branch": "main",
+                    "secretRef": "gitops-write",
+                    "insecure": True,
+                },  # the local git server speaks plain HTTP
                 **extra,
             )
 
@@ -739,9 +748,12 @@ async def test_stalled_remotes_hold_up_no_one_and_healthz_tells_a_blocked_loop(
             await cluster.apply(cr(name, good_image, trickle.url(path), pull=True))
         for i, name in enumerate(stalled_registry):
             await cluster.apply(
-                cr(name, f"127.0.0.1:{silent.port}/myorg/app{i}", repos[4][0], False)
+                cr(name, f"127.0.0.1:{silents[i].port}/myorg/app", repos[4][0], False)
             )
-        await eventually(lambda: trickle.open >= 4 and silent.open >= 4, "eight passes stalled")
+        await eventually(
+            lambda: trickle.open >= 4 and all(s.open >= 1 for s in silents),
+            "eight passes stalled",
+        )
         assert (await asyncio.to_thread(probe, healthz))[0] == 200, "waiting on remotes is healthy"
 
         healthy_url, healthy_repo = repos[4]
@@ -758,7 +770,7 @@ async def test_stalled_remotes_hold_up_no_one_and_healthz_tells_a_blocked_loop(
             message = cluster.ready(name)["message"]
             assert "pass deadline ran out during git fetch" in message, message
             assert f"127.0.0.1:{trickle.port}" in message
-        for name in stalled_registry:
+        for name, silent in zip(stalled_registry, silents, strict=True):
             await eventually(reason_is(cluster, name, "RegistryError"), f"{name} failed", bound)
             message = cluster.ready(name)["message"]
             assert "listing the tags" in message and f"127.0.0.1:{silent.port}" in message, message
@@ -780,7 +792,8 @@ async def test_stalled_remotes_hold_up_no_one_and_healthz_tells_a_blocked_loop(
         release.set()
         await stop_operator(running)
         trickle.stop()
-        silent.stop()
+        for silent in silents:
+            silent.stop()
 
 
 async def eventually_in_thread(check: Callable[[], Any], what: str) -> Any:
