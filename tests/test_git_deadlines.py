@@ -339,3 +339,71 @@ def test_ssh_keep_alive_ends_a_server_gone_silent_after_the_handshake(
         assert not thread.is_alive(), "ssh without keep-alive would wait for ever"
     assert isinstance(box.get("error"), errors.GitError), box
     assert "hung up" in box["error"].message
+
+
+def test_connection_slots_per_host_are_bounded_by_the_deadline(
+    git_repo: MakeRepo, tmp_path: Path, git_http_creds: credentials.BasicCredentials
+) -> None:
+    url, _ = git_repo(SEED)
+    one = writer.GitWriter(tmp_path / "w", max_per_host=1)
+    slot = one._host_slot(f"127.0.0.1:{url.split(':')[2].split('/')[0]}")
+    slot.acquire()  # another write to this host holds its only slot
+    try:
+        with pytest.raises(errors.GitError) as caught:
+            write_in_thread(
+                lambda: one.write(
+                    gitspec(url, branch="main"), git_http_creds, set_tag("2.0.0-dev"),
+                    deadline=time.monotonic() + 0.5,
+                )
+            )  # fmt: skip
+    finally:
+        slot.release()
+    assert "waiting for a free connection to 127.0.0.1:" in caught.value.message
+
+
+def test_a_writer_queued_on_a_branch_holds_no_connection_slot(
+    git_repo: MakeRepo, tmp_path: Path, git_http_creds: credentials.BasicCredentials
+) -> None:
+    url_a, _ = git_repo(SEED)
+    url_b, repo_b = git_repo(SEED)
+    one = writer.GitWriter(tmp_path / "w", max_per_host=1)
+
+    class Signalling:
+        """The workspace lock of A, telling the test when a writer starts waiting on it."""
+
+        def __init__(self) -> None:
+            self.inner = threading.Lock()
+            self.waiting = threading.Event()
+
+        def acquire(self, timeout: float = -1) -> bool:
+            self.waiting.set()
+            return self.inner.acquire(timeout=timeout)
+
+        def release(self) -> None:
+            self.inner.release()
+
+    lock = Signalling()
+    one.workspaces._locks[one.workspaces.path(url_a, "main")] = lock  # type: ignore[assignment]
+    lock.inner.acquire()  # a write to repository A, branch main, in progress
+    queued: dict[str, Any] = {}
+
+    def wait_on_a() -> None:
+        try:
+            one.write(gitspec(url_a, branch="main"), git_http_creds, set_tag("2.0.0-dev"),
+                      deadline=time.monotonic() + 30)  # fmt: skip
+        except BaseException as exc:
+            queued["error"] = exc
+
+    waiter = threading.Thread(target=wait_on_a, daemon=True)
+    waiter.start()
+    assert lock.waiting.wait(JOIN), "the second write to A never queued"
+    try:
+        result = write_in_thread(
+            lambda: one.write(gitspec(url_b, branch="main"), git_http_creds,
+                              set_tag("3.0.0-dev"), deadline=time.monotonic() + 20)
+        )  # fmt: skip
+        assert result.commit == git_http.head(repo_b, "main"), "B was not held up by A's queue"
+    finally:
+        lock.inner.release()
+        waiter.join(JOIN)
+    assert not waiter.is_alive() and "error" not in queued, queued

@@ -142,25 +142,33 @@ class GitWriter:
                 alive_count=self.ssh_alive_count,
             )
             host = _host(git.url)
-            with _bounded(self._host_slot(host), watchdog, f"a free connection to {host}"):
-                branch = git.branch or workspace.default_branch(
-                    workspace.ls_remote(remote, secret_name=git.secret_ref), remote.display
-                )
-                path = self.workspaces.path(git.url, branch)
-                what = f"another promotion into {remote.display} {branch} to finish"
-                with _bounded(self.workspaces.lock(path), watchdog, what):
-                    try:
-                        return self._write_locked(remote, path, git, branch, plan, dry_run=dry_run)
-                    except errors.PromotionError:
-                        raise
-                    except (KeyError, ValueError, AssertionError, OSError) as exc:
-                        # Missing objects or unreadable files: the workspace is damaged. Start
-                        # over from a fresh clone once; a second failure is reported.
-                        logger.warning(
-                            "workspace %s damaged (%s); re-cloning", path, type(exc).__name__
-                        )
-                        workspace.discard(path)
-                        return self._write_locked(remote, path, git, branch, plan, dry_run=dry_run)
+            slot = self._host_slot(host)
+            busy = f"a free connection to {host}"
+            branch = git.branch
+            if not branch:
+                with _bounded(slot, watchdog, busy):
+                    refs = workspace.ls_remote(remote, secret_name=git.secret_ref)
+                branch = workspace.default_branch(refs, remote.display)
+            path = self.workspaces.path(git.url, branch)
+            what = f"another promotion into {remote.display} {branch} to finish"
+            # the workspace lock first: a writer queued behind another on the same branch holds
+            # no connection slot that writers to other repositories on this host could use
+            with (
+                _bounded(self.workspaces.lock(path), watchdog, what),
+                _bounded(slot, watchdog, busy),
+            ):
+                try:
+                    return self._write_locked(remote, path, git, branch, plan, dry_run=dry_run)
+                except errors.PromotionError:
+                    raise
+                except (KeyError, ValueError, AssertionError, OSError) as exc:
+                    # Missing objects or unreadable files: the workspace is damaged. Start over
+                    # from a fresh clone once; a second failure is reported.
+                    logger.warning(
+                        "workspace %s damaged (%s); re-cloning", path, type(exc).__name__
+                    )
+                    workspace.discard(path)
+                    return self._write_locked(remote, path, git, branch, plan, dry_run=dry_run)
 
     def _host_slot(self, host: str) -> threading.BoundedSemaphore:
         with self._hosts_lock:
