@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from imagepromoter import errors
+from imagepromoter import errors, gates, holds
 from imagepromoter.kube import retrying
 
 FIVE_MINUTES = timedelta(minutes=5)
@@ -69,6 +69,8 @@ def test_first_step_is_configurable() -> None:
         (errors.GitError, errors.Retry.BACKOFF),
         (errors.PushRejected, errors.Retry.BACKOFF),
         (errors.SecretReadError, errors.Retry.BACKOFF),
+        (holds.Held, errors.Retry.INTERVAL),
+        (gates.Waiting, errors.Retry.INTERVAL),
     ],
     ids=lambda v: getattr(v, "__name__", str(v)),
 )
@@ -82,6 +84,6 @@ def test_one_attribute_per_class_read_by_reason(
 
 
 def test_every_failure_reason_has_a_class() -> None:
-    ready = {"Promoted", "UpToDate", "Suspended"}
+    ready = {"Promoted", "UpToDate", "Suspended", "Pinned"}
     classes = {c.reason for c in errors._classes(errors.PromotionError)}
     assert set(errors.REASONS) - ready <= classes

@@ -12,8 +12,12 @@ and an event. When the next pass comes is one attribute per class, `retry`, and 
      │    └── AuthError   (BACKOFF)  the registry refused the credentials (or their absence)
      ├── GitError         (BACKOFF)  the git server was unreachable or refused us
      ├── PushRejected     (BACKOFF)  the push lost the race too many times
-     └── SecretReadError  (BACKOFF)  the Kubernetes API would not give a Secret (RBAC, API down);
-                                     reconcile re-raises it as AuthError or GitError (the phase)
+     ├── SecretReadError  (BACKOFF)  the Kubernetes API would not give a Secret (RBAC, API down);
+     │                               reconcile re-raises it as AuthError or GitError (the phase)
+     ├── holds.Held       (INTERVAL)  someone else changed a target value (docs/holds.md)
+     └── gates.Waiting    (INTERVAL)  minAge or from.after not reached (gates.next_pass: sooner)
+
+A new class is INTERVAL unless it says BACKOFF: retrying soon must be a decision.
 
     SPEC_CHANGE  never again until the spec changes (the same spec gives the same error)
     INTERVAL     look again one interval later (the registry or the repository can change)
@@ -42,8 +46,8 @@ class PromotionError(Exception):
     """Base of every error that becomes a Ready=False condition."""
 
     reason: ClassVar[str] = "Error"
-    retry: ClassVar[Retry] = Retry.BACKOFF
-    permanent: ClassVar[bool] = False
+    retry: ClassVar[Retry] = Retry.INTERVAL  # a class that can be retried soon says BACKOFF
+    permanent: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -84,24 +88,28 @@ class RegistryError(PromotionError):
     """The registry could not be read (network, 5xx, malformed answers, limits)."""
 
     reason = "RegistryError"
+    retry = Retry.BACKOFF
 
 
 class AuthError(RegistryError):
     """The registry refused us: missing, wrong or insufficient credentials."""
 
     reason = "AuthError"
+    retry = Retry.BACKOFF
 
 
 class GitError(PromotionError):
     """The git server could not be read or written (network, auth, not found)."""
 
     reason = "GitError"
+    retry = Retry.BACKOFF
 
 
 class PushRejected(PromotionError):
     """The push kept losing to other writers (or a hook declined it)."""
 
     reason = "PushRejected"
+    retry = Retry.BACKOFF
 
 
 class SecretReadError(PromotionError):
@@ -113,6 +121,7 @@ class SecretReadError(PromotionError):
     """
 
     reason = "AuthError"
+    retry = Retry.BACKOFF
 
 
 REASONS: tuple[str, ...] = (
@@ -126,6 +135,9 @@ REASONS: tuple[str, ...] = (
     "GitError",
     "TargetError",
     "PushRejected",
+    "Held",  # holds.Held
+    "Pinned",
+    "Waiting",  # gates.Waiting
 )
 
 _READY_RETRY: dict[str, Retry] = {"Promoted": Retry.INTERVAL, "UpToDate": Retry.INTERVAL}

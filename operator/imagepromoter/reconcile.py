@@ -10,14 +10,14 @@ Every failure ends as a `PromotionError` turned into an Outcome, never as an exc
 to the caller; an unexpected exception is reported under the reason of the phase it broke.
 
 A pass has one total deadline (`deadline` seconds, DEFAULT_DEADLINE unless the caller says):
-every network phase (Secret reads, each registry call, the git write) gets what is left of it
-(budgets.Budget), and running out ends the pass with that phase's reason (AuthError or GitError
-for a Secret, RegistryError, GitError) and a message naming the phase and the host. The git
-writer runs in a thread, so it also receives the absolute deadline and ends its own socket waits
-there (git/deadlines.py); the asyncio timeout around it is only the backstop. CPU-heavy pure
-work (tag selection over large lists) runs in a small bounded thread pool, never on the event
-loop that serves every CR and the probes; the value edits (plans.py) run in the git writer's
-thread.
+every network phase (Secret reads, each registry call, the git write, the history read of a
+held file) gets what is left of it (budgets.Budget), and running out ends the pass with that
+phase's reason (AuthError or GitError for a Secret, RegistryError, GitError) and a message naming
+the phase and the host. The git writer runs in a thread, so it also receives the absolute
+deadline and ends its own socket waits there (git/deadlines.py); the asyncio timeout around it
+is only the backstop. CPU-heavy pure work (the tag selection over the whole tag list) runs in a
+small bounded thread pool, never on the event loop that serves every CR and the probes; the
+value edits run inside the git writer's thread.
 """
 
 from __future__ import annotations
@@ -40,10 +40,14 @@ from imagepromoter import (
     changes,
     credentials,
     errors,
-    plans,
+    gates,
+    holds,
     policy,
     reference,
     spec,
+    stages,
+    templates,
+    values,
 )
 from imagepromoter import status as statuses
 
@@ -53,7 +57,7 @@ DEFAULT_DEADLINE = budgets.DEFAULT_DEADLINE
 Budget = budgets.Budget
 GIT_BACKSTOP = 5.0  # seconds the git thread may overrun its own deadline before we stop waiting
 CPU_WORKERS = 2  # threads for CPU-heavy pure work (tag selection), shared by every pass
-GIT_WORKERS = 32  # threads for git writes (each bounded by its pass deadline)
+GIT_WORKERS = 32  # threads for git writes and history reads (each bounded by its deadline)
 
 _CPU = concurrent.futures.ThreadPoolExecutor(CPU_WORKERS, thread_name_prefix="imagepromoter-cpu")
 _GIT = concurrent.futures.ThreadPoolExecutor(GIT_WORKERS, thread_name_prefix="imagepromoter-git")
@@ -69,6 +73,7 @@ class Resource:
     spec: Mapping[str, Any]
     status: Mapping[str, Any] = field(default_factory=dict)
     generation: int | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,31 @@ class SecretReader(Protocol):
         ...
 
 
+class GitHistory(Protocol):
+    def revisions(
+        self,
+        git: spec.GitSpec,
+        creds: credentials.GitCredentials | None,
+        path: str,
+        *,
+        since: str | None,
+        deadline: float | None = None,
+    ) -> list[holds.Revision]:
+        """A target file's history, newest first, back to `since` (bounded; see git/history).
+
+        `deadline` is a time.monotonic() instant its I/O must end by.
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class _Scan:
-    tag: str | None  # None: no tag qualified (NoMatchingTag, still a scan)
+    tag: str | None  # None: no tag qualified (NoMatchingTag: still a scan, recorded as one)
     digest: str
     selection: policy.Selection
     tags_scanned: int
+    gated: gates.Gated | None = None
+    no_match: str = ""  # the NoMatchingTag message when tag is None
 
 
 async def reconcile(
@@ -130,6 +154,8 @@ async def reconcile(
     dry_run: bool = False,
     trigger: Mapping[str, str] | None = None,
     fresh: bool = False,
+    history: GitHistory | None = None,
+    upstreams: stages.Reader | None = None,
     deadline: float | None = DEFAULT_DEADLINE,
     clock: Callable[[], float] = time.monotonic,
 ) -> Result:
@@ -137,10 +163,12 @@ async def reconcile(
 
     `deadline` is the pass's total budget in seconds for its network phases (None: unlimited).
     """
+    budget = Budget.start(deadline, clock)
     promotion: spec.Promotion | None = None
     scan: _Scan | None = None
     scan_time: datetime | None = None
-    budget = Budget.start(deadline, clock)
+    git_creds: credentials.GitCredentials | None = None
+    guard: holds.Guard | None = None
     try:
         promotion = spec.parse(resource.spec)
         if promotion.suspend:
@@ -154,12 +182,37 @@ async def reconcile(
                 promotion=promotion,
             )
         scan_time = now()
-        scan = await _scan(promotion, resource.namespace, registry, secrets, budget, fresh=fresh)
+        followed = await stages.followed(
+            resource.name, resource.namespace, promotion.follow, upstreams, scan_time
+        )
+        scan = await _scan(
+            promotion,
+            resource,
+            registry,
+            secrets,
+            budget,
+            fresh=fresh,
+            followed=followed,
+            now=scan_time,
+        )
         if scan.tag is None:
-            raise errors.NoMatchingTag(f"{promotion.image_text}: {scan.selection.explain()}")
+            raise errors.NoMatchingTag(scan.no_match)
         git_creds = await _git_credentials(promotion, resource.namespace, secrets, budget)
-        plan = _planner(promotion, resource, scan, trigger or {})
+        guard = holds.guard(
+            promotion.on_manual_change,
+            resource.status,
+            resource.annotations,
+            pinned=promotion.pin is not None,
+        )
+        plan = _planner(promotion, resource, scan, trigger or {}, guard)
         write = await _write(git, promotion.git, git_creds, plan, budget, dry_run=dry_run)
+    except holds.Held as exc:
+        assert promotion is not None
+        return await _held(
+            resource, exc, now, promotion, scan, scan_time, history, git_creds, budget
+        )
+    except gates.Waiting as exc:
+        return _waiting(resource, exc, now, promotion, scan_time)
     except errors.PromotionError as exc:
         return _failure(resource, exc, now, promotion, scan, scan_time)
     except Exception as exc:  # an adapter bug must still reach the user as a condition
@@ -169,9 +222,10 @@ async def reconcile(
             f"unexpected {type(exc).__name__} (see the operator log); will retry"
         )
         return _failure(resource, wrapped, now, promotion, scan, scan_time)
+    outcome = _promoted(promotion, scan, write, scan_time, now, dry_run)
     return _finish(
         resource,
-        _promoted(promotion, scan, write, scan_time, now, dry_run),
+        _gated(outcome, promotion, resource, scan, guard, now(), dry_run),
         now,
         promotion=promotion,
         write=write,
@@ -186,52 +240,107 @@ async def _cpu(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
 
 async def _scan(
     promotion: spec.Promotion,
-    namespace: str,
+    resource: Resource,
     registry: RegistryReader,
     secrets: SecretReader,
     budget: Budget,
     *,
     fresh: bool,
+    followed: str | None = None,
+    now: datetime,
 ) -> _Scan:
     access = reference.RegistryAccess(
         image=promotion.image,
-        credentials=await _registry_credentials(promotion, namespace, secrets, budget),
+        credentials=await _registry_credentials(promotion, resource.namespace, secrets, budget),
         secret_name=promotion.image_pull_secret,
         insecure=promotion.insecure,
         fresh=fresh,
     )
-    where = f"registry {promotion.image.host}"
-    async with budget.phase(
-        errors.RegistryError, f"listing the tags of {promotion.image_text} at {where}"
-    ):
+    where = f"{promotion.image_text} at registry {promotion.image.host}"
+    async with budget.phase(errors.RegistryError, f"listing the tags of {where}"):
         tags = await registry.list_tags(access)
+    # spec.pin and spec.from narrow the pool to one tag, which tagRegex/excludeTags still judge
+    pool, chosen_by = list(tags), promotion.policy
+    if promotion.pin is not None:
+        pool, chosen_by = gates.pin_pool(promotion.pin, tags, promotion.image_text), "alphabetical"
+    elif followed is not None and promotion.follow is not None:
+        upstream = promotion.follow.image_promotion
+        pool = stages.candidate(followed, tags, upstream, promotion.image_text)
+        chosen_by = "alphabetical"
     created: dict[str, datetime] | None = None
-    if promotion.policy == "newest":
+    if chosen_by == "newest":
         wanted = await _cpu(
-            policy.candidates, tags, tag_regex=promotion.tag_regex, exclude=promotion.exclude_tags
+            policy.candidates, pool, tag_regex=promotion.tag_regex, exclude=promotion.exclude_tags
         )
-        async with budget.phase(
-            errors.RegistryError,
-            f"reading image creation times of {promotion.image_text} at {where}",
-        ):
+        async with budget.phase(errors.RegistryError, f"reading image creation times of {where}"):
             created = await registry.created(access, wanted)
-    selection = await _cpu(
-        policy.evaluate,
-        tags,
-        tag_regex=promotion.tag_regex,
-        policy=promotion.policy,
-        semver_range=promotion.semver_range,
-        exclude=promotion.exclude_tags,
-        created=created,
+
+    def evaluate(candidates: Sequence[str]) -> policy.Selection:
+        return policy.evaluate(
+            candidates,
+            tag_regex=promotion.tag_regex,
+            policy=chosen_by,
+            semver_range=promotion.semver_range if chosen_by == promotion.policy else None,
+            exclude=promotion.exclude_tags,
+            created=created,
+        )
+
+    async def created_of(wanted: Sequence[str]) -> Mapping[str, datetime]:
+        if created is not None:
+            return created
+        async with budget.phase(errors.RegistryError, f"reading image creation times of {where}"):
+            return await registry.created(access, wanted)
+
+    # the first evaluation (over the whole pool, usually the only one) runs in the CPU pool;
+    # gates.choose evaluates again on the loop only when minAge sets young tags aside
+    whole = list(pool)
+    first = await _cpu(evaluate, whole)
+
+    def evaluate_once(candidates: Sequence[str]) -> policy.Selection:
+        return first if list(candidates) == whole else evaluate(candidates)
+
+    gated = await gates.choose(
+        pool,
+        evaluate=evaluate_once,
+        created=created_of,
+        min_age=promotion.min_age,
+        first_seen=gates.first_seen_of(resource.status),
+        now=now,
     )
+    selection = gated.selection
+    if selection.tag is None and gated.young:
+        raise gates.Waiting(
+            f"{promotion.image_text}: nothing is old enough yet: {gated.note(promotion.min_age)}",
+            until=gated.until,
+            first_seen=gated.first_seen,
+        )
     if selection.tag is None:
-        return _Scan(tag=None, digest="", selection=selection, tags_scanned=len(tags))
-    async with budget.phase(
-        errors.RegistryError,
-        f"reading the digest of {promotion.image_text}:{selection.tag} at {where}",
-    ):
+        if followed is not None and promotion.pin is None:
+            no_match = (
+                f"{promotion.image_text}: {followed}, promoted by "
+                f"{promotion.follow.image_promotion if promotion.follow else 'upstream'}, "
+                "does not match tagRegex or is excluded by excludeTags here"
+            )
+        else:
+            no_match = f"{promotion.image_text}: {selection.explain()}"
+        return _Scan(
+            tag=None,
+            digest="",
+            selection=selection,
+            tags_scanned=len(tags),
+            gated=gated,
+            no_match=no_match,
+        )
+    tagged = f"{promotion.image_text}:{selection.tag} at registry {promotion.image.host}"
+    async with budget.phase(errors.RegistryError, f"reading the digest of {tagged}"):
         digest = await registry.digest(access, selection.tag)
-    return _Scan(tag=selection.tag, digest=digest, selection=selection, tags_scanned=len(tags))
+    return _Scan(
+        tag=selection.tag,
+        digest=digest,
+        selection=selection,
+        tags_scanned=len(tags),
+        gated=gated,
+    )
 
 
 async def _write(
@@ -336,23 +445,91 @@ def _secret_problems_as(error: type[errors.PromotionError]) -> Iterator[None]:
 
 
 def _planner(
-    promotion: spec.Promotion, resource: Resource, scan: _Scan, trigger: Mapping[str, str]
+    promotion: spec.Promotion,
+    resource: Resource,
+    scan: _Scan,
+    trigger: Mapping[str, str],
+    guard: holds.Guard | None = None,
 ) -> changes.Planner:
-    """The pure edit function the git adapter runs on each head it tries to push onto."""
+    """Build the pure edit function the git adapter runs on each head it tries to push onto."""
     assert scan.tag is not None
-    return plans.planner(
-        promotion,
-        {
-            **dict(trigger),
-            **dict(scan.selection.groups),
-            "tag": scan.tag,
-            "digest": scan.digest,
-            "image": promotion.image_text,
-            "version": scan.selection.version or scan.tag,
-            "name": resource.name,
-            "namespace": resource.namespace,
-        },
-    )
+    base_vars: dict[str, str] = {
+        **dict(trigger),
+        **dict(scan.selection.groups),
+        "tag": scan.tag,
+        "digest": scan.digest,
+        "image": promotion.image_text,
+        "version": scan.selection.version or scan.tag,
+        "name": resource.name,
+        "namespace": resource.namespace,
+    }
+
+    def plan(read: changes.FileReader) -> changes.Changeset:
+        if guard is not None:
+            guard.begin()
+        originals: dict[str, str] = {}
+        edited: dict[str, str] = {}
+        previous_values: list[str] = []
+        for index, target in enumerate(promotion.targets):
+            if target.path not in edited:
+                originals[target.path] = _decode(target.path, read(target.path))
+                edited[target.path] = originals[target.path]
+            text = edited[target.path]
+            try:
+                # ${previous}: the key's scalar, or a regex target's group at its first match
+                previous = (
+                    values.get_key(text, target.key)
+                    if target.key is not None
+                    else holds.current_value(text, None, target.regex)
+                )
+                variables = {**base_vars, "path": target.path, "previous": previous or ""}
+                value = templates.render(
+                    target.value, variables, field=f"spec.targets[{index}].value"
+                )
+                if guard is not None:  # holds: never overwrite someone else's value
+                    current = (
+                        previous
+                        if target.key is not None
+                        else holds.current_value(text, None, target.regex)
+                    )
+                    identity = holds.ident(target.path, target.key, target.regex)
+                    guard.check(identity, target.path, current, value)
+                if target.key is not None:
+                    edited[target.path] = values.set_key(text, target.key, value)
+                else:
+                    assert target.regex is not None
+                    edited[target.path] = values.set_regex(text, target.regex, value)
+            except errors.TargetError as exc:
+                raise errors.TargetError(f"spec.targets[{index}] ({target.path}): {exc}") from None
+            if edited[target.path] != text:
+                previous_values.append(previous or "")
+        changed = tuple(
+            changes.FileChange(
+                path=p, before=originals[p].encode("utf-8"), after=edited[p].encode("utf-8")
+            )
+            for p in edited
+            if edited[p] != originals[p]
+        )
+        message_vars = {
+            **base_vars,
+            "path": ", ".join(c.path for c in changed),
+            "previous": previous_values[0] if previous_values else "",
+        }
+        message = templates.render(
+            promotion.git.commit_message, message_vars, field="spec.git.commitMessage"
+        )
+        return changes.Changeset(changes=changed, message=message)
+
+    return plan
+
+
+def _decode(path: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.TargetError(
+            f"{path} is not UTF-8 text (byte {exc.start}); only YAML text files can be targets"
+        ) from None
 
 
 def _promoted(
@@ -438,3 +615,114 @@ def _finish(
         resource.status, outcome, generation=resource.generation, now=now()
     )
     return Result(status=new_status, outcome=outcome, error=error, write=write, promotion=promotion)
+
+
+# Holds, pins and gates (holds.py, gates.py, stages.py) -----------------------------------------
+
+
+def _gated(
+    outcome: statuses.Outcome,
+    promotion: spec.Promotion,
+    resource: Resource,
+    scan: _Scan,
+    guard: holds.Guard | None,
+    now: datetime,
+    dry_run: bool,
+) -> statuses.Outcome:
+    """A successful pass under pins and minAge: reason, message, and the gate status fields."""
+    gated = scan.gated
+    young = gated.young if gated is not None else ()
+    fields: dict[str, Any] = {
+        "hold": None,
+        "waitingUntil": gates.timestamp(gated.until) if gated and gated.until else None,
+        "firstSeen": gates.first_seen_status(gated.first_seen) if gated else None,
+    }
+    if not dry_run and guard is not None:
+        fields["written"] = holds.written_status(resource.status, guard.written)
+    if outcome.promoted_tag is not None:
+        fields["promotedSince"] = stages.promoted_since(resource.status, outcome.promoted_tag, now)
+    reason, message = outcome.reason, outcome.message
+    if promotion.pin is not None:
+        reason = "Pinned"
+        message = f"spec.pin {promotion.pin}: {message}; remove spec.pin to resume the policy"
+    elif young:
+        note = gated.note(promotion.min_age) if gated else ""
+        reason = "Waiting" if outcome.reason == "UpToDate" else outcome.reason
+        message = f"{message}; {note}"
+    return dataclasses.replace(outcome, reason=reason, message=message, gates=fields)
+
+
+async def _held(
+    resource: Resource,
+    exc: holds.Held,
+    now: Callable[[], datetime],
+    promotion: spec.Promotion,
+    scan: _Scan | None,
+    scan_time: datetime | None,
+    history: GitHistory | None,
+    git_creds: credentials.GitCredentials | None,
+    budget: Budget,
+) -> Result:
+    """Held: name the commit and author that changed the value, and the three ways out."""
+    previous = resource.status.get("hold")
+    if (
+        isinstance(previous, Mapping)
+        and previous.get("commit")
+        and (
+            previous.get("path"),
+            previous.get("value"),
+        )
+        == (exc.path, exc.found)
+    ):
+        exc.commit = holds.Change(
+            sha=str(previous["commit"]), author=str(previous.get("author", "")), summary=""
+        )
+    elif history is not None:
+        path, kind, name = exc.ident.split("\x00", 2)
+        key, regex = (name, None) if kind == "key" else (None, name)
+        since = resource.status.get("lastCommit") or None
+        loop = asyncio.get_running_loop()
+        read = functools.partial(
+            history.revisions, promotion.git, git_creds, path, since=since, deadline=budget.at
+        )
+        what = f"reading the history of {path} at {_display_url(promotion.git.url)}"
+        try:
+            async with budget.phase(errors.GitError, what):
+                revisions = await loop.run_in_executor(_GIT, read)
+        except errors.PromotionError as problem:  # the Held message stands without the commit
+            logger.info("%s/%s: %s", resource.namespace, resource.name, problem.message)
+        else:
+            exc.commit = holds.introduced(
+                revisions,
+                exc.found,
+                lambda data: holds.current_value(data.decode("utf-8", "replace"), key, regex),
+            )
+    outcome = statuses.Outcome(
+        reason=exc.reason,
+        message=holds.message(exc, resource.name, resource.namespace),
+        latest_tag=scan.tag if scan else None,
+        latest_digest=scan.digest if scan else None,
+        tags_scanned=scan.tags_scanned if scan else None,
+        scan_time=scan_time if scan else None,
+        gates={"hold": holds.hold_status(exc, resource.annotations), "waitingUntil": None},
+    )
+    return _finish(resource, outcome, now, promotion=promotion)
+
+
+def _waiting(
+    resource: Resource,
+    exc: gates.Waiting,
+    now: Callable[[], datetime],
+    promotion: spec.Promotion | None,
+    scan_time: datetime | None,
+) -> Result:
+    """Waiting: nothing may be promoted until `exc.until` (minAge, from.after) or an upstream."""
+    fields: dict[str, Any] = {
+        "waitingUntil": gates.timestamp(exc.until) if exc.until else None,
+    }
+    if exc.first_seen is not None:
+        fields["firstSeen"] = gates.first_seen_status(exc.first_seen)
+    outcome = statuses.Outcome(
+        reason=exc.reason, message=exc.message, scan_time=scan_time, gates=fields
+    )
+    return _finish(resource, outcome, now, promotion=promotion)

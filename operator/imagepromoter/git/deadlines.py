@@ -29,6 +29,8 @@ import urllib3
 from dulwich import client as dulwich_client
 from urllib3 import connection, connectionpool
 
+from imagepromoter import errors
+
 SSH_ALIVE_INTERVAL = 15  # seconds between ssh keep-alive probes once connected
 SSH_ALIVE_COUNT = 3  # unanswered probes before ssh gives up (45 s of silence)
 
@@ -116,6 +118,22 @@ def phase(name: str) -> Iterator[None]:
         yield
     finally:
         watchdog.phase = before
+
+
+@contextlib.contextmanager
+def bounded(lock: threading.Lock | threading.BoundedSemaphore, what: str) -> Iterator[None]:
+    """Hold `lock`, waiting for it no later than the current watchdog's deadline (else GitError)."""
+    watchdog = current()
+    left = watchdog.remaining() if watchdog is not None else None
+    if not lock.acquire(timeout=-1 if left is None else left):
+        raise errors.GitError(
+            f"the pass deadline ran out waiting for {what}; will retry "
+            "(imagepromoter run --pass-deadline sets the deadline)"
+        )
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def instrument(

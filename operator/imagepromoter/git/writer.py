@@ -131,7 +131,7 @@ class GitWriter:
         `deadline` is a time.monotonic() instant by which every network wait ends.
         """
         with (
-            deadlines.Watchdog(deadline) as watchdog,
+            deadlines.Watchdog(deadline),
             urls.connect(
                 git.url, creds, timeout=self.timeout, secret_name=git.secret_ref
             ) as remote,
@@ -146,7 +146,7 @@ class GitWriter:
             busy = f"a free connection to {host}"
             branch = git.branch
             if not branch:
-                with _bounded(slot, watchdog, busy):
+                with deadlines.bounded(slot, busy):
                     refs = workspace.ls_remote(remote, secret_name=git.secret_ref)
                 branch = workspace.default_branch(refs, remote.display)
             path = self.workspaces.path(git.url, branch)
@@ -154,8 +154,8 @@ class GitWriter:
             # the workspace lock first: a writer queued behind another on the same branch holds
             # no connection slot that writers to other repositories on this host could use
             with (
-                _bounded(self.workspaces.lock(path), watchdog, what),
-                _bounded(slot, watchdog, busy),
+                deadlines.bounded(self.workspaces.lock(path), what),
+                deadlines.bounded(slot, busy),
             ):
                 try:
                     return self._write_locked(remote, path, git, branch, plan, dry_run=dry_run)
@@ -435,29 +435,6 @@ def _host(url: str) -> str:
         host = parts.hostname or url
         return f"{host}:{parts.port}" if parts.port else host
     return url.rpartition("@")[2].partition(":")[0] or url
-
-
-class _bounded:
-    """Acquire a lock or semaphore no later than the watchdog's deadline, else GitError."""
-
-    def __init__(
-        self,
-        lock: threading.Lock | threading.BoundedSemaphore,
-        watchdog: deadlines.Watchdog,
-        what: str,
-    ) -> None:
-        self._lock, self._watchdog, self._what = lock, watchdog, what
-
-    def __enter__(self) -> None:
-        left = self._watchdog.remaining()
-        if not self._lock.acquire(timeout=-1 if left is None else left):
-            raise errors.GitError(
-                f"the pass deadline ran out waiting for {self._what}; will retry "
-                "(imagepromoter run --pass-deadline sets the deadline)"
-            )
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
 
 
 def _commit(repo: Repo, sha: ObjectID) -> objects.Commit:

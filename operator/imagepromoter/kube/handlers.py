@@ -51,8 +51,9 @@ from typing import Any
 
 import kopf
 
-from imagepromoter import changes, credentials, reconcile, spec
+from imagepromoter import changes, credentials, gates, reconcile, spec
 from imagepromoter.kube import events, health, metrics, schedule, secrets
+from imagepromoter.kube import stages as kube_stages
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Adapters:
 
     registry_factory: Callable[[], reconcile.RegistryReader]  # called inside the operator's loop
     git: reconcile.GitWriter
+    history: reconcile.GitHistory | None = None  # for Held messages (git/history.py)
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,14 @@ _configured: Adapters | None = None
 
 
 def configure(
-    *, registry_factory: Callable[[], reconcile.RegistryReader], git: reconcile.GitWriter
+    *,
+    registry_factory: Callable[[], reconcile.RegistryReader],
+    git: reconcile.GitWriter,
+    history: reconcile.GitHistory | None = None,
 ) -> None:
     """Hand in the real adapters before `run_operator` (called by cli.py)."""
     global _configured
-    _configured = Adapters(registry_factory=registry_factory, git=git)
+    _configured = Adapters(registry_factory=registry_factory, git=git, history=history)
 
 
 def run_operator(
@@ -220,6 +225,7 @@ class Operator:
     gone: set[str] = field(default_factory=set)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    upstreams: kube_stages.KopfUpstreams = field(default_factory=kube_stages.KopfUpstreams)
 
     def __post_init__(self) -> None:
         self.clock: Callable[[], datetime] = self.now or _utcnow
@@ -284,6 +290,7 @@ class Operator:
             interval = (
                 result.promotion.interval if result.promotion else schedule.interval_of(spec_dict)
             )
+            interval = gates.next_pass(interval, result.status, self.clock())  # Waiting: sooner
             retry_in = self.schedule.record(
                 uid,
                 generation=generation,
@@ -324,6 +331,7 @@ class Operator:
             spec=spec_dict,
             status=previous,
             generation=generation,
+            annotations=dict(meta.get("annotations") or {}),
         )
         result = await reconcile.reconcile(
             resource,
@@ -333,6 +341,8 @@ class Operator:
             now=self.clock,
             dry_run=self.options.dry_run,
             fresh=fresh,
+            history=self.adapters.history,
+            upstreams=self.upstreams,
             deadline=self.options.pass_deadline,
         )
         return result, timings
@@ -405,6 +415,7 @@ def build_registry(
         if type == "DELETED":
             state.forget(str(meta.get("uid", "")))
 
+    kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold
     _without_finalizers(registry)
     return registry
 
