@@ -407,3 +407,27 @@ def test_a_writer_queued_on_a_branch_holds_no_connection_slot(
         lock.inner.release()
         waiter.join(JOIN)
     assert not waiter.is_alive() and "error" not in queued, queued
+
+
+def test_the_history_read_of_a_held_file_ends_at_the_deadline(
+    proxy: Callable[..., git_http.StallingProxy],
+    git_repo: MakeRepo,
+    git_writer: writer.GitWriter,
+    git_http_creds: credentials.BasicCredentials,
+) -> None:
+    """git/history (who changed a held value) is best effort: at the deadline it has no answer."""
+    from imagepromoter.git import history
+
+    url, _ = git_repo(SEED)
+    stalling = proxy(mode="trickle")
+    reader = history.History(git_writer)
+    found = write_in_thread(
+        lambda: reader.revisions(
+            gitspec(proxied(stalling, url), branch="main"),
+            git_http_creds,
+            DEV,
+            since=None,
+            deadline=time.monotonic() + 1.0,
+        )
+    )
+    assert found == [] and stalling.accepted >= 1
