@@ -499,3 +499,21 @@ async def test_an_adapter_timeout_is_not_taken_for_the_deadline() -> None:
     with pytest.raises(TimeoutError):
         async with budget.phase(errors.RegistryError, "x"):
             raise TimeoutError("the adapter's own")
+
+
+async def test_reading_the_upstream_of_spec_from_ends_at_the_pass_deadline() -> None:
+    class HangingUpstreams:
+        async def read(self, namespace: str, name: str) -> Any:
+            await asyncio.Event().wait()
+
+    registry = MemoryRegistry(["1.2.0-dev"])
+    git = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
+    spec_dict = make_spec(**{"from": {"imagePromotion": "myapp-dev", "after": "1h"}})
+    resource = reconcile.Resource(name="prod", namespace="gitops", spec=spec_dict, generation=1)
+    result = await reconcile.reconcile(
+        resource, registry=registry, git=git, secrets=MemorySecrets(), now=lambda: NOW,
+        upstreams=HangingUpstreams(), deadline=0.2,
+    )  # fmt: skip
+    assert result.outcome.reason == "Waiting", result.outcome
+    assert "reading ImagePromotion myapp-dev (spec.from)" in result.outcome.message
+    assert registry.seen == [] and git.commits == []

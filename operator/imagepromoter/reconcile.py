@@ -182,9 +182,12 @@ async def reconcile(
                 promotion=promotion,
             )
         scan_time = now()
-        followed = await stages.followed(
-            resource.name, resource.namespace, promotion.follow, upstreams, scan_time
-        )
+        upstream = promotion.follow.image_promotion if promotion.follow else ""
+        what = f"reading ImagePromotion {upstream} (spec.from) from the Kubernetes API"
+        async with budget.phase(gates.Waiting, what):  # an unreadable upstream is Waiting too
+            followed = await stages.followed(
+                resource.name, resource.namespace, promotion.follow, upstreams, scan_time
+            )
         scan = await _scan(
             promotion,
             resource,
