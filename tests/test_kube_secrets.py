@@ -80,12 +80,32 @@ async def test_not_base64_names_the_key_not_the_value(api: Emulator) -> None:
     assert "key password" in caught.value.message and "at all" not in caught.value.message
 
 
+def requests_to(api: Emulator, path: str) -> int:
+    return sum(1 for r in list(api) if str(getattr(r, "url", "")).endswith(path))
+
+
 async def test_forbidden_says_which_grant_is_missing(api: Emulator) -> None:
     api[f"get /api/v1/namespaces/{NS}/secrets/locked"] << 403
     with pytest.raises(errors.SecretReadError) as caught:
         await reader().read(NS, "locked")
     assert "grant it `get` on secrets" in caught.value.message
     assert isinstance(caught.value, errors.PromotionError), "in the error tree"
+    assert requests_to(api, "/secrets/locked") == 1, "Kopf's own retries (a minute) are off"
+
+
+async def test_an_upstream_read_forbidden_is_waiting_at_once(api: Emulator) -> None:
+    """kube/stages.py reads spec.from's upstream the same way: one request, then Waiting."""
+    from imagepromoter import gates
+    from imagepromoter.kube import stages as kube_stages
+
+    path = f"/apis/imagepromoter.dev/v1alpha1/namespaces/{NS}/imagepromotions/dev"
+    api[f"get {path}"] << 403
+    upstreams = kube_stages.KopfUpstreams()
+    upstreams.settings = kopf.OperatorSettings()
+    with pytest.raises(gates.Waiting) as caught:
+        await upstreams.read(NS, "dev")
+    assert "HTTP 403" in caught.value.message and "RBAC" in caught.value.message
+    assert requests_to(api, path) == 1
 
 
 async def test_server_error_is_temporary(api: Emulator) -> None:
