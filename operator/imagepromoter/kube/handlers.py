@@ -419,9 +419,9 @@ def build_registry(
         return meta.get("uid") not in state.gone
 
     @kopf.timer(*res, interval=state.options.tick, when=alive, registry=registry)
-    async def tick(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
-        why = "retry" if kwargs.get("retry") else "interval"
-        await state.run_pass(body, patch, force=False, why=why)
+    async def tick(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        # never a Kopf retry (run_pass raises none): the schedule decides, retries included
+        await state.run_pass(body, patch, force=False, why="interval")
 
     @kopf.on.event(*res, registry=registry)
     def watched(type: str | None, meta: kopf.Meta, **_: Any) -> None:
