@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import results
 from imagepromoter import changes, credentials, errors, spec
 from imagepromoter.git import writer
 from tests.servers import git_http
@@ -77,9 +78,21 @@ def main() -> int:
         f"trickle 1 byte / {args.every:g} s)"
     )
     print(f"{'server':<8} {'deadline':>9} {'seconds':>8} {'conns':>5}  outcome")
+    table = []
     for mode, deadline, seconds, conns, outcome in rows:
         shown = "none" if deadline is None else f"{deadline:g} s"
         print(f"{mode:<8} {shown:>9} {seconds:8.2f} {conns:>5}  {outcome}")
+        table.append((mode, shown, f"{seconds:.2f}", conns))
+    results.record(
+        "stall",
+        "A git write against a stalling server (bench/stall.py)",
+        [
+            f"GitWriter read timeout {args.timeout:g} s; the trickle sends one byte every "
+            f"{args.every:g} s; the silent server accepts and never answers.",
+            "",
+            *results.table(("server", "pass deadline", "seconds", "connections"), table),
+        ],
+    )
     return 0
 
 
