@@ -23,6 +23,7 @@ pytestmark = pytest.mark.servers
 
 MakeRepo = Callable[..., tuple[str, Path]]
 JOIN = 60.0  # seconds a write may take before the test calls it hung (deadlines are ~1 s)
+PUSH_DEADLINE = 5.0  # room to reach the push on a busy machine; the push then waits it out
 
 
 @pytest.fixture
@@ -143,7 +144,10 @@ def test_a_push_whose_answer_never_came_is_recognised_as_ours(
     with pytest.raises(errors.GitError) as caught:
         write_in_thread(
             lambda: git_writer.write(
-                target, git_http_creds, set_tag("2.0.0-dev"), deadline=time.monotonic() + 2.0
+                target,
+                git_http_creds,
+                set_tag("2.0.0-dev"),
+                deadline=time.monotonic() + PUSH_DEADLINE,
             )
         )
     assert "during git push" in caught.value.message
@@ -175,7 +179,10 @@ def test_a_lost_push_under_a_later_commit_is_still_ours(
     with pytest.raises(errors.GitError):
         write_in_thread(
             lambda: git_writer.write(
-                target, git_http_creds, set_tag("2.0.0-dev"), deadline=time.monotonic() + 2.0
+                target,
+                git_http_creds,
+                set_tag("2.0.0-dev"),
+                deadline=time.monotonic() + PUSH_DEADLINE,
             )
         )
     ours = git_http.head(repo, "main")
@@ -238,7 +245,10 @@ def test_a_pre_receive_hook_that_sleeps_then_accepts(
     with pytest.raises(errors.GitError) as caught:
         write_in_thread(
             lambda: git_writer.write(
-                target, git_http_creds, set_tag("2.0.0-dev"), deadline=time.monotonic() + 1.0
+                target,
+                git_http_creds,
+                set_tag("2.0.0-dev"),
+                deadline=time.monotonic() + PUSH_DEADLINE,
             )
         )
     assert "during git push" in caught.value.message
@@ -284,7 +294,7 @@ async def test_the_status_shows_the_commit_of_a_lost_push(
                                       generation=1)  # fmt: skip
         result = await reconcile.reconcile(
             resource, registry=MemoryRegistry(["2.0.0-dev"]), git=git_writer, secrets=secrets,
-            now=lambda: datetime(2026, 12, 1, tzinfo=UTC), deadline=2.0,
+            now=lambda: datetime(2026, 12, 1, tzinfo=UTC), deadline=PUSH_DEADLINE,
         )  # fmt: skip
         results.append(result)
         status = result.status
