@@ -44,6 +44,7 @@ from imagepromoter import (
     holds,
     policy,
     reference,
+    sanitise,
     spec,
     stages,
     templates,
@@ -526,13 +527,27 @@ def _planner(
             guard.begin()
         originals: dict[str, str] = {}
         edited: dict[str, str] = {}
-        previous_values: list[str] = []
+        previous_values: dict[int, str] = {}  # target index -> the value it replaced
+        pending: dict[str, list[tuple[int, str, str, str]]] = {}  # key edits, one parse per file
+
+        def flush(path: str) -> None:
+            batch = pending.pop(path, [])
+            try:
+                edited[path], written = values.edit_keys(edited[path], [b[1:3] for b in batch])
+            except values.EditFailed as exc:
+                raise errors.TargetError(
+                    f"spec.targets[{batch[exc.index][0]}] ({path}): {exc}"
+                ) from None
+            previous_values.update((batch[i][0], batch[i][3]) for i in written)
+
         for index, target in enumerate(promotion.targets):
             if target.path not in edited:
                 originals[target.path] = _decode(target.path, read(target.path))
                 edited[target.path] = originals[target.path]
-            text = edited[target.path]
             try:
+                if target.key is None:
+                    flush(target.path)
+                text = edited[target.path]
                 # ${previous}: the key's scalar, or a regex target's group at its first match
                 previous = (
                     values.get_key(text, target.key)
@@ -552,14 +567,20 @@ def _planner(
                     identity = holds.ident(target.path, target.key, target.regex)
                     guard.check(identity, target.path, current, value)
                 if target.key is not None:
-                    edited[target.path] = values.set_key(text, target.key, value)
-                else:
-                    assert target.regex is not None
-                    edited[target.path] = values.set_regex(text, target.regex, value)
+                    pending.setdefault(target.path, []).append(
+                        (index, target.key, value, previous or "")
+                    )
+                    continue
+                assert target.regex is not None
+                edited[target.path] = values.set_regex(text, target.regex, value)
             except errors.TargetError as exc:
+                if str(exc).startswith("spec.targets["):
+                    raise
                 raise errors.TargetError(f"spec.targets[{index}] ({target.path}): {exc}") from None
             if edited[target.path] != text:
-                previous_values.append(previous or "")
+                previous_values[index] = previous or ""
+        for path in list(pending):
+            flush(path)
         changed = tuple(
             changes.FileChange(
                 path=p, before=originals[p].encode("utf-8"), after=edited[p].encode("utf-8")
@@ -567,10 +588,12 @@ def _planner(
             for p in edited
             if edited[p] != originals[p]
         )
-        message_vars = {
-            **base_vars,
+        message_vars = {  # outside text: no control characters; `previous` on one line
+            **{k: sanitise.terminal(v) for k, v in base_vars.items()},
             "path": ", ".join(c.path for c in changed),
-            "previous": previous_values[0] if previous_values else "",
+            "previous": sanitise.one_line(previous_values[min(previous_values)], 1024)
+            if previous_values
+            else "",
         }
         message = templates.render(
             promotion.git.commit_message, message_vars, field="spec.git.commitMessage"
@@ -603,7 +626,7 @@ def _promoted(
     verb = "holds" if len(unique_paths) == 1 else "hold"
     scanned = statuses.Outcome(
         reason="UpToDate",
-        message=f"{paths} already {verb} {scan.tag}",
+        message=f"{paths} already {verb} {scan.tag}{scan.selection.ignored()}",
         latest_tag=scan.tag,
         latest_digest=scan.digest,
         promoted_tag=scan.tag,
@@ -628,13 +651,14 @@ def _promoted(
             scanned,
             reason="Promoted",
             message=f"Dry run: would promote {scan.tag} to {changed} on {write.branch} "
-            "(nothing pushed)",
+            f"(nothing pushed){scan.selection.ignored()}",
             promoted_tag=None,
         )
     return dataclasses.replace(
         scanned,
         reason="Promoted",
-        message=f"Promoted {scan.tag} to {changed} in {write.commit[:7]} on {write.branch}",
+        message=f"Promoted {scan.tag} to {changed} in {write.commit[:7]} on {write.branch}"
+        f"{scan.selection.ignored()}",
         commit=write.commit,
         promotion_time=now(),
     )
