@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from imagepromoter import _selectors as selectors
 from imagepromoter import errors, policy, reference, semver, templates, values
 
 T = TypeVar("T")
@@ -474,8 +475,8 @@ def ref_name_problem(name: str) -> str | None:
     return None
 
 
-def key_segments(key: str) -> list[str]:
-    """Split a dotted key with the grammar `values` edits by; raise ValueError if malformed."""
+def key_segments(key: str) -> list[selectors.Step]:
+    """Split a key (names and [field=value] selectors) with the grammar `values` edits by."""
     return list(values.split_key(key))
 
 
