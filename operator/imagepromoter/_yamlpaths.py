@@ -63,12 +63,16 @@ class _Walk:
     problem: str
 
 
-def locate(stream: yamlscan.Stream, key: str) -> Found:
-    """The scalar at `key`, following the multi-document rule; TargetError otherwise."""
+def locate(stream: yamlscan.Stream, key: str, *, document: int | None = None) -> Found:
+    """The scalar at `key`, following the multi-document rule (or in `document` only)."""
     segments = split_key(key)
     if not stream.documents:
         raise errors.TargetError(f"key {key} not found: the file holds no YAML document")
-    walks = [_walk(stream, root, segments, key, n) for n, root in enumerate(stream.documents)]
+    walks = [
+        _walk(stream, root, segments, key, n)
+        for n, root in enumerate(stream.documents)
+        if document is None or n == document
+    ]
     complete = [n for n, w in enumerate(walks) if w.depth == len(segments)]
     if len(complete) > 1:
         numbers = " and ".join(str(n + 1) for n in complete)

@@ -28,8 +28,8 @@ from imagepromoter import (
     policy,
     reference,
     spec,
+    targets,
     templates,
-    values,
 )
 from imagepromoter import status as statuses
 
@@ -256,36 +256,9 @@ def _planner(
     }
 
     def plan(read: changes.FileReader) -> changes.Changeset:
-        originals: dict[str, str] = {}
-        edited: dict[str, str] = {}
-        previous_values: list[str] = []
-        for index, target in enumerate(promotion.targets):
-            if target.path not in edited:
-                originals[target.path] = _decode(target.path, read(target.path))
-                edited[target.path] = originals[target.path]
-            text = edited[target.path]
-            try:
-                previous = values.get_key(text, target.key) if target.key is not None else None
-                variables = {**base_vars, "path": target.path, "previous": previous or ""}
-                value = templates.render(
-                    target.value, variables, field=f"spec.targets[{index}].value"
-                )
-                if target.key is not None:
-                    edited[target.path] = values.set_key(text, target.key, value)
-                else:
-                    assert target.regex is not None
-                    edited[target.path] = values.set_regex(text, target.regex, value)
-            except errors.TargetError as exc:
-                raise errors.TargetError(f"spec.targets[{index}] ({target.path}): {exc}") from None
-            if edited[target.path] != text:
-                previous_values.append(previous or "")
-        changed = tuple(
-            changes.FileChange(
-                path=p, before=originals[p].encode("utf-8"), after=edited[p].encode("utf-8")
-            )
-            for p in edited
-            if edited[p] != originals[p]
-        )
+        edits = targets.apply(promotion.targets, read, base_vars)
+        changed = edits.changes()
+        previous_values = edits.previous
         message_vars = {
             **base_vars,
             "path": ", ".join(c.path for c in changed),
@@ -297,15 +270,6 @@ def _planner(
         return changes.Changeset(changes=changed, message=message)
 
     return plan
-
-
-def _decode(path: str, data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise errors.TargetError(
-            f"{path} is not UTF-8 text (byte {exc.start}); only YAML text files can be targets"
-        ) from None
 
 
 def _promoted(

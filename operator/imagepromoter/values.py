@@ -98,10 +98,13 @@ def get_key(text: str, key: str) -> str | None:
     return target.value
 
 
-def set_key(text: str, key: str, value: str) -> str:
-    """`text` with the scalar at `key` set to the string `value`, every other byte unchanged."""
+def set_key(text: str, key: str, value: str, *, document: int | None = None) -> str:
+    """`text` with the scalar at `key` set to the string `value`, every other byte unchanged.
+
+    `document` (0-based) looks the key up in that document of the file only (for markers).
+    """
     stream = _parse(text)
-    found = yamlpaths.locate(stream, key)
+    found = yamlpaths.locate(stream, key, document=document)
     target = found.node
     assert isinstance(target, yamlscan.Scalar)
     if target.value == value and _loads_as_string(target.style, target.tag, target.value):
