@@ -58,6 +58,7 @@ class Translation:
     spec: dict[str, Any]
     source: str
     notes: list[Note] = field(default_factory=list)
+    valid: bool = True  # False when our spec parser rejects it as translated (see the notes)
 
     @property
     def exact(self) -> bool:

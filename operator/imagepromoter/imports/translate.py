@@ -30,6 +30,7 @@ def translate(docs: Sequence[Mapping[str, Any]]) -> list[common.Translation]:
         try:
             spec.parse(translation.spec)
         except spec.SpecErrors as exc:
+            translation.valid = False
             for problem in exc.problems:
                 path = tuple(
                     p for p in problem.field.replace("]", "").replace("[", ".").split(".")[1:]
