@@ -81,6 +81,14 @@ def test_exact_means_no_note() -> None:
     assert "# exact translation" in common.render([translation])
 
 
+def test_a_kubectl_list_is_unpacked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = list(yaml.safe_load_all((FIXTURES / "flux-update-automation.yaml").read_text()))
+    listed = tmp_path / "list.yaml"
+    listed.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": docs}))
+    assert cli.main(["import", str(listed)]) == cli.EXIT_READY
+    assert capsys.readouterr().out == (GOLDEN / "flux-update-automation.yaml").read_text()
+
+
 # --- the usage exit code ---------------------------------------------------------------------
 
 

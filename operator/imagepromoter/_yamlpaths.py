@@ -1,8 +1,9 @@
 r"""Key paths in a parsed values file: find the one scalar a key names, or say why not.
 
 A key is dotted segments (`image.tag`); a numeric segment indexes a list (`containers.0.image`);
-`\.` is a dot inside a key and `\\` a backslash. `locate` walks the nodes `_yamlscan` found and
-applies the rules that keep an edit to exactly one path of the loaded data:
+`\.` is a dot inside a key and `\\` a backslash; `[field=value]` picks the one list item whose
+field holds that value (grammar in `_selectors`; a leading one picks the document). `locate`
+walks the nodes `_yamlscan` found and applies the rules that keep an edit to one path of the data:
 
 - in a multi-document file the key must exist in exactly one document;
 - the path may not run through or end at an alias (`*name`), and may not pass a key that is

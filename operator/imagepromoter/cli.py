@@ -258,6 +258,7 @@ def _import(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"imagepromoter: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    docs += [i for d in docs if d.get("kind") == "List" for i in d.get("items") or []]
     translations = translate.translate([d for d in docs if translate.relevant(d)])
     if not translations:
         print(
