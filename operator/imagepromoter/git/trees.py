@@ -9,7 +9,9 @@ left half-written.
 safe: a path is refused (TargetError) when it is absolute, escapes the repository (`..`), enters
 `.git/` (any letter case), crosses or names a symlink or submodule, names a directory, does not
 exist, or is larger than `max_file_bytes`. Refusing symlinks (rather than following them) is what
-keeps a link to `../../etc` or into `.git/` from being edited.
+keeps a link to `../../etc` or into `.git/` from being edited. Its `walk(folder, limit=...)` lists
+a folder for `markers` targets by the same rules: symlinks and submodules are reported, never
+entered, `.git` is skipped, and more than `limit` entries is a TargetError.
 """
 
 from __future__ import annotations
