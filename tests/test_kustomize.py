@@ -59,18 +59,23 @@ def test_golden(case: Path) -> None:
     edited = edits.edited[target.path]
     assert edited.encode("utf-8") == expected, meta["why"]
     assert edits.previous == [meta["previous"]]
-    _, _, written = changed_region(original, edited)
-    assert "\n" not in written
     field = kustomize.field_for(meta["value"])
     new_value = meta["variables"]["digest" if field == "digest" else "tag"]
     for version in ("1.1", "1.2"):
         before, after = loaded(original, version)[0], loaded(edited, version)[0]
         entry = next(e for e in after["images"] if e["name"] == meta["kustomizeImage"])
+        old = next(e for e in before["images"] if e["name"] == meta["kustomizeImage"])
         assert entry[field] == new_value
-        entry[field] = next(e for e in before["images"] if e["name"] == meta["kustomizeImage"])[
-            field
-        ]
+        if field in old:
+            entry[field] = old[field]
+        else:  # added: one new line, nothing else
+            del entry[field]
         assert after == before, f"YAML {version}: more than {field} changed"
+    start, end, written = changed_region(original, edited)
+    if meta["previous"]:
+        assert "\n" not in written
+    else:
+        assert start == end and written.count("\n") == 1, "an addition is one whole line"
     again = _apply(edited, target, meta["variables"])
     assert again.changes() == ()  # already holds it: nothing to commit
 
@@ -105,7 +110,7 @@ ERRORS: list[tuple[str, str, Any, str]] = [
     ("missing-entry", KUSTOMIZATION, "ghcr.io/myorg/myapp", "has no entry with name ghcr.io/myorg/myapp"),
     ("names-present", KUSTOMIZATION, "ghcr.io/myorg/myapp", "ghcr.io/myorg/other (newName ghcr.io/myorg/myapp), redis, ghcr.io/myorg/pinned"),
     ("matches-name-not-newName", KUSTOMIZATION, "ghcr.io/myorg/myapp", "must be an entry's name (not its newName)"),
-    ("no-newTag", KUSTOMIZATION, "ghcr.io/myorg/untagged", "has no newTag; add `newTag: <current>`"),
+    ("no-newTag-in-flow-entry", "images: [{name: x}]\n", "x", "has no newTag and is not a block mapping it can be added to"),
     ("pinned-by-digest", KUSTOMIZATION, "ghcr.io/myorg/pinned", "pinned by digest"),
     ("no-images", "resources: [a.yaml]\n", "x", "has no images: list"),
     ("images-not-a-list", "images: {name: x}\n", "x", "not one list of entries"),
@@ -122,9 +127,21 @@ def test_errors(name: str, text: str, image: str, message: str) -> None:
     assert str(caught.value).startswith("spec.targets[0] (overlays/dev/kustomization.yaml): ")
 
 
-def test_digest_without_a_digest_field_names_the_fix() -> None:
-    with pytest.raises(errors.TargetError, match="has no digest; add `digest: <current>`"):
-        _apply(KUSTOMIZATION, _target("redis", "${digest}"), {"tag": "7", "digest": "sha256:2"})
+def test_a_missing_field_is_added_to_the_entry_only() -> None:
+    edits = _apply(KUSTOMIZATION, _target("ghcr.io/myorg/untagged"), {"tag": "2.0.0"})
+    assert edits.edited[_target("x").path] == KUSTOMIZATION.replace(
+        "- name: ghcr.io/myorg/untagged\n", "- name: ghcr.io/myorg/untagged\n  newTag: 2.0.0\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["images:\n- name: >-\n    x\n", "images:\n- {name: x}\n"],
+    ids=["folded-name", "flow-entry"],
+)
+def test_a_field_that_cannot_be_added_in_place_is_refused(text: str) -> None:
+    with pytest.raises(errors.TargetError, match="add `newTag: <current>` to it"):
+        _apply(text, _target("x"), {"tag": "2"})
 
 
 def test_spec_parses_kustomize_targets() -> None:

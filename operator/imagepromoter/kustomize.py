@@ -10,9 +10,14 @@ A kustomize overlay pins an image with an entry of its `images:` list:
 The entry is found by `name`, always, even when it has `newName`: `name` is what kustomize
 matches in the resources, so it is the stable identity of the entry. The edit itself is the
 values editor's byte-faithful splice of `images[name=<image>].newTag`, so comments, quoting and
-layout stay as they were. We never add an entry or a missing `newTag`: a missing one is a
-TargetError naming the entries present and the line to add, because where and how to add it in a
-hand-written file is the user's call.
+layout stay as they were.
+
+A missing entry is a TargetError naming the entries present, never a new entry: a typo in
+`kustomizeImage` would otherwise add an entry that matches nothing, and the promotion would look
+done. An existing block-style entry without the field gets one line, `newTag: ...` right under
+its `name:` line at the same indentation and line ending, empty, then filled by the values editor
+(so quoting follows its rules); the insertion is parsed again and must be the original event
+stream plus exactly that one pair, or nothing is written.
 
 Kustomize uses `digest` over `newTag` when both are set, so writing `newTag` into an entry pinned
 by `digest` would change nothing in the cluster: that is refused, naming the fix.
@@ -38,19 +43,59 @@ def key_for(image: str, field: str) -> str:
 
 
 def current(text: str, image: str, field: str) -> str | None:
-    """The entry's current `field` value (None when empty); TargetError when there is no entry."""
-    _entry(text, image, field)
+    """The entry's current `field` (None when empty or absent); TargetError when no entry."""
+    if _field(_entry(text, image, field), field) is None:
+        return None
     return values.get_key(text, key_for(image, field))
 
 
 def set_image(text: str, image: str, field: str, value: str) -> str:
-    """`text` with `field` of the `images:` entry named `image` set to `value`."""
-    _entry(text, image, field)
+    """`text` with `field` of the `images:` entry named `image` set to `value` (added if absent)."""
+    entry = _entry(text, image, field)
+    if _field(entry, field) is None:
+        text = _add_field(text, entry, image, field)
     return values.set_key(text, key_for(image, field), value)
 
 
+def _add_field(text: str, entry: yamlscan.Mapping, image: str, field: str) -> str:
+    """`text` with an empty `field:` added under the entry's `name:` line, for set_key to fill."""
+    refusal = errors.TargetError(
+        f"the images: entry {image} (line {entry.line}) has no {field} and is not a block "
+        f"mapping it can be added to; add `{field}: <current>` to it"
+    )
+    name = next(
+        (k, v) for k, v in entry.pairs if isinstance(k, yamlscan.Scalar) and k.value == "name"
+    )
+    key, value = name
+    if entry.flow or not isinstance(value, yamlscan.Scalar) or value.style in {"|", ">"}:
+        raise refusal
+    line_start = text.rfind("\n", 0, key.start) + 1
+    indent = text[line_start : key.start]
+    if indent.strip(" -") or "\t" in indent:
+        raise refusal
+    column = " " * len(indent)
+    line_end = text.find("\n", value.end)
+    if line_end < 0:  # the last line, with no final newline: keep it that way
+        eol = "\r\n" if "\r\n" in text else "\n"
+        edited = f"{text}{eol}{column}{field}:"
+    else:
+        eol = "\r\n" if text[line_end - 1 : line_end] == "\r" else "\n"
+        at = line_end + 1
+        edited = f"{text[:at]}{column}{field}:{eol}{text[at:]}"
+    before = yamlscan.parse(text).events
+    added = yamlscan.parse(f"{field}:\n").events[3:5]  # the pair, as the parser reports it
+    try:
+        after = yamlscan.parse(edited).events
+    except yamlscan.YamlSyntaxError:
+        raise refusal from None
+    at_event = value.event + 1
+    if after != (*before[:at_event], *added, *before[at_event:]):
+        raise refusal
+    return edited
+
+
 def _entry(text: str, image: str, field: str) -> yamlscan.Mapping:
-    """The one `images:` entry named `image` that has `field`; TargetError naming what exists."""
+    """The one `images:` entry named `image`; TargetError naming what exists."""
     try:
         stream = yamlscan.parse(text)
     except yamlscan.YamlSyntaxError as exc:
@@ -93,12 +138,6 @@ def _entry(text: str, image: str, field: str) -> yamlscan.Mapping:
             f"{lines}); kustomize applies only one: remove the duplicate"
         )
     entry = named[0]
-    if _field(entry, field) is None:
-        raise errors.TargetError(
-            f"the images: entry {image} (line {entry.line}) has no {field}; add "
-            f"`{field}: <current>` to it (imagepromoter edits values in place and never adds "
-            "lines)"
-        )
     if field == "newTag" and _field(entry, "digest") is not None:
         raise errors.TargetError(
             f"the images: entry {image} (line {entry.line}) is pinned by digest, which "
