@@ -137,6 +137,7 @@ def test_folder_walk_sets_every_marked_file_and_follows_no_link() -> None:
             "apps/dev/cron.yml": (FILE, MARKED + b"---\n" + OTHER),
             "apps/dev/other.yaml": (FILE, OTHER),
             "apps/dev/notes.txt": (FILE, MARKED),  # not .yaml: not read
+            "apps/dev/Kustomization": (FILE, MARKED),  # kustomize's other name: read, as Flux
             "apps/dev/broken.yaml": (FILE, b"a: [\n"),  # no marker: never parsed
             "apps/link.yaml": (LINK, b"../outside.yaml"),  # a link out of the folder
             "apps/loop": (LINK, b"."),
@@ -145,7 +146,11 @@ def test_folder_walk_sets_every_marked_file_and_follows_no_link() -> None:
         }
     )
     edits = targets.apply([_target("apps")], read, VARIABLES)
-    assert sorted(c.path for c in edits.changes()) == ["apps/dev/cron.yml", "apps/dev/deploy.yaml"]
+    assert sorted(c.path for c in edits.changes()) == [
+        "apps/dev/Kustomization",
+        "apps/dev/cron.yml",
+        "apps/dev/deploy.yaml",
+    ]
     for change in edits.changes():
         assert change.after == change.before.replace(b"myapp:1.3.0", b"myapp:1.4.0")
 

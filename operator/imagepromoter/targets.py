@@ -9,8 +9,9 @@ run in order and see each other's edits: two targets on one file compose.
 A `markers` target may name a folder. The walk is bounded and never leaves the tree: the reader
 lists entries without following symlinks or entering submodules (they are skipped and counted),
 at most MAX_FOLDER_ENTRIES entries are listed, at most MAX_FOLDER_FILES `.yaml`/`.yml` files
-read, MAX_FOLDER_BYTES in all, each under the reader's own per-file limit; a file is parsed only
-when it mentions this promotion's marker. Beyond a bound is a TargetError naming it.
+(and files named `Kustomization`, as Flux reads them) read, MAX_FOLDER_BYTES in all, each under
+the reader's own per-file limit; a file is parsed only when it mentions this promotion's marker.
+Beyond a bound is a TargetError naming it.
 """
 
 from __future__ import annotations
@@ -155,7 +156,12 @@ def _marker_files(path: str, read: changes.FileReader) -> tuple[list[str], str]:
         if entries[0].kind != "file":
             raise errors.TargetError(f"{path} is a {entries[0].kind}; name a file or a folder")
         return [path], f"looked in {path}"
-    yaml_files = [e.path for e in entries if e.kind == "file" and e.path.endswith(YAML_SUFFIXES)]
+    yaml_files = [
+        e.path
+        for e in entries
+        if e.kind == "file"
+        and (e.path.endswith(YAML_SUFFIXES) or e.path.rsplit("/", 1)[-1] == "Kustomization")
+    ]
     skipped = [e for e in entries if e.kind != "file"]
     if len(yaml_files) > MAX_FOLDER_FILES:
         raise errors.TargetError(
