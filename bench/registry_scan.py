@@ -212,7 +212,7 @@ spec:
   image: {image}
   insecure: true
   tagRegex: '^(?P<version>.+)$'
-  git: {{url: '{git_url}', branch: main, secretRef: push}}
+  git: {{url: '{git_url}', insecure: true, branch: main, secretRef: push}}
   targets: [{{path: values.yaml, key: image.tag}}]
 ---
 apiVersion: v1

@@ -150,6 +150,7 @@ def localize(example: Path, *, image: str, git_url: str) -> dict[str, Any]:
     doc["spec"]["image"] = image
     doc["spec"]["insecure"] = True  # the local registry speaks plain HTTP
     doc["spec"]["git"]["url"] = git_url
+    doc["spec"]["git"]["insecure"] = True  # so does the local git server (with a Secret)
     return doc
 
 

@@ -10,6 +10,8 @@
   (`.requests`: (host, status) pairs). Its rate limit is high so tests do not wait for it.
 - `paginating_proxy(upstream_url, **options)` / `fault_proxy(upstream_url, registry=None)`:
   proxies of our own in front of a registry, stopped after the test.
+- `compressing_proxy(upstream_url, force=False)` / `hostile_proxy(upstream_url, mode=...)`:
+  gzip in front of the registry (nginx-style), and a tag list that never stops linking.
 - `reader(server)`: BasicCredentials of the account that may pull everything.
 - `access(host, repository, ...)`: a RegistryAccess for `host/repository` (insecure by default,
   since the local registry speaks plain HTTP).
@@ -206,3 +208,31 @@ def counting_proxy() -> Iterator[Callable[[str], registry.CountingProxy]]:
 def registry_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry.RegistryServer]:
     """An open docker-registry serving HTTPS only, with a self-signed certificate (`.tls`)."""
     yield from _session_registry(tmp_path_factory, "registry-tls", tls=True)
+
+
+@pytest.fixture
+def compressing_proxy() -> Iterator[Callable[..., registry.CompressingProxy]]:
+    """`compressing_proxy(upstream_url, force=False)`: gzips JSON and manifests (nginx-style)."""
+    made: list[registry.CompressingProxy] = []
+
+    def make(upstream: str, **options: Any) -> registry.CompressingProxy:
+        made.append(registry.CompressingProxy(upstream, **options))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.stop()
+
+
+@pytest.fixture
+def hostile_proxy() -> Iterator[Callable[..., registry.HostilePagingProxy]]:
+    """`hostile_proxy(upstream_url, mode="empty" | "one_new")`: a tag list that links for ever."""
+    made: list[registry.HostilePagingProxy] = []
+
+    def make(upstream: str, **options: Any) -> registry.HostilePagingProxy:
+        made.append(registry.HostilePagingProxy(upstream, **options))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.stop()

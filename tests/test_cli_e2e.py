@@ -41,7 +41,7 @@ def cr(name: str, suffix: str, path: str, image: str, git_url: str, **spec: Any)
             "insecure": True,
             "imagePullSecret": "pull",
             "tagRegex": rf"^(?P<version>\d+\.\d+\.\d+)-{suffix}$",
-            "git": {"url": git_url, "branch": "main", "secretRef": "push"},
+            "git": {"url": git_url, "insecure": True, "branch": "main", "secretRef": "push"},
             "targets": [{"path": path, "key": "image.tag"}],
             **spec,
         },

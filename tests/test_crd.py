@@ -250,6 +250,7 @@ GOOD = [
     ("registry-with-port", with_("spec.image", "registry.local:5000/team/app")),
     ("docker-hub-bare", with_("spec.image", "nginx")),
     ("push-branch", with_("spec.git.pushBranch", "imagepromoter/dev")),
+    ("git-insecure", with_("spec.git.insecure", True)),
     ("exclude-tags", with_("spec.excludeTags", [".*-debug$"])),
     ("kustomize-target", with_("spec.targets", [{"path": "k.yaml", "kustomizeImage": "a/b"}])),
     ("markers-target", with_("spec.targets", [{"path": "apps/", "markers": True}])),
@@ -318,6 +319,7 @@ BAD = [
     ("image-with-digest", with_("spec.image", "ghcr.io/a/b@sha256:00"), "spec.image"),
     ("git-url-ftp", with_("spec.git.url", "ftp://example.com/repo.git"), "spec.git.url"),
     ("suspend-string", with_("spec.suspend", "yes"), "spec.suspend"),
+    ("git-insecure-string", with_("spec.git.insecure", "yes"), "spec.git.insecure"),
     ("excludeTags-string", with_("spec.excludeTags", ".*-debug$"), "spec.excludeTags"),
     ("empty-tagRegex", with_("spec.tagRegex", ""), "spec.tagRegex"),
 ]
@@ -345,6 +347,13 @@ def test_defaults_are_the_documented_ones() -> None:
     assert props["interval"]["default"] == "5m"
     assert props["suspend"]["default"] is False
     assert props["policy"]["enum"] == list(spec_module.POLICIES)
+
+
+def test_the_crd_declares_every_git_field_the_parser_accepts() -> None:
+    """An undeclared field would be pruned by the API server: the CR would silently lose it."""
+    git = SCHEMA["properties"]["spec"]["properties"]["git"]["properties"]
+    assert set(git) == set(spec_module._GIT_FIELDS)
+    assert git["insecure"]["type"] == "boolean" and git["insecure"]["default"] is False
 
 
 def test_problems_do_not_mutate() -> None:

@@ -364,6 +364,7 @@ class Seed:
 def seed_cr(name: str, seed: Seed, **spec: Any) -> dict[str, Any]:
     doc = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
     doc["spec"]["git"]["url"] = seed.url
+    doc["spec"]["git"]["insecure"] = True  # the local git server speaks plain HTTP
     doc["spec"]["image"] = f"{seed.registry.host}/{seed.repository}"
     doc["spec"]["insecure"] = True  # the local registry speaks plain HTTP
     doc["spec"].update(spec)

@@ -190,7 +190,7 @@ async def test_unreachable_registry(scanner: MakeScanner) -> None:
     with pytest.raises(errors.RegistryError) as caught:
         await client.list_tags(access(host, "org/app"))
     assert str(caught.value).startswith(
-        f"{host} could not be read for org/app after 3 attempts (could not connect"
+        f"{host} could not be read for org/app after 3 attempts (over HTTPS: could not connect"
     )
     assert client.requests == [(host, None)] * 3
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from imagepromoter.credentials import BasicCredentials
-from imagepromoter.registry import auth, client, limits
+from imagepromoter.registry import auth, limits, lookups
 
 CHALLENGES = [
     (
@@ -197,5 +197,5 @@ def test_backoff_grows_is_jittered_and_capped(attempt: int) -> None:
     ids=["zulu", "nanoseconds", "offset", "naive-is-utc", "junk", "number", "empty"],
 )
 def test_created_time_parsing(value: object, expected: str | None) -> None:
-    parsed = client._parse_time(value)
+    parsed = lookups.parse_time(value)
     assert (parsed.isoformat() if parsed else None) == expected

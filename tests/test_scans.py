@@ -567,7 +567,7 @@ def _cr(env: str, image_text: str, git_url: str) -> dict[str, Any]:
             "image": image_text,
             "insecure": True,
             "tagRegex": r"^\d+\.\d+\.\d+$",
-            "git": {"url": git_url, "branch": "main", "secretRef": "push"},
+            "git": {"url": git_url, "insecure": True, "branch": "main", "secretRef": "push"},
             "targets": [{"path": f"{env}/values.yaml", "key": "image.tag"}],
         },
     }

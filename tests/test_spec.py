@@ -512,6 +512,52 @@ def test_rejected_values_name_their_field(
     assert f"{field}: " in str(caught.value)
 
 
+PLAIN = "http://git.internal:8080/org/gitops.git"
+SECURE = "https://github.com/org/gitops.git"
+REFUSED = "spec.git.url: is plain http:// and spec.git.secretRef push is set"
+
+
+@pytest.mark.parametrize(
+    ("url", "secret_ref", "insecure", "outcome"),
+    [
+        (PLAIN, "push", DELETE, REFUSED),
+        (PLAIN, "push", False, REFUSED),
+        ("HTTP://git.internal/org/gitops.git", "push", DELETE, REFUSED),
+        (PLAIN, "push", True, True),
+        (PLAIN, DELETE, DELETE, False),
+        (PLAIN, "", DELETE, False),
+        (SECURE, "push", DELETE, False),
+        (SECURE, DELETE, True, True),
+        ("ssh://git@git.internal/org/gitops.git", "push", DELETE, False),
+        (PLAIN, "push", "yes", "spec.git.insecure: must be true or false, not 'yes'"),
+    ],
+    ids=[
+        "http-secret-refused",
+        "http-secret-insecure-false-refused",
+        "http-upper-case-refused",
+        "http-secret-insecure-opt-in",
+        "http-anonymous",
+        "http-secret-empty-is-anonymous",
+        "https-secret",
+        "https-insecure-changes-nothing-else",
+        "ssh-secret",
+        "insecure-not-boolean",
+    ],
+)
+def test_credentials_go_over_plain_http_only_with_git_insecure(
+    url: str, secret_ref: Any, insecure: Any, outcome: bool | str
+) -> None:
+    doc = edited(("git.url", url), ("git.secretRef", secret_ref), ("git.insecure", insecure))
+    if isinstance(outcome, str):
+        with pytest.raises(spec.SpecErrors) as caught:
+            spec.parse(doc)
+        assert outcome in str(caught.value)
+        if outcome == REFUSED:
+            assert "use an https:// URL, or set spec.git.insecure: true" in str(caught.value)
+        return
+    assert spec.parse(doc).git.insecure is outcome
+
+
 def test_semver_range_with_another_policy_is_an_error() -> None:
     with pytest.raises(spec.SpecErrors) as caught:
         spec.parse(edited(("policy", "numerical"), ("semverRange", "^1")))

@@ -17,7 +17,9 @@ Rules worth knowing (each one is a row in tests/test_spec.py):
 - `interval` is a Go duration made of hours, minutes and seconds in that order (`30s`, `5m`,
   `1h30m`, `2h45m10s`), greater than zero and at most 8760h (a year).
 - `git.url` is https://, http://, ssh:// or scp-like `user@host:path`. A URL carrying credentials
-  is refused and never echoed back: they belong in the Secret named by `git.secretRef`.
+  is refused and never echoed back: they belong in the Secret named by `git.secretRef`. A plain
+  http:// URL with a `git.secretRef` is refused unless `git.insecure: true` (the credentials would
+  cross the network in clear); `git.insecure` changes nothing else.
 - Branch names follow `git check-ref-format --branch`, simplified: no `..`, `@{`, `//`, control
   characters, space or any of ~^:?*[\, no leading `-` or `/`, no trailing `/`, `.` or `.lock`
   component, no component starting with `.`, not `@` or `HEAD`, and written without `refs/heads/`.
@@ -88,6 +90,7 @@ class GitSpec:
     secret_ref: str | None = None
     author: Author = Author()
     commit_message: str = DEFAULT_COMMIT_MESSAGE
+    insecure: bool = False  # lets a Secret's credentials go to a plain http:// url
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ _SPEC_FIELDS = (
     "git",
     "targets",
 )
-_GIT_FIELDS = ("url", "branch", "pushBranch", "secretRef", "author", "commitMessage")
+_GIT_FIELDS = ("url", "insecure", "branch", "pushBranch", "secretRef", "author", "commitMessage")
 _AUTHOR_FIELDS = ("name", "email")
 _TARGET_FIELDS = ("path", "key", "regex", "kustomizeImage", "markers", "value")
 _TARGET_KINDS = ("key", "regex", "kustomizeImage", "markers")
@@ -341,6 +344,14 @@ class _Checker:
         branch = self.branch("spec.git.branch", value.get("branch"))
         push_branch = self.branch("spec.git.pushBranch", value.get("pushBranch"))
         secret_ref = self.k8s_name("spec.git.secretRef", value.get("secretRef"))
+        insecure = self.boolean("spec.git.insecure", value.get("insecure"), default=False)
+        if url is not None and secret_ref is not None and not insecure and _plain_http(url):
+            self.add(
+                "spec.git.url",
+                f"is plain http:// and spec.git.secretRef {secret_ref} is set: its credentials "
+                "would cross the network in clear; use an https:// URL, or set "
+                "spec.git.insecure: true if you trust the network",
+            )
         if url is None or message is None or author is None:
             return None
         return GitSpec(
@@ -350,6 +361,7 @@ class _Checker:
             secret_ref=secret_ref,
             author=author,
             commit_message=message,
+            insecure=insecure,
         )
 
     def branch(self, field: str, value: Any) -> str | None:
@@ -600,6 +612,10 @@ def _check_git_url(url: str) -> str:
     if path.strip("/") == "":
         raise errors.InvalidSpec(field, "names no repository path after the host")
     return url
+
+
+def _plain_http(url: str) -> bool:
+    return url[:7].lower() == "http://"
 
 
 def _credentials_in_url() -> errors.InvalidSpec:

@@ -24,7 +24,13 @@ What it is made of, and the facts about distribution 2.8 that shaped it:
   tag links straight into the storage tree (about 2 s) and the registry lists them at once.
 - `FaultProxy` sits in front of the registry and misbehaves on demand (status codes with
   Retry-After, stalls, truncated, oversized and invalid bodies, blob redirects to a separate
-  "object storage" server that records whether an Authorization header reached it).
+  "object storage" server that records whether an Authorization header reached it). With
+  `dual_tls` it speaks HTTPS and plain HTTP on one port, so a redirect can downgrade the scheme
+  while keeping the host:port.
+- `CompressingProxy` gzips JSON and manifests (nginx's `gzip on`), honouring Accept-Encoding or
+  not; `HostilePagingProxy` links for ever (empty pages, or one new tag per page).
+- `RegistryServer(port=443)` (or 80) gives an image name without a port; `claim_port` holds such
+  a port for one test run at a time and says plainly when something else has it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import fcntl
+import gzip
 import hashlib
 import http.client
 import http.server
@@ -109,6 +117,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     owner: _ThreadedServer
 
     def setup(self) -> None:
+        dual = self.owner.dual_tls
+        if dual is not None:  # one port, both schemes: a TLS ClientHello starts with 0x16
+            with contextlib.suppress(OSError):
+                self.request.settimeout(30)
+                if self.request.recv(1, socket.MSG_PEEK) == b"\x16":
+                    self.request = dual.server_context().wrap_socket(
+                        self.request, server_side=True
+                    )
         super().setup()
         # Headers and body leave in two writes; without this, Nagle's algorithm and the
         # client's delayed ACK add 40 ms to every keep-alive response.
@@ -121,6 +137,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.owner.handle(self)
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    @property
+    def secure(self) -> bool:
+        """Whether this request came over TLS."""
+        return isinstance(self.connection, ssl.SSLSocket)
 
     def body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -146,18 +167,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class _ThreadedServer:
-    """Serves `handle(request)` on a free 127.0.0.1 port from a daemon thread."""
+    """Serves `handle(request)` on a free 127.0.0.1 port from a daemon thread.
 
-    def __init__(self, tls: TlsFiles | None = None) -> None:
+    `tls`: HTTPS only. `dual_tls`: HTTPS and plain HTTP on the same port (each connection's
+    first byte says which), so a redirect can change the scheme while keeping the host:port.
+    """
+
+    def __init__(self, tls: TlsFiles | None = None, *, dual_tls: TlsFiles | None = None) -> None:
         owner = self
 
         class Handler(_Handler):
             pass
 
         Handler.owner = owner
+        self.dual_tls = dual_tls
         self.port = free_port()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.scheme = "http"
+        self.scheme = "https" if dual_tls is not None else "http"
         if tls is not None:  # handshake in the handler thread, so a stuck client blocks no one
             self._server.socket = tls.server_context().wrap_socket(
                 self._server.socket, server_side=True, do_handshake_on_connect=False
@@ -352,6 +378,7 @@ class RegistryServer:
         token_expires_in: int | None = 300,
         tls: bool = False,
         realm: str | None = None,
+        port: int | None = None,
     ) -> None:
         if auth not in (None, "htpasswd", "token"):
             raise ValueError(f"auth must be None, 'htpasswd' or 'token', not {auth!r}")
@@ -363,6 +390,7 @@ class RegistryServer:
         self.base_dir = Path(base_dir)
         self.storage = self.base_dir / "storage"
         self.port = 0
+        self._fixed_port = port  # e.g. 443, under `claim_port`; else a free one at start
         self.username = "reader"
         self.password = "reader-" + secrets.token_hex(8)
         self.pusher_password = "pusher-" + secrets.token_hex(8)
@@ -386,7 +414,7 @@ class RegistryServer:
             require_binary(HTPASSWD)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.storage.mkdir(exist_ok=True)
-        self.port = free_port()
+        self.port = self._fixed_port or free_port()
         if self._want_tls:
             self.tls = TlsFiles.self_signed(self.base_dir / "tls")
         config = self.base_dir / "config.yml"
@@ -448,8 +476,9 @@ class RegistryServer:
 
     @property
     def host(self) -> str:
-        """What goes before the repository in `spec.image` (`127.0.0.1:PORT`)."""
-        return f"127.0.0.1:{self.port}"
+        """What goes before the repository in `spec.image` (`127.0.0.1:PORT`; no port on 443)."""
+        default = 443 if self.tls else 80
+        return "127.0.0.1" if self.port == default else f"127.0.0.1:{self.port}"
 
     def _config(self) -> str:
         lines = [
@@ -731,6 +760,47 @@ def start(base_dir: Path, **kwargs: Any) -> RegistryServer:
     return RegistryServer(base_dir, **kwargs).start()
 
 
+class PortBusy(RuntimeError):
+    """A fixed port a test needs (443) is held by another process."""
+
+
+@contextlib.contextmanager
+def claim_port(port: int, *, wait: float = 600.0) -> Iterator[None]:
+    """Hold `port` on 127.0.0.1 for the block: one test run at a time, and the port is free.
+
+    Test runs from several worktrees may share the machine, so a lock file serialises them
+    (waiting up to `wait` seconds); then the port must be bindable, else `PortBusy` says so.
+    """
+    lock_path = Path(tempfile.gettempdir()) / f"imagepromoter-port-{port}.lock"
+    with open(lock_path, "a+b") as lock:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise PortBusy(
+                        f"another test run has held port {port} for {wait:.0f} s "
+                        f"(lock {lock_path})"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError as exc:
+                    raise PortBusy(
+                        f"port {port} on 127.0.0.1 is not free ({exc.strerror}); these tests "
+                        f"start a registry on it: stop what listens there (ss -ltnp "
+                        f"'sport = :{port}'), or run them as root if that is the error"
+                    ) from None
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 # ---------------------------------------------------------------------------------------------
 # Proxies in front of the registry.
 
@@ -743,6 +813,8 @@ class SeenRequest:
     path: str
     authorized: bool
     accept: str = ""
+    secure: bool = False  # came over TLS
+    accept_encoding: str = ""
 
 
 _HOP_HEADERS = frozenset(
@@ -751,15 +823,17 @@ _HOP_HEADERS = frozenset(
 
 
 class _Proxy(_ThreadedServer):
-    """Forwards every request to `upstream` and records what it saw."""
+    """Forwards every request to `upstream` (plain HTTP) and records what it saw."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(
+        self, upstream: str, *, tls: TlsFiles | None = None, dual_tls: TlsFiles | None = None
+    ) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.requests: list[SeenRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at once
         self._lock = threading.Lock()
-        super().__init__()
+        super().__init__(tls, dual_tls=dual_tls)
 
     def seen(self, pattern: str = "") -> list[SeenRequest]:
         """Requests whose path matches the regex `pattern`."""
@@ -778,6 +852,8 @@ class _Proxy(_ThreadedServer):
                     request.path,
                     "Authorization" in request.headers,
                     request.headers.get("Accept", ""),
+                    request.secure,
+                    request.headers.get("Accept-Encoding", ""),
                 )
             )
             self.in_flight += 1
@@ -905,11 +981,85 @@ class PaginatingProxy(_Proxy):
         request.reply(200, json.dumps(out).encode(), headers)
 
 
+class CompressingProxy(_Proxy):
+    """nginx's `gzip on` in front of the registry: JSON and manifest bodies leave gzipped.
+
+    A GET whose answer is JSON-ish (`application/json`, `*+json`, manifests) is compressed when
+    the request's Accept-Encoding names gzip; with `force` it is compressed even when the client
+    asked for identity (misconfigured proxies and some CDNs do). The body the client then gets
+    differs byte for byte from the manifest, so a digest over the raw bytes cannot match.
+    `compressed` lists the paths it sent gzipped.
+    """
+
+    def __init__(self, upstream: str, *, force: bool = False) -> None:
+        self.force = force
+        self.compressed: list[str] = []
+        super().__init__(upstream)
+
+    def serve(self, request: _Handler) -> None:
+        status, headers, body = self.forward(request)
+        kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        wants = "gzip" in request.headers.get("Accept-Encoding", "").lower()
+        jsonish = "json" in kind or "manifest" in kind
+        if request.command == "GET" and body and jsonish and (wants or self.force):
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+            headers["Vary"] = "Accept-Encoding"
+            with self._lock:
+                self.compressed.append(request.path)
+        request.reply(status, body, headers, content_type=None)
+
+
+class HostilePagingProxy(_Proxy):
+    """A `tags/list` that never ends, in front of the registry: the first page is the real one.
+
+    `mode="empty"`: every later page is `{"tags": []}` with a `Link` to a fresh URL (a new
+    `nonce` each time), the loop seen in the wild. `mode="one_new"`: every later page holds one
+    invented tag (`9.0.<k>`) and links on. It stops linking after `give_up_after` pages, so a
+    client without bounds still ends (with thousands of requests) instead of hanging the test.
+    `pages` counts the tag-list pages it served.
+    """
+
+    def __init__(self, upstream: str, *, mode: str = "empty", give_up_after: int = 3000) -> None:
+        if mode not in ("empty", "one_new"):
+            raise ValueError(f"mode must be 'empty' or 'one_new', not {mode!r}")
+        self.mode = mode
+        self.give_up_after = give_up_after
+        self.pages = 0
+        super().__init__(upstream)
+
+    def serve(self, request: _Handler) -> None:
+        parsed = urllib.parse.urlsplit(request.path)
+        if request.command != "GET" or not parsed.path.endswith("/tags/list"):
+            super().serve(request)
+            return
+        with self._lock:
+            self.pages += 1
+            page = self.pages
+        if page == 1:
+            status, headers, body = self.forward(request, parsed.path)
+            if status != 200:
+                request.reply(status, body, headers, content_type=None)
+                return
+            doc = json.loads(body)
+        else:
+            request.body()
+            headers = {}
+            tags = [] if self.mode == "empty" else [f"9.0.{page}"]
+            doc = {"name": parsed.path.split("/v2/", 1)[-1].rsplit("/tags/", 1)[0], "tags": tags}
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        if page < self.give_up_after:
+            query = urllib.parse.urlencode({"n": 100, "nonce": page})
+            headers["Link"] = f'<{parsed.path}?{query}>; rel="next"'
+        request.reply(200, json.dumps(doc).encode(), headers)
+
+
 @dataclass
 class Fault:
     """What `FaultProxy` does instead of (or to) the upstream answer, `times` times."""
 
     kind: str  # status | stall | truncate | oversize | invalid_json | redirect_blob | delay
+    #            | redirect_blob_http
     path: str = ""  # regex on the request path (with query)
     times: int = 1
     status: int = 503
@@ -925,13 +1075,23 @@ class FaultProxy(_Proxy):
 
     `redirect_blob` answers blob GETs with a 307 to `self.storage`, a separate server (another
     host:port) that serves the blob from the registry's storage tree and records whether an
-    Authorization header reached it.
+    Authorization header reached it. `redirect_blob_http` (with `dual_tls`, so this proxy
+    answers HTTPS and plain HTTP on one port) redirects an HTTPS blob GET to the same host:port
+    over `http://` with a `signed=` query, and serves that plain request from the storage tree
+    itself: a downgrade on the same host, where the client must drop its credentials.
     """
 
-    def __init__(self, upstream: str, registry: RegistryServer | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        registry: RegistryServer | None = None,
+        *,
+        dual_tls: TlsFiles | None = None,
+    ) -> None:
         self.faults: list[Fault] = []
+        self.registry = registry
         self.storage: BlobStorage | None = BlobStorage(registry) if registry else None
-        super().__init__(upstream)
+        super().__init__(upstream, dual_tls=dual_tls)
 
     def add(self, kind: str, path: str = "", **options: Any) -> Fault:
         fault = Fault(kind=kind, path=path, **options)
@@ -953,6 +1113,16 @@ class FaultProxy(_Proxy):
         return None
 
     def serve(self, request: _Handler) -> None:
+        if not request.secure and self.dual_tls is not None and "signed=" in request.path:
+            assert self.registry is not None, "FaultProxy(registry=...) serves signed blobs"
+            request.body()
+            digest = urllib.parse.urlsplit(request.path).path.rsplit("/", 1)[-1]
+            path = self.registry.blob_path(digest)
+            if not path.exists():
+                request.reply(404, b"no such blob", content_type="text/plain")
+            else:
+                request.reply(200, path.read_bytes(), content_type="application/octet-stream")
+            return
         fault = self._take(request.path)
         if fault is None:
             super().serve(request)
@@ -1003,6 +1173,11 @@ class FaultProxy(_Proxy):
             assert self.storage is not None, "FaultProxy(registry=...) is needed for redirects"
             digest = request.path.rsplit("/", 1)[-1].split("?")[0]
             request.reply(307, b"", {"Location": f"{self.storage.url}/blobs/{digest}"})
+        elif fault.kind == "redirect_blob_http":
+            path = urllib.parse.urlsplit(request.path).path
+            request.body()
+            location = f"http://{self.host}{path}?signed={secrets.token_hex(8)}"
+            request.reply(307, b"", {"Location": location})
         else:
             raise ValueError(f"unknown fault kind {fault.kind!r}")
 

@@ -10,6 +10,9 @@ When a registry pushes back (429, 502, 503, 504) it may say when to come back in
 as seconds or an HTTP date; we honour it. Otherwise we back off exponentially with jitter so that
 many replicas do not retry in lockstep. Both are capped: a registry that asks for an hour is
 reported as an error rather than waited for, and the operator's next interval tries again.
+
+A scan is bounded as a whole too (`Deadline`): retries, waits and pages all draw on one budget,
+so a registry that answers slowly but validly cannot hold a scan (and the CR's pass) for ever.
 """
 
 from __future__ import annotations
@@ -113,3 +116,19 @@ def backoff(
     ceiling: float = min(cap, base * 2.0**attempt)
     jitter: float = (rng or random).uniform(0, ceiling / 2)
     return ceiling / 2 + jitter
+
+
+class Deadline:
+    """A total time budget on an injectable clock: one per scan, read before every request."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._ends = clock() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (never below zero)."""
+        return max(0.0, self._ends - self._clock())
+
+    def expired(self) -> bool:
+        return self._clock() >= self._ends
