@@ -197,6 +197,7 @@ ARGO_CASES: list[tuple[str, dict[str, str], dict[str, Any], dict[str, Any], str]
     ("pull-secret-there", {"image-list": "web=ghcr.io/o/web", "web.pull-secret": "pullsecret:other/regcred", **GIT}, {}, {"imagePullSecret": "regcred"}, "copy the Secret other/regcred"),
     ("argocd-method", {"image-list": "web=ghcr.io/o/web"}, {}, {}, "write-back method argocd"),
     ("branches", {"image-list": "web=ghcr.io/o/web", "git-branch": "main:image-updates", **GIT}, {}, {"git": {"url": "https://git.example/o/r.git", "secretRef": "git-creds", "branch": "main", "pushBranch": "image-updates"}}, ""),
+    ("http-with-secret", {"image-list": "web=ghcr.io/o/web", **GIT}, {"repoURL": "http://gitea.local/o/r.git"}, {"git": {"url": "http://gitea.local/o/r.git", "secretRef": "git-creds", "branch": "main", "insecure": True}}, "plain http://"),
     ("branch-template", {"image-list": "web=ghcr.io/o/web", "git-branch": "main:up-{{.SHA256}}", **GIT}, {}, {}, "branch template"),
 ]  # fmt: skip
 
@@ -327,7 +328,7 @@ def test_flux_example_promotes_end_to_end(
     [cr] = _imported(tmp_path, "flux-update-automation.yaml")
     # what a user does with the output: point it at their registry mirror and git server
     cr["spec"].update(image=image, insecure=True, imagePullSecret="pull")
-    cr["spec"]["git"].update(url=url, secretRef="push")
+    cr["spec"]["git"].update(url=url, secretRef="push", insecure=True)  # a local http server
     crs = tmp_path / "crs.yaml"
     crs.write_text(yaml.safe_dump(cr), "utf-8")
     secrets = _secrets(tmp_path, registry_token, git_http_server, "default")
@@ -357,7 +358,7 @@ def test_argocd_git_kustomization_example_promotes_end_to_end(
     [cr] = _imported(tmp_path, "argocd-e2e-007-git-kustomization.yaml")
     assert cr["spec"]["semverRange"] == "1.X.X"
     cr["spec"].update(image=image, insecure=True, imagePullSecret="pull")
-    cr["spec"]["git"].update(url=url, secretRef="push")
+    cr["spec"]["git"].update(url=url, secretRef="push", insecure=True)  # a local http server
     cr["spec"]["targets"][0]["kustomizeImage"] = image
     crs = tmp_path / "crs.yaml"
     crs.write_text(yaml.safe_dump(cr), "utf-8")
@@ -445,7 +446,7 @@ def test_every_valid_translation_promotes_end_to_end(
         repo = f"every-{fixture.removesuffix('.yaml')}-{number}"
         branch = cr["spec"]["git"].get("branch", "main")
         url = git_http_server.create_repo(repo, _files_for(cr), branch=branch)
-        cr["spec"]["git"].update(url=url, secretRef="push")
+        cr["spec"]["git"].update(url=url, secretRef="push", insecure=True)  # a local http server
         crs.append(cr)
         namespaces.add(cr["metadata"]["namespace"])
     assert crs, "no translation of this fixture is runnable"

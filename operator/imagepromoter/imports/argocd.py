@@ -363,6 +363,11 @@ def _git(out: common.Translation, image: _Image, source: Mapping[str, Any], name
             out.note(("git", "pushBranch"), f"the branch template {write!r} was not translated")
         else:
             git["pushBranch"] = write
+    if "secretRef" in git and url.lower().startswith("http://"):
+        git["insecure"] = True
+        out.note(
+            ("git", "insecure"), "plain http:// with credentials: they cross the network in clear"
+        )
     out.spec["git"] = git
 
 

@@ -278,6 +278,11 @@ def _automation(
             )
         else:
             git["commitMessage"] = str(message)
+    if "secretRef" in git and str(git["url"]).lower().startswith("http://"):
+        git["insecure"] = True
+        out.note(
+            ("git", "insecure"), "plain http:// with credentials: they cross the network in clear"
+        )
     out.spec["git"] = git
     update = body.get("update") or {}
     path = str(update.get("path") or "./").strip()
