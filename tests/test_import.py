@@ -89,6 +89,16 @@ def test_a_kubectl_list_is_unpacked(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out == (GOLDEN / "flux-update-automation.yaml").read_text()
 
 
+def test_names_from_the_input_cannot_break_out_of_a_comment() -> None:
+    translation = common.Translation(
+        name="x", namespace="y", spec={"image": "a"}, source="policy a\nkind: Secret\u2028b"
+    )
+    translation.note(("image",), "line one\nevil: true\r\x85more")
+    rendered = common.render([translation])
+    assert list(yaml.safe_load_all(rendered)) == [translation.manifest()]
+    assert all(line.startswith(("#", " ", "---", "apiVersion", "kind", "metadata", "spec")) for line in rendered.splitlines())
+
+
 # --- the usage exit code ---------------------------------------------------------------------
 
 

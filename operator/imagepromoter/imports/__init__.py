@@ -88,7 +88,7 @@ def render(translations: Sequence[Translation]) -> str:
             notes.setdefault(note.path, []).append(note.text)
         manifest = translation.manifest()
         placed = _paths(manifest)
-        header = [f"# translated from {translation.source}"]
+        header = [f"# translated from {' '.join(translation.source.split())}"]  # one line
         header.append(
             "# exact translation" if translation.exact else
             f"# NOT exact: {len(translation.notes)} setting(s) differ, see the NOTE comments"
