@@ -27,7 +27,11 @@ Rules worth knowing (each one is a row in tests/test_spec.py):
   `.git/` (in any letter case), and has no backslash or control character; `./a//b.yaml` is
   stored normalised as `a/b.yaml`. Two targets may not edit the same key or regex of one file.
 - A key is dotted segments with `\.` for a literal dot and `\\` for a backslash; no segment is
-  empty. A target regex must compile and have a group to replace (`value` or the first group).
+  empty; `[field=value]` selects a list item (the values editor's own grammar, `_selectors`). A
+  target regex must compile and have a group to replace (`value` or the first group).
+- A target has exactly one of key, regex, kustomizeImage and `markers: true` (false is unset).
+  Only a markers target may name a folder (`apps/`, or `.` for the whole repository); its value
+  template, the whole-reference form, defaults to `${image}:${tag}`.
 - Templates (`git.commitMessage`, `targets[].value`) may use the variables of
   `templates.known_variables(groups)`, where `groups` are tagRegex's named groups. A named group
   may not shadow another built-in variable (`tag`, `path`, ...); `version` is the ordering group.
@@ -435,7 +439,7 @@ class _Checker:
                 target.markers,
             )
             if identity in seen:
-                what = target.kind if target.kind != "markers" else "markers"
+                what = target.kind
                 self.add(
                     f"spec.targets[{index}]",
                     f"edits the same {what} of {target.path} as spec.targets[{seen[identity]}]; "
@@ -475,7 +479,7 @@ class _Checker:
             ok = True
         elif image is not None:
             image = self.string(f"{where}.kustomizeImage", image, allow_empty=False)
-            if image is not None and (image != image.strip() or re.search(r"[\s@]", image)):
+            if image is not None and re.search(r"[\s@]", image):
                 self.add(
                     f"{where}.kustomizeImage",
                     f"{image!r} must be an image name as in the kustomization's images: "
