@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imagepromoter import _selectors as selectors
 from imagepromoter import errors, spec, values
@@ -219,3 +221,18 @@ def test_loaded_data_sanity() -> None:
     """The oracle's loader reads the golden originals (a check of the harness)."""
     for case in _cases():
         assert loaded((case / "original.yaml").read_text("utf-8"), "1.1")
+
+
+# --- render and parse are inverses, for any names and values -------------------------------
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+_select = st.builds(
+    Select, st.lists(_text, min_size=1, max_size=3).map(tuple), st.text(max_size=12)
+)
+_steps = st.lists(st.one_of(_text, _select), min_size=1, max_size=6)
+
+
+@given(_steps)
+@settings(max_examples=200, deadline=None)
+def test_render_then_parse_is_the_identity(steps: list[Any]) -> None:
+    assert selectors.parse(selectors.render(steps)) == tuple(steps)
