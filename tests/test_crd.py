@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from imagepromoter import spec as spec_module
+from imagepromoter import status as status_module
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD_PATH = ROOT / "crds" / "imagepromotion.yaml"
@@ -158,7 +159,7 @@ def test_printer_columns_as_api_md() -> None:
     default = [c["name"].upper() for c in columns if not c.get("priority")]
     wide = [c["name"].upper() for c in columns if c.get("priority") == 1]
     assert default == ["IMAGE", "LATEST", "PROMOTED", "READY", "REASON", "AGE"]
-    assert wide == ["LAST COMMIT", "LAST SCAN"]
+    assert wide == ["LAST COMMIT", "LAST SCAN", "WAITING UNTIL"]  # holds.md
     by_name = {c["name"].upper(): c for c in columns}
     assert by_name["READY"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     assert by_name["AGE"]["jsonPath"] == ".metadata.creationTimestamp"
@@ -213,6 +214,7 @@ def test_status_fields_are_the_documented_ones() -> None:
         "lastPromotionTime",
         "tagsScanned",
         "conditions",
+        *status_module.GATE_FIELDS,  # holds, pins and gates (docs/holds.md)
     }
 
 

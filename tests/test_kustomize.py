@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from imagepromoter import errors, kustomize, spec, targets
+from imagepromoter import errors, holds, kustomize, spec, targets
 from tests.test_values import changed_region, loaded
 
 GOLDEN = Path(__file__).parent / "golden" / "kustomize"
@@ -185,3 +185,18 @@ def test_spec_rejects_bad_kustomize_targets(target: dict[str, Any], message: str
     with pytest.raises(spec.SpecErrors) as caught:
         spec.parse(doc)
     assert message in str(caught.value)
+
+
+def test_holds_see_a_kustomize_target_as_its_entry_key() -> None:
+    """A tag someone else put in the entry is held; the record names the entry's selector key."""
+    text = "images:\n- name: ghcr.io/myorg/myapp\n  newTag: 1.2.9\n"
+    target = _target("ghcr.io/myorg/myapp")
+    ident = holds.ident(target.path, "images[name=ghcr.io/myorg/myapp].newTag", None)
+    guard = holds.Guard(hold=True, recorded={ident: "1.3.0"})
+    with pytest.raises(holds.Held) as caught:
+        targets.apply([target], lambda path: text.encode(), {**BASE, "tag": "1.4.0"}, guard=guard)
+    assert (caught.value.found, caught.value.ours) == ("1.2.9", "1.3.0")
+    assert holds.current_value(text, "images[name=ghcr.io/myorg/myapp].newTag", None) == "1.2.9"
+    guard = holds.Guard(hold=True, recorded={ident: "1.2.9"})
+    targets.apply([target], lambda path: text.encode(), {**BASE, "tag": "1.4.0"}, guard=guard)
+    assert guard.written == {ident: "1.4.0"}

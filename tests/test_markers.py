@@ -10,12 +10,13 @@ symlinks (in and out of the folder), a submodule and files that are not YAML.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from dulwich.object_store import MemoryObjectStore
 
-from imagepromoter import errors, markers, spec, targets
+from imagepromoter import errors, holds, markers, spec, targets
 from imagepromoter.git import trees
 from tests.test_git_trees import build
 from tests.test_values import loaded
@@ -260,3 +261,14 @@ def test_spec_rejects_bad_markers_targets(target: dict[str, object], message: st
     with pytest.raises(spec.SpecErrors) as caught:
         spec.parse(_spec(target))
     assert message in str(caught.value)
+
+
+def test_holds_see_each_marker_as_a_key_target_of_its_file() -> None:
+    text = 'image: ghcr.io/myorg/myapp:1.2.9 # {"$imagepolicy": "gitops:myapp"}\n'
+    ident = holds.ident("a.yaml", "image", None)
+    guard = holds.Guard(hold=True, recorded={ident: "ghcr.io/myorg/myapp:1.3.0"})
+    with pytest.raises(holds.Held, match=re.escape("a.yaml holds ghcr.io/myorg/myapp:1.2.9")):
+        targets.apply([_target("a.yaml")], lambda path: text.encode(), VARIABLES, guard=guard)
+    guard = holds.Guard(hold=True, recorded={ident: "ghcr.io/myorg/myapp:1.2.9"})
+    targets.apply([_target("a.yaml")], lambda path: text.encode(), VARIABLES, guard=guard)
+    assert guard.written == {ident: "ghcr.io/myorg/myapp:1.4.0"}

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imagepromoter import manifests, reconcile, scans
+from imagepromoter import manifests, reconcile, scans, stages
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
 EXIT_INEXACT = 3
@@ -134,25 +134,44 @@ def _read_sources(paths: Sequence[str]) -> dict[str, str]:
 async def _promote_all(
     loaded: manifests.Manifests, *, workdir: Path, dry_run: bool
 ) -> list[tuple[reconcile.Resource, reconcile.Result]]:
-    from imagepromoter.git import writer
+    from imagepromoter.git import history, writer
     from imagepromoter.registry import client
 
     registry = scans.SharedScans(client.RegistryClient())  # CRs on one image: one scan
     git = writer.GitWriter(workdir)
     secrets = FileSecrets(loaded.secrets)
     resources = [_resource(doc) for doc in loaded.promotions]
+    # spec.from reads the other CRs given: each upstream runs before its followers
+    upstreams = stages.Known({(r.namespace, r.name): _body(r) for r in resources})
+    results: dict[int, reconcile.Result] = {}
+    members = [(r.namespace, r.name, stages.upstream_of(_body(r))) for r in resources]
     try:
-        results = await asyncio.gather(
-            *(
-                reconcile.reconcile(
-                    resource, registry=registry, git=git, secrets=secrets, now=_now, dry_run=dry_run
+        for wave in stages.waves(members):
+            done = await asyncio.gather(
+                *(
+                    reconcile.reconcile(
+                        resources[i],
+                        registry=registry,
+                        git=git,
+                        secrets=secrets,
+                        now=_now,
+                        dry_run=dry_run,
+                        history=history.History(git),
+                        upstreams=upstreams,
+                    )
+                    for i in wave
                 )
-                for resource in resources
             )
-        )
+            for i, result in zip(wave, done, strict=True):
+                results[i] = result
+                upstreams.update_status(resources[i].namespace, resources[i].name, result.status)
     finally:
         await registry.aclose()
-    return list(zip(resources, results, strict=True))
+    return [(resource, results[i]) for i, resource in enumerate(resources)]
+
+
+def _body(resource: reconcile.Resource) -> dict[str, Any]:
+    return {"spec": resource.spec, "status": resource.status}
 
 
 def _resource(doc: Mapping[str, Any]) -> reconcile.Resource:
@@ -163,6 +182,7 @@ def _resource(doc: Mapping[str, Any]) -> reconcile.Resource:
         spec=doc.get("spec") or {},
         status=doc.get("status") or {},
         generation=meta.get("generation"),
+        annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
     )
 
 
@@ -187,6 +207,7 @@ def _text_entry(resource: reconcile.Resource, result: reconcile.Result, *, show_
         ("latest", "latestTag"),
         ("promoted", "promotedTag"),
         ("commit", "lastCommit"),
+        ("waiting", "waitingUntil"),  # minAge or from.after: when it moves (docs/holds.md)
     ):
         if st.get(key):
             lines.append(f"  {label + ':':<10}{st[key]}")
@@ -212,9 +233,11 @@ def _run(args: argparse.Namespace) -> int:
         """One client for the operator; CRs naming the same image share its scans."""
         return scans.SharedScans(client.RegistryClient(on_request=metrics.on_request))
 
+    from imagepromoter.git import history
+
+    git_writer = writer.GitWriter(args.workdir or default_workdir())
     handlers.configure(
-        registry_factory=shared_registry,
-        git=writer.GitWriter(args.workdir or default_workdir()),
+        registry_factory=shared_registry, git=git_writer, history=history.History(git_writer)
     )
     return handlers.run_operator(
         namespaces=args.namespace,

@@ -92,4 +92,7 @@ REASONS: tuple[str, ...] = (
     "GitError",
     "TargetError",
     "PushRejected",
+    "Held",  # holds.Held
+    "Pinned",
+    "Waiting",  # gates.Waiting
 )

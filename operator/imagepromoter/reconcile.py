@@ -25,9 +25,12 @@ from imagepromoter import (
     changes,
     credentials,
     errors,
+    gates,
+    holds,
     policy,
     reference,
     spec,
+    stages,
     targets,
     templates,
 )
@@ -45,6 +48,7 @@ class Resource:
     spec: Mapping[str, Any]
     status: Mapping[str, Any] = field(default_factory=dict)
     generation: int | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,12 +89,26 @@ class SecretReader(Protocol):
         ...
 
 
+class GitHistory(Protocol):
+    def revisions(
+        self,
+        git: spec.GitSpec,
+        creds: credentials.GitCredentials | None,
+        path: str,
+        *,
+        since: str | None,
+    ) -> list[holds.Revision]:
+        """A target file's history, newest first, back to `since` (bounded; see git/history)."""
+        ...
+
+
 @dataclass(frozen=True)
 class _Scan:
     tag: str
     digest: str
     selection: policy.Selection
     tags_scanned: int
+    gated: gates.Gated | None = None
 
 
 async def reconcile(
@@ -103,11 +121,15 @@ async def reconcile(
     dry_run: bool = False,
     trigger: Mapping[str, str] | None = None,
     fresh: bool = False,
+    history: GitHistory | None = None,
+    upstreams: stages.Reader | None = None,
 ) -> Result:
     """Run one pass and return the status to write; never raises a PromotionError."""
     promotion: spec.Promotion | None = None
     scan: _Scan | None = None
     scan_time: datetime | None = None
+    git_creds: credentials.GitCredentials | None = None
+    guard: holds.Guard | None = None
     try:
         promotion = spec.parse(resource.spec)
         if promotion.suspend:
@@ -121,10 +143,26 @@ async def reconcile(
                 promotion=promotion,
             )
         scan_time = now()
-        scan = await _scan(promotion, resource.namespace, registry, secrets, fresh=fresh)
+        followed = await stages.followed(
+            resource.name, resource.namespace, promotion.follow, upstreams, scan_time
+        )
+        scan = await _scan(
+            promotion, resource, registry, secrets, fresh=fresh, followed=followed, now=scan_time
+        )
         git_creds = await _git_credentials(promotion, resource.namespace, secrets)
-        plan = _planner(promotion, resource, scan, trigger or {})
+        guard = holds.guard(
+            promotion.on_manual_change,
+            resource.status,
+            resource.annotations,
+            pinned=promotion.pin is not None,
+        )
+        plan = _planner(promotion, resource, scan, trigger or {}, guard)
         write = await asyncio.to_thread(git.write, promotion.git, git_creds, plan, dry_run=dry_run)
+    except holds.Held as exc:
+        assert promotion is not None
+        return await _held(resource, exc, now, promotion, scan, scan_time, history, git_creds)
+    except gates.Waiting as exc:
+        return _waiting(resource, exc, now, promotion, scan_time)
     except errors.PromotionError as exc:
         return _failure(resource, exc, now, promotion, scan, scan_time)
     except Exception as exc:  # an adapter bug must still reach the user as a condition
@@ -134,9 +172,10 @@ async def reconcile(
             f"unexpected {type(exc).__name__} (see the operator log); will retry"
         )
         return _failure(resource, wrapped, now, promotion, scan, scan_time)
+    outcome = _promoted(promotion, scan, write, scan_time, now, dry_run)
     return _finish(
         resource,
-        _promoted(promotion, scan, write, scan_time, now, dry_run),
+        _gated(outcome, promotion, resource, scan, guard, now(), dry_run),
         now,
         promotion=promotion,
         write=write,
@@ -145,38 +184,81 @@ async def reconcile(
 
 async def _scan(
     promotion: spec.Promotion,
-    namespace: str,
+    resource: Resource,
     registry: RegistryReader,
     secrets: SecretReader,
     *,
     fresh: bool,
+    followed: str | None = None,
+    now: datetime,
 ) -> _Scan:
     access = reference.RegistryAccess(
         image=promotion.image,
-        credentials=await _registry_credentials(promotion, namespace, secrets),
+        credentials=await _registry_credentials(promotion, resource.namespace, secrets),
         secret_name=promotion.image_pull_secret,
         insecure=promotion.insecure,
         fresh=fresh,
     )
     tags = await registry.list_tags(access)
+    # spec.pin and spec.from narrow the pool to one tag, which tagRegex/excludeTags still judge
+    pool, chosen_by = list(tags), promotion.policy
+    if promotion.pin is not None:
+        pool, chosen_by = gates.pin_pool(promotion.pin, tags, promotion.image_text), "alphabetical"
+    elif followed is not None and promotion.follow is not None:
+        upstream = promotion.follow.image_promotion
+        pool = stages.candidate(followed, tags, upstream, promotion.image_text)
+        chosen_by = "alphabetical"
     created: dict[str, datetime] | None = None
-    if promotion.policy == "newest":
+    if chosen_by == "newest":
         wanted = policy.candidates(
-            tags, tag_regex=promotion.tag_regex, exclude=promotion.exclude_tags
+            pool, tag_regex=promotion.tag_regex, exclude=promotion.exclude_tags
         )
         created = await registry.created(access, wanted)
-    selection = policy.evaluate(
-        tags,
-        tag_regex=promotion.tag_regex,
-        policy=promotion.policy,
-        semver_range=promotion.semver_range,
-        exclude=promotion.exclude_tags,
-        created=created,
+
+    def evaluate(candidates: Sequence[str]) -> policy.Selection:
+        return policy.evaluate(
+            candidates,
+            tag_regex=promotion.tag_regex,
+            policy=chosen_by,
+            semver_range=promotion.semver_range if chosen_by == promotion.policy else None,
+            exclude=promotion.exclude_tags,
+            created=created,
+        )
+
+    async def created_of(wanted: Sequence[str]) -> Mapping[str, datetime]:
+        return created if created is not None else await registry.created(access, wanted)
+
+    gated = await gates.choose(
+        pool,
+        evaluate=evaluate,
+        created=created_of,
+        min_age=promotion.min_age,
+        first_seen=gates.first_seen_of(resource.status),
+        now=now,
     )
+    selection = gated.selection
+    if selection.tag is None and gated.young:
+        raise gates.Waiting(
+            f"{promotion.image_text}: nothing is old enough yet: {gated.note(promotion.min_age)}",
+            until=gated.until,
+            first_seen=gated.first_seen,
+        )
     if selection.tag is None:
+        if followed is not None and promotion.pin is None:
+            raise errors.NoMatchingTag(
+                f"{promotion.image_text}: {followed}, promoted by "
+                f"{promotion.follow.image_promotion if promotion.follow else 'upstream'}, "
+                "does not match tagRegex or is excluded by excludeTags here"
+            )
         raise errors.NoMatchingTag(f"{promotion.image_text}: {selection.explain()}")
     digest = await registry.digest(access, selection.tag)
-    return _Scan(tag=selection.tag, digest=digest, selection=selection, tags_scanned=len(tags))
+    return _Scan(
+        tag=selection.tag,
+        digest=digest,
+        selection=selection,
+        tags_scanned=len(tags),
+        gated=gated,
+    )
 
 
 async def _registry_credentials(
@@ -241,7 +323,11 @@ def _secret_problems_as(error: type[errors.PromotionError]) -> Iterator[None]:
 
 
 def _planner(
-    promotion: spec.Promotion, resource: Resource, scan: _Scan, trigger: Mapping[str, str]
+    promotion: spec.Promotion,
+    resource: Resource,
+    scan: _Scan,
+    trigger: Mapping[str, str],
+    guard: holds.Guard | None = None,
 ) -> changes.Planner:
     """Build the pure edit function the git adapter runs on each head it tries to push onto."""
     base_vars: dict[str, str] = {
@@ -256,7 +342,9 @@ def _planner(
     }
 
     def plan(read: changes.FileReader) -> changes.Changeset:
-        edits = targets.apply(promotion.targets, read, base_vars)
+        if guard is not None:
+            guard.begin()
+        edits = targets.apply(promotion.targets, read, base_vars, guard=guard)
         changed = edits.changes()
         previous_values = edits.previous
         message_vars = {
@@ -344,3 +432,105 @@ def _finish(
         resource.status, outcome, generation=resource.generation, now=now()
     )
     return Result(status=new_status, outcome=outcome, error=error, write=write, promotion=promotion)
+
+
+# Holds, pins and gates (holds.py, gates.py, stages.py) -----------------------------------------
+
+
+def _gated(
+    outcome: statuses.Outcome,
+    promotion: spec.Promotion,
+    resource: Resource,
+    scan: _Scan,
+    guard: holds.Guard | None,
+    now: datetime,
+    dry_run: bool,
+) -> statuses.Outcome:
+    """A successful pass under pins and minAge: reason, message, and the gate status fields."""
+    gated = scan.gated
+    young = gated.young if gated is not None else ()
+    fields: dict[str, Any] = {
+        "hold": None,
+        "waitingUntil": gates.timestamp(gated.until) if gated and gated.until else None,
+        "firstSeen": gates.first_seen_status(gated.first_seen) if gated else None,
+    }
+    if not dry_run and guard is not None:
+        fields["written"] = holds.written_status(resource.status, guard.written)
+    if outcome.promoted_tag is not None:
+        fields["promotedSince"] = stages.promoted_since(resource.status, outcome.promoted_tag, now)
+    reason, message = outcome.reason, outcome.message
+    if promotion.pin is not None:
+        reason = "Pinned"
+        message = f"spec.pin {promotion.pin}: {message}; remove spec.pin to resume the policy"
+    elif young:
+        note = gated.note(promotion.min_age) if gated else ""
+        reason = "Waiting" if outcome.reason == "UpToDate" else outcome.reason
+        message = f"{message}; {note}"
+    return dataclasses.replace(outcome, reason=reason, message=message, gates=fields)
+
+
+async def _held(
+    resource: Resource,
+    exc: holds.Held,
+    now: Callable[[], datetime],
+    promotion: spec.Promotion,
+    scan: _Scan | None,
+    scan_time: datetime | None,
+    history: GitHistory | None,
+    git_creds: credentials.GitCredentials | None,
+) -> Result:
+    """Held: name the commit and author that changed the value, and the three ways out."""
+    previous = resource.status.get("hold")
+    if (
+        isinstance(previous, Mapping)
+        and previous.get("commit")
+        and (
+            previous.get("path"),
+            previous.get("value"),
+        )
+        == (exc.path, exc.found)
+    ):
+        exc.commit = holds.Change(
+            sha=str(previous["commit"]), author=str(previous.get("author", "")), summary=""
+        )
+    elif history is not None:
+        path, kind, name = exc.ident.split("\x00", 2)
+        key, regex = (name, None) if kind == "key" else (None, name)
+        since = resource.status.get("lastCommit") or None
+        revisions = await asyncio.to_thread(
+            history.revisions, promotion.git, git_creds, path, since=since
+        )
+        exc.commit = holds.introduced(
+            revisions,
+            exc.found,
+            lambda data: holds.current_value(data.decode("utf-8", "replace"), key, regex),
+        )
+    outcome = statuses.Outcome(
+        reason=exc.reason,
+        message=holds.message(exc, resource.name, resource.namespace),
+        latest_tag=scan.tag if scan else None,
+        latest_digest=scan.digest if scan else None,
+        tags_scanned=scan.tags_scanned if scan else None,
+        scan_time=scan_time if scan else None,
+        gates={"hold": holds.hold_status(exc, resource.annotations), "waitingUntil": None},
+    )
+    return _finish(resource, outcome, now, promotion=promotion)
+
+
+def _waiting(
+    resource: Resource,
+    exc: gates.Waiting,
+    now: Callable[[], datetime],
+    promotion: spec.Promotion | None,
+    scan_time: datetime | None,
+) -> Result:
+    """Waiting: nothing may be promoted until `exc.until` (minAge, from.after) or an upstream."""
+    fields: dict[str, Any] = {
+        "waitingUntil": gates.timestamp(exc.until) if exc.until else None,
+    }
+    if exc.first_seen is not None:
+        fields["firstSeen"] = gates.first_seen_status(exc.first_seen)
+    outcome = statuses.Outcome(
+        reason=exc.reason, message=exc.message, scan_time=scan_time, gates=fields
+    )
+    return _finish(resource, outcome, now, promotion=promotion)

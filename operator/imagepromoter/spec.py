@@ -35,6 +35,8 @@ Rules worth knowing (each one is a row in tests/test_spec.py):
 - Templates (`git.commitMessage`, `targets[].value`) may use the variables of
   `templates.known_variables(groups)`, where `groups` are tagRegex's named groups. A named group
   may not shadow another built-in variable (`tag`, `path`, ...); `version` is the ordering group.
+- `minAge` and `from.after` are h/m/s durations of 0s or more; `pin` must pass tagRegex and
+  excludeTags; `onManualChange` is hold or overwrite (docs/holds.md; checks in gates/stages).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from imagepromoter import _selectors as selectors
-from imagepromoter import errors, policy, reference, semver, templates, values
+from imagepromoter import errors, gates, holds, policy, reference, semver, stages, templates, values
 
 T = TypeVar("T")
 
@@ -113,6 +115,11 @@ class Promotion:
     suspend: bool = False
     git: GitSpec = GitSpec(url="")
     targets: tuple[Target, ...] = ()
+    # Holds, pins and gates (holds.py, gates.py, stages.py)
+    min_age: timedelta = timedelta(0)
+    pin: str | None = None
+    on_manual_change: str = "hold"
+    follow: stages.From | None = None
 
 
 class SpecErrors(errors.InvalidSpec):
@@ -137,6 +144,10 @@ _SPEC_FIELDS = (
     "suspend",
     "git",
     "targets",
+    "minAge",
+    "pin",
+    "onManualChange",
+    "from",
 )
 _GIT_FIELDS = ("url", "insecure", "branch", "pushBranch", "secretRef", "author", "commitMessage")
 _AUTHOR_FIELDS = ("name", "email")
@@ -173,6 +184,7 @@ def parse(spec: Mapping[str, Any]) -> Promotion:
     known = templates.known_variables(groups) if groups is not None else None
     git = check.git(spec.get("git"), known)
     targets = check.targets(spec.get("targets"), known)
+    gated = _gates(check, spec, tag_regex if groups is not None else None, exclude_tags)
     if check.problems:
         raise SpecErrors(check.problems)
     assert image is not None and image_text is not None and tag_regex is not None
@@ -190,6 +202,7 @@ def parse(spec: Mapping[str, Any]) -> Promotion:
         suspend=suspend,
         git=git,
         targets=targets,
+        **gated,
     )
 
 
@@ -510,6 +523,26 @@ class _Checker:
             kustomize_image=image if not marked else None,
             markers=marked,
         )
+
+
+def _gates(
+    check: _Checker, spec: Mapping[str, Any], tag_regex: str | None, exclude: tuple[str, ...]
+) -> dict[str, Any]:
+    """minAge, pin, onManualChange and from (see holds.py, gates.py, stages.py)."""
+    gated: dict[str, Any] = {}
+    if spec.get("minAge") is not None:
+        gated["min_age"] = check.run(gates.parse_duration, "spec.minAge", spec["minAge"])
+    pin = check.optional_string("spec.pin", spec.get("pin"))
+    if pin is not None:
+        gated["pin"] = check.run(gates.check_pin, pin.strip(), tag_regex, exclude)
+    mode = spec.get("onManualChange")
+    if mode is not None and mode not in holds.MODES:
+        check.add("spec.onManualChange", f"{mode!r} is not one of {', '.join(holds.MODES)}")
+    elif mode is not None:
+        gated["on_manual_change"] = mode
+    if spec.get("from") is not None:
+        gated["follow"] = check.run(stages.parse_from, spec["from"])
+    return {name: value for name, value in gated.items() if value is not None}
 
 
 def parse_interval(text: str) -> timedelta | None:

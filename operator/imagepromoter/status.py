@@ -11,10 +11,11 @@ The rules of `compute`:
   committed sets it; a pass that found the targets already holding a *different* promotedTag
   than before (someone else committed it, or the first pass found it in place) sets '', since no
   commit was needed; a pass that found the same promotedTag keeps the sha that promoted it.
-- There is one Ready condition, first in `conditions`: status 'True' for Promoted and UpToDate,
-  'False' otherwise (Suspended too: the targets are not being kept current). Its
-  `lastTransitionTime` changes only when that status value changes, not when only the reason or
-  message does (the Kubernetes convention). Conditions of other types are kept as they were.
+- There is one Ready condition, first in `conditions`: status 'True' for Promoted, UpToDate,
+  Pinned and Waiting (the targets hold what may be promoted; docs/holds.md), 'False' otherwise
+  (Suspended too: the targets are not being kept current). Its `lastTransitionTime` changes only
+  when that status value changes, not when only the reason or message does (the Kubernetes
+  convention). Conditions of other types are kept as they were.
 - Times are RFC 3339 UTC with whole seconds (`2026-11-29T10:00:00Z`); naive datetimes are taken
   to be UTC. Every value is a str, int, list or dict, so the block is JSON as it stands.
 - `observedGeneration` (top level and on the condition) is the generation this pass read.
@@ -28,12 +29,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-READY_REASONS = frozenset({"Promoted", "UpToDate"})
+READY_REASONS = frozenset({"Promoted", "UpToDate", "Pinned", "Waiting"})
 READY = "Ready"
 _GENERATION = "observedGeneration"
 _FIRST_RETRY = timedelta(seconds=10)
 _MAX_MESSAGE = 4096
 _TEMPORARY_REASONS = frozenset({"RegistryError", "AuthError", "GitError", "PushRejected"})
+GATE_FIELDS = ("written", "hold", "firstSeen", "waitingUntil", "promotedSince")
 _REASON_SYNTAX = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?\Z")
 
 
@@ -50,6 +52,9 @@ class Outcome:
     tags_scanned: int | None = None
     scan_time: datetime | None = None
     promotion_time: datetime | None = None
+    # holds/gates/stages fields (GATE_FIELDS): a key set to a value writes it, set to None
+    # removes it, absent keeps the previous value
+    gates: Mapping[str, Any] | None = None
 
     @property
     def ready(self) -> bool:
@@ -80,6 +85,10 @@ def compute(
         kept = value if value is not None else previous.get(key)
         if kept is not None:
             status[key] = kept
+    for key in GATE_FIELDS:
+        gate = (outcome.gates or {}).get(key, previous.get(key))
+        if gate is not None:
+            status[key] = gate
     status["conditions"] = _conditions(previous, outcome, observed, now)
     return status
 
@@ -96,11 +105,15 @@ def ready_condition(status: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def is_due(status: Mapping[str, Any], interval: timedelta, now: datetime) -> bool:
-    """Whether a poll is due: no scan yet, `interval` has passed, or the clock went backwards."""
+    """Whether a poll is due: no scan yet, `interval` has passed, `waitingUntil` has come, or the
+    clock went backwards."""
     last = parse_timestamp(status.get("lastScanTime"))
     if last is None:
         return True
     now = _utc(now)
+    until = parse_timestamp(status.get("waitingUntil"))  # minAge/from.after: due when it moves
+    if until is not None and last < until <= now:
+        return True
     return now < last or now - last >= interval
 
 

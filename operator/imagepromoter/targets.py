@@ -18,13 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from imagepromoter import changes, errors, kustomize, markers, spec, templates, values
+from imagepromoter import changes, errors, holds, kustomize, markers, spec, templates, values
 
 MAX_FOLDER_ENTRIES = 20_000
 MAX_FOLDER_FILES = 2_000
 MAX_FOLDER_BYTES = 64 * 2**20
 YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class Guard(Protocol):
+    """The holds check (holds.Guard): raise Held rather than overwrite someone else's value."""
+
+    def check(self, target: str, path: str, current: str | None, new: str) -> None: ...
 
 
 @dataclass
@@ -47,18 +54,26 @@ class Edits:
 
 
 def apply(
-    targets: Sequence[spec.Target], read: changes.FileReader, variables: Mapping[str, str]
+    targets: Sequence[spec.Target],
+    read: changes.FileReader,
+    variables: Mapping[str, str],
+    *,
+    guard: Guard | None = None,
 ) -> Edits:
-    """Apply every target in order; TargetError prefixed with the target it came from."""
+    """Apply every target in order; TargetError prefixed with the target it came from.
+
+    With a `guard`, each value is checked before it is written (holds: identity, file, the
+    value found, the value to write); it raises `holds.Held` to stop the whole plan.
+    """
     edits = Edits()
     for index, target in enumerate(targets):
         where = f"spec.targets[{index}]"
         try:
             if target.markers:
-                _markers(edits, where, target, read, variables)
+                _markers(edits, where, target, read, variables, guard)
             else:
                 text = _text(edits, target.path, read)
-                new, previous = _one(where, target, text, variables)
+                new, previous = _one(where, target, text, variables, guard)
                 edits.edited[target.path] = new
                 if new != text:
                     edits.previous.append(previous)
@@ -68,21 +83,36 @@ def apply(
 
 
 def _one(
-    where: str, target: spec.Target, text: str, variables: Mapping[str, str]
+    where: str,
+    target: spec.Target,
+    text: str,
+    variables: Mapping[str, str],
+    guard: Guard | None,
 ) -> tuple[str, str]:
     """(new text, previous value) for a key, regex or kustomizeImage target."""
     if target.kustomize_image is not None:
         part = kustomize.field_for(target.value)
-        previous = kustomize.current(text, target.kustomize_image, part) or ""
-        value = _render(where, target, variables, previous)
-        return kustomize.set_image(text, target.kustomize_image, part, value), previous
+        current = kustomize.current(text, target.kustomize_image, part)
+        value = _render(where, target, variables, current or "")
+        key = kustomize.key_for(target.kustomize_image, part)  # holds read it as a key target
+        _check(guard, holds.ident(target.path, key, None), target.path, current, value)
+        return kustomize.set_image(text, target.kustomize_image, part, value), current or ""
     if target.key is not None:
-        previous = values.get_key(text, target.key) or ""
-        value = _render(where, target, variables, previous)
-        return values.set_key(text, target.key, value), previous
+        current = values.get_key(text, target.key)
+        value = _render(where, target, variables, current or "")
+        _check(guard, holds.ident(target.path, target.key, None), target.path, current, value)
+        return values.set_key(text, target.key, value), current or ""
     assert target.regex is not None
     value = _render(where, target, variables, "")
+    if guard is not None:
+        current = holds.current_value(text, None, target.regex)
+        _check(guard, holds.ident(target.path, None, target.regex), target.path, current, value)
     return values.set_regex(text, target.regex, value), ""
+
+
+def _check(guard: Guard | None, ident: str, path: str, current: str | None, new: str) -> None:
+    if guard is not None:
+        guard.check(ident, path, current, new)
 
 
 def _markers(
@@ -91,6 +121,7 @@ def _markers(
     target: spec.Target,
     read: changes.FileReader,
     variables: Mapping[str, str],
+    guard: Guard | None,
 ) -> None:
     """Set every marker naming this promotion in the target's file, or files under its folder."""
     namespace, name = variables["namespace"], variables["name"]
@@ -129,6 +160,9 @@ def _markers(
             "name": variables["image"],
             "digest": variables["digest"],
         }
+        for marker in first:  # holds see each marked value as a key target of its file
+            ident = holds.ident(path, marker.key, None)
+            _check(guard, ident, path, marker.previous or None, parts[marker.kind])
         try:
             new, _ = markers.apply(text, namespace, name, parts)
         except errors.TargetError as exc:

@@ -48,7 +48,7 @@ class Events:
 
     def report(self, body: Mapping[str, Any], outcome: status_module.Outcome) -> bool:
         """Post the event for a pass outcome, if it is worth one; True when posted."""
-        if outcome.reason == "Promoted" and outcome.commit:
+        if outcome.reason in ("Promoted", "Pinned") and outcome.commit:
             return self.post(body, "Normal", "Promoted", outcome.message)
         if not outcome.ready and outcome.reason != "Suspended":
             return self.post(body, "Warning", outcome.reason, outcome.message)

@@ -44,8 +44,9 @@ from typing import Any
 
 import kopf
 
-from imagepromoter import changes, credentials, reconcile, spec
+from imagepromoter import changes, credentials, gates, reconcile, spec
 from imagepromoter.kube import events, metrics, retrying, schedule, secrets
+from imagepromoter.kube import stages as kube_stages
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class Adapters:
 
     registry_factory: Callable[[], reconcile.RegistryReader]  # called inside the operator's loop
     git: reconcile.GitWriter
+    history: reconcile.GitHistory | None = None  # for Held messages (git/history.py)
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,14 @@ _configured: Adapters | None = None
 
 
 def configure(
-    *, registry_factory: Callable[[], reconcile.RegistryReader], git: reconcile.GitWriter
+    *,
+    registry_factory: Callable[[], reconcile.RegistryReader],
+    git: reconcile.GitWriter,
+    history: reconcile.GitHistory | None = None,
 ) -> None:
     """Hand in the real adapters before `run_operator` (called by cli.py)."""
     global _configured
-    _configured = Adapters(registry_factory=registry_factory, git=git)
+    _configured = Adapters(registry_factory=registry_factory, git=git, history=history)
 
 
 def run_operator(
@@ -190,6 +195,7 @@ class Operator:
     gone: set[str] = field(default_factory=set)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    upstreams: kube_stages.KopfUpstreams = field(default_factory=kube_stages.KopfUpstreams)
 
     def __post_init__(self) -> None:
         self.clock: Callable[[], datetime] = self.now or _utcnow
@@ -250,6 +256,7 @@ class Operator:
             interval = (
                 result.promotion.interval if result.promotion else schedule.interval_of(spec_dict)
             )
+            interval = gates.next_pass(interval, result.status, self.clock())  # Waiting: sooner
             retry_in = self.schedule.record(
                 uid,
                 generation=generation,
@@ -289,6 +296,7 @@ class Operator:
             spec=spec_dict,
             status=previous,
             generation=generation,
+            annotations=dict(meta.get("annotations") or {}),
         )
         result = await reconcile.reconcile(
             resource,
@@ -298,6 +306,8 @@ class Operator:
             now=self.clock,
             dry_run=self.options.dry_run,
             fresh=fresh,
+            history=self.adapters.history,
+            upstreams=self.upstreams,
         )
         return result, timings
 
@@ -369,6 +379,7 @@ def build_registry(
         if type == "DELETED":
             state.forget(str(meta.get("uid", "")))
 
+    kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold
     _without_finalizers(registry)
     return registry
 

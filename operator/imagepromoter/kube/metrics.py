@@ -76,7 +76,7 @@ class Metrics:
             self.scans.inc()
         if scan_seconds is not None:
             self.scan_seconds.observe(scan_seconds)
-        if outcome.reason == "Promoted" and outcome.commit:
+        if outcome.reason in ("Promoted", "Pinned") and outcome.commit:  # a pin rollback too
             self.promotions.inc()
             if promotion_seconds is not None:
                 self.promotion_seconds.observe(promotion_seconds)
