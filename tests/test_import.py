@@ -207,6 +207,7 @@ ARGO_CASES: list[tuple[str, dict[str, str], dict[str, Any], dict[str, Any], str]
     ("pull-secret-there", {"image-list": "web=ghcr.io/o/web", "web.pull-secret": "pullsecret:other/regcred", **GIT}, {}, {"imagePullSecret": "regcred"}, "copy the Secret other/regcred"),
     ("argocd-method", {"image-list": "web=ghcr.io/o/web"}, {}, {}, "write-back method argocd"),
     ("branches", {"image-list": "web=ghcr.io/o/web", "git-branch": "main:image-updates", **GIT}, {}, {"git": {"url": "https://git.example/o/r.git", "secretRef": "git-creds", "branch": "main", "pushBranch": "image-updates"}}, ""),
+    ("helm-value-files", {"image-list": "web=ghcr.io/o/web", "web.helm.image-tag": "web.tag", "write-back-method": "git:secret:argocd/git-creds"}, {"helm": {"valueFiles": ["values-dev.yaml"]}}, {"targets": [{"path": "apps/web/values-dev.yaml", "key": "image.name", "value": "${image}"}, {"path": "apps/web/values-dev.yaml", "key": "web.tag", "value": "${tag}"}]}, "the chart's values-dev.yaml is edited instead"),
     ("http-with-secret", {"image-list": "web=ghcr.io/o/web", **GIT}, {"repoURL": "http://gitea.local/o/r.git"}, {"git": {"url": "http://gitea.local/o/r.git", "secretRef": "git-creds", "branch": "main", "insecure": True}}, "plain http://"),
     ("branch-template", {"image-list": "web=ghcr.io/o/web", "git-branch": "main:up-{{.SHA256}}", **GIT}, {}, {}, "branch template"),
 ]  # fmt: skip

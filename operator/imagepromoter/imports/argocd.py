@@ -394,13 +394,17 @@ def _targets(out: common.Translation, image: _Image, source: Mapping[str, Any], 
             )}
         ]  # fmt: skip
         return
-    path = _relative(base, where) if where else posixpath.join(base, "values.yaml")
+    value_files = (source.get("helm") or {}).get("valueFiles") or []
+    guess = str(value_files[0]) if value_files else "values.yaml"
+    path = _relative(base, where) if where else _relative(base, guess)
     if not kind:
         out.note(
             ("targets", 0, "path"),
             f"the default write-back target is .argocd-source-{app}.yaml, which imagepromoter "
-            "does not write: the chart's values.yaml is edited instead",
+            f"does not write: the chart's {guess} is edited instead",
         )
+    elif not where:
+        out.note(("targets", 0, "path"), f"helmvalues names no file: {guess} is assumed")
     if "spec" in image.helm:
         value = "${image}:${tag}" if tag_value == "${tag}" else "${image}@${digest}"
         targets = [{"path": path, "key": image.helm["spec"], "value": value}]
