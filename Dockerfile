@@ -28,5 +28,5 @@ ENV PATH=/opt/imagepromoter/bin:$PATH \
     IMAGEPROMOTER_WORKDIR=/var/cache/imagepromoter
 USER 10001:10001
 # 8080: Prometheus metrics; 8081: Kopf's liveness endpoint (/healthz)
-EXPOSE 8080 8081
+EXPOSE 8080 8081 9443
 ENTRYPOINT ["imagepromoter", "run"]

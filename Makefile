@@ -35,6 +35,7 @@ demo: $(STAMP) servers
 bench: $(STAMP) servers
 	$(PY) bench/registry_scan.py
 	$(PY) bench/git_promote.py
+	$(PY) bench/webhook_latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -213,6 +213,7 @@ def test_status_fields_are_the_documented_ones() -> None:
         "lastScanTime",
         "lastPromotionTime",
         "tagsScanned",
+        "trigger",
         "conditions",
         *status_module.GATE_FIELDS,  # holds, pins and gates (docs/holds.md)
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -81,7 +83,6 @@ def test_render(template: str, expected: str | None) -> None:
         ("${nope}", "unknown template variable ${nope}"),
         ("${Tag}", "${Tag}"),
         ("ok ${tag} then ${missing}", "${missing}"),
-        ("${git_branch}", "not started by a webhook"),
         ("${", "unclosed ${"),
         ("abc ${tag", "unclosed ${"),
         ("${}", "malformed placeholder ${}"),
@@ -89,7 +90,8 @@ def test_render(template: str, expected: str | None) -> None:
         ("${a.b}", "malformed placeholder ${a.b}"),
         ("${a-b}", "malformed placeholder"),
         ("${1tag}", "malformed placeholder"),
-        ("${tag:-x}", "malformed placeholder"),
+        ("${ta g:-x}", "malformed placeholder"),
+        ("${oci.nope.x}", "malformed placeholder"),
         ("${a ${tag}", "malformed placeholder"),
         ("${missing} ${", "unclosed"),
     ],
@@ -97,7 +99,6 @@ def test_render(template: str, expected: str | None) -> None:
         "unknown",
         "case-sensitive",
         "second-unknown",
-        "webhook-field-without-webhook",
         "bare-open",
         "unclosed-after-variable",
         "empty-name",
@@ -105,7 +106,8 @@ def test_render(template: str, expected: str | None) -> None:
         "dotted",
         "dash",
         "leading-digit",
-        "shell-default-syntax",
+        "default-after-malformed-name",
+        "oci-with-two-dots",
         "nested",
         "malformed-wins-over-unknown",
     ],
@@ -218,3 +220,144 @@ def test_render_is_the_concatenation_of_literals_and_values(
     expected = "".join(p if isinstance(p, str) else VARS[p[1]] for p in pieces)
     assert templates.render(template, VARS) == expected
     assert templates.variables(template) == {p[1] for p in pieces if not isinstance(p, str)}
+
+
+@pytest.mark.parametrize(
+    ("template", "variables", "expected"),
+    [
+        ("${tag:-x}", VARS, "1.2.0-dev"),
+        ("${git_branch:-main}", VARS, "main"),
+        ("${git_branch:-main}", {**VARS, "git_branch": "feat/x"}, "feat/x"),
+        ("${git_branch:-}", VARS, ""),
+        ("${nope:-a b:-c $x}", VARS, "a b:-c $x"),
+        ("${oci.revision:-unknown}", VARS, "unknown"),
+        ("${oci.revision}", {"oci.revision": "abc123"}, "abc123"),
+        ("$${tag:-x}", VARS, "${tag:-x}"),
+        ("${empty:-d}", VARS, ""),
+    ],
+    ids=["set-wins", "default", "payload-wins", "empty-default", "default-is-literal",
+         "oci-default", "oci-set", "escaped", "set-but-empty-is-set"],
+)  # fmt: skip
+def test_defaults(template: str, variables: dict[str, str], expected: str) -> None:
+    assert templates.render(template, variables) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "in_message"),
+    [
+        ("${git_branch}", "write ${git_branch:-default}"),
+        ("${commit_message}", "no webhook announced this tag"),
+        ("${oci.revision}", "no org.opencontainers.image.revision"),
+    ],
+    ids=["payload-field", "payload-field-2", "oci"],
+)
+def test_a_payload_or_oci_variable_this_tag_lacks_is_a_target_error(
+    template: str, in_message: str
+) -> None:
+    with pytest.raises(errors.TargetError) as caught:
+        templates.render(template, VARS, field="spec.targets[1].value")
+    assert in_message in str(caught.value) and "spec.targets[1].value" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("template", "ok"),
+    [
+        ("${anything_from_a_payload:-x}", True),
+        ("${oci.created}", True),
+        ("${oci.nope}", False),
+        ("${oci.nope:-x}", True),
+        ("${docker_image_tag}", True),
+        ("${typo}", False),
+    ],
+    ids=["default-allows-any-field", "oci", "unknown-oci", "unknown-oci-with-default",
+         "seed-field", "typo"],
+)  # fmt: skip
+def test_check_with_defaults_and_oci(template: str, ok: bool) -> None:
+    known = templates.known_variables(())
+    if ok:
+        templates.check(template, known)
+    else:
+        with pytest.raises(errors.InvalidSpec):
+            templates.check(template, known)
+
+
+def test_oci_variables_and_variables_strip_defaults() -> None:
+    assert templates.oci_variables("${tag}", "${oci.source:-x} ${oci.revision}") == {
+        "oci.source",
+        "oci.revision",
+    }
+    assert templates.variables("${a:-b}${c}") == {"a", "c"}
+
+
+# --- oci.* read from a real registry (annotations first, then config labels) --------------------
+
+
+def _push_labelled(server: Any, repository: str, tag: str, *, index: bool) -> str:
+    """An image whose config labels say version/source and whose manifest annotates revision."""
+    from tests.servers import registry as reg
+
+    labels = {
+        "org.opencontainers.image.version": "from-label",
+        "org.opencontainers.image.source": "https://github.com/myorg/myapp",
+        "org.opencontainers.image.revision": "label-loses",
+    }
+    layer = f"layer {repository} {tag}".encode()
+    rootfs = {"type": "layers", "diff_ids": [reg.digest_of(layer)]}
+    config = reg.canonical_json(
+        {"architecture": "amd64", "os": "linux", "config": {"Labels": labels}, "rootfs": rootfs}
+    )
+    manifest = reg.canonical_json({
+        "schemaVersion": 2, "mediaType": reg.OCI_MANIFEST,
+        "config": {"mediaType": reg.OCI_CONFIG, "digest": server.push_blob(repository, config),
+                   "size": len(config)},
+        "layers": [{"mediaType": reg.OCI_LAYER, "digest": server.push_blob(repository, layer),
+                    "size": len(layer)}],
+        "annotations": {"org.opencontainers.image.revision": "abc123"},
+    })  # fmt: skip
+    if not index:
+        return str(server.push_manifest(repository, tag, manifest, reg.OCI_MANIFEST))
+    child = server.push_manifest(repository, reg.digest_of(manifest), manifest, reg.OCI_MANIFEST)
+    top = reg.canonical_json({
+        "schemaVersion": 2, "mediaType": reg.OCI_INDEX,
+        "manifests": [{"mediaType": reg.OCI_MANIFEST, "digest": child, "size": len(manifest),
+                       "platform": {"os": "linux", "architecture": "amd64"}}],
+        "annotations": {"org.opencontainers.image.created": "2026-12-01T00:00:00Z"},
+    })  # fmt: skip
+    return str(server.push_manifest(repository, tag, top, reg.OCI_INDEX))
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("index", [False, True], ids=["manifest", "index"])
+async def test_oci_variables_from_the_registry(
+    registry_open: Any, repo_name: str, index: bool
+) -> None:
+    from imagepromoter import reconcile, reference
+    from imagepromoter.registry import client
+    from tests.test_reconcile import NOW, MemoryGit, MemorySecrets, make_spec
+
+    digest = _push_labelled(registry_open, repo_name, "1.1.0-dev", index=index)
+    access = reference.RegistryAccess(image=reference.parse(f"{registry_open.host}/{repo_name}"),
+                                      insecure=True)  # fmt: skip
+    registry = client.RegistryClient()
+    try:
+        found = await registry.oci_labels(access, digest)
+        expected = {"oci.revision": "abc123", "oci.version": "from-label",
+                    "oci.source": "https://github.com/myorg/myapp"}  # fmt: skip
+        if index:
+            expected["oci.created"] = "2026-12-01T00:00:00Z"
+        assert found == expected
+        git = MemoryGit({"env/dev/values.yaml": b"image:\n  tag: 1.0.0-dev\n"})
+        spec = make_spec(
+            image=f"{registry_open.host}/{repo_name}", insecure=True,
+            git={"url": "https://git.example.com/gitops.git",
+                 "commitMessage": "${tag} from ${oci.revision} (${oci.created:-no date})"},
+        )  # fmt: skip
+        result = await reconcile.reconcile(
+            reconcile.Resource("myapp-dev", "gitops", spec, {}, 1),
+            registry=registry, git=git, secrets=MemorySecrets(), now=lambda: NOW,
+        )  # fmt: skip
+        assert result.outcome.reason == "Promoted", result.outcome.message
+        date = "2026-12-01T00:00:00Z" if index else "no date"
+        assert git.commits[0].message == f"1.1.0-dev from abc123 ({date})"
+    finally:
+        await registry.aclose()

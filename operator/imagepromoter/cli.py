@@ -17,6 +17,7 @@ import difflib
 import json
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -75,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz")
     run.add_argument("--peering", default=None, help="Kopf peering name for HA (two replicas)")
     run.add_argument("--standalone", action="store_true", help="no peering (single replica)")
+    run.add_argument(
+        "--webhook-port",
+        type=int,
+        default=9443,
+        help="serve ImageWebhooks on this port (0: no webhook receiver)",
+    )
+    run.add_argument("--webhook-tls-cert", type=Path, default=None, help="PEM certificate (TLS)")
+    run.add_argument("--webhook-tls-key", type=Path, default=None, help="PEM private key (TLS)")
     _add_import_parser(sub)
     return parser
 
@@ -245,7 +254,24 @@ def _run(args: argparse.Namespace) -> int:
         liveness=args.liveness,
         peering=args.peering,
         standalone=args.standalone,
+        options=handlers.Options(
+            webhook_port=args.webhook_port or None,
+            webhook_ssl=_webhook_tls(args.webhook_tls_cert, args.webhook_tls_key),
+            webhook_namespaces=tuple(args.namespace),
+        ),
     )
+
+
+def _webhook_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """TLS for the webhook port from a certificate and key (a mounted Secret), or None."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise SystemExit("imagepromoter: --webhook-tls-cert and --webhook-tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
 
 
 # --- imagepromoter import ------------------------------------------------------------------

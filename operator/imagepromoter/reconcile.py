@@ -35,6 +35,7 @@ from imagepromoter import (
     templates,
 )
 from imagepromoter import status as statuses
+from imagepromoter.webhooks import model as webhook_model
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class _Scan:
     digest: str
     selection: policy.Selection
     tags_scanned: int
+    access: reference.RegistryAccess | None = None
     gated: gates.Gated | None = None
 
 
@@ -119,17 +121,23 @@ async def reconcile(
     secrets: SecretReader,
     now: Callable[[], datetime],
     dry_run: bool = False,
-    trigger: Mapping[str, str] | None = None,
+    trigger: webhook_model.Trigger | None = None,
     fresh: bool = False,
     history: GitHistory | None = None,
     upstreams: stages.Reader | None = None,
 ) -> Result:
-    """Run one pass and return the status to write; never raises a PromotionError."""
+    """Run one pass and return the status to write; never raises a PromotionError.
+
+    `trigger` is the last webhook event recorded on the CR: its fields become template variables
+    only when this pass chooses the tag it announced (else the ones kept in status.trigger for
+    that tag, so a retried pass writes the same values).
+    """
     promotion: spec.Promotion | None = None
     scan: _Scan | None = None
     scan_time: datetime | None = None
     git_creds: credentials.GitCredentials | None = None
     guard: holds.Guard | None = None
+    announced: webhook_model.Trigger | None = None
     try:
         promotion = spec.parse(resource.spec)
         if promotion.suspend:
@@ -150,13 +158,15 @@ async def reconcile(
             promotion, resource, registry, secrets, fresh=fresh, followed=followed, now=scan_time
         )
         git_creds = await _git_credentials(promotion, resource.namespace, secrets)
+        announced = _announced(scan.tag, trigger, resource.status)
+        extra = {**(announced.fields if announced else {}), **await _oci(promotion, registry, scan)}
         guard = holds.guard(
             promotion.on_manual_change,
             resource.status,
             resource.annotations,
             pinned=promotion.pin is not None,
         )
-        plan = _planner(promotion, resource, scan, trigger or {}, guard)
+        plan = _planner(promotion, resource, scan, extra, guard)
         write = await asyncio.to_thread(git.write, promotion.git, git_creds, plan, dry_run=dry_run)
     except holds.Held as exc:
         assert promotion is not None
@@ -172,14 +182,56 @@ async def reconcile(
             f"unexpected {type(exc).__name__} (see the operator log); will retry"
         )
         return _failure(resource, wrapped, now, promotion, scan, scan_time)
-    outcome = _promoted(promotion, scan, write, scan_time, now, dry_run)
+    outcome = _gated(
+        _promoted(promotion, scan, write, scan_time, now, dry_run),
+        promotion, resource, scan, guard, now(), dry_run,
+    )  # fmt: skip
     return _finish(
         resource,
-        _gated(outcome, promotion, resource, scan, guard, now(), dry_run),
+        dataclasses.replace(outcome, trigger=_kept_trigger(outcome, announced, resource.status)),
         now,
         promotion=promotion,
         write=write,
     )
+
+
+async def _oci(
+    promotion: spec.Promotion, registry: RegistryReader, scan: _Scan
+) -> dict[str, str]:
+    """The oci.* variables, read from the image only when some template uses one."""
+    used = templates.oci_variables(
+        promotion.git.commit_message, *(t.value for t in promotion.targets)
+    )
+    read = getattr(registry, "oci_labels", None)
+    if not used or read is None or scan.access is None:
+        return {}
+    found: dict[str, str] = await read(scan.access, scan.digest)
+    return found
+
+
+def _announced(
+    tag: str, trigger: webhook_model.Trigger | None, status: Mapping[str, Any]
+) -> webhook_model.Trigger | None:
+    """The webhook event that announced `tag`: the one just recorded, else status.trigger's."""
+    for candidate in (trigger, webhook_model.from_mapping(status.get("trigger"))):
+        if candidate is not None and candidate.tag == tag:
+            return candidate
+    return None
+
+
+def _kept_trigger(
+    outcome: statuses.Outcome,
+    announced: webhook_model.Trigger | None,
+    status: Mapping[str, Any],
+) -> Mapping[str, Any] | None:
+    """status.trigger after a pass: set for the announced tag, dropped once another is held."""
+    if announced is not None:
+        return announced.status()
+    kept = status.get("trigger")
+    held = outcome.promoted_tag
+    if isinstance(kept, Mapping) and held is not None and kept.get("tag") != held:
+        return {}
+    return None
 
 
 async def _scan(
@@ -257,6 +309,7 @@ async def _scan(
         digest=digest,
         selection=selection,
         tags_scanned=len(tags),
+        access=access,
         gated=gated,
     )
 

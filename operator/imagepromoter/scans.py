@@ -155,6 +155,13 @@ class SharedScans:
         """Creation times, straight from the inner reader (it caches them by digest)."""
         return await self.inner.created(access, tags)
 
+    async def oci_labels(self, access: RegistryAccess, digest: str) -> dict[str, str]:
+        """The image's oci.* variables, straight from the inner reader ({} if it cannot)."""
+        read: Callable[..., Awaitable[dict[str, str]]] | None = getattr(
+            self.inner, "oci_labels", None
+        )
+        return await read(access, digest) if read is not None else {}
+
     async def aclose(self) -> None:
         """Cancel the flights still running and close the inner reader if it can be closed."""
         self._tags.cancel()

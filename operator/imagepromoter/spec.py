@@ -100,6 +100,18 @@ class GitSpec:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """One `spec.notify` entry: who is told after a push (API.md, Notifications)."""
+
+    type: str  # argocd | generic
+    url: str
+    secret_ref: str | None = None  # Secret key `secret`: the HMAC key
+
+
+NOTIFY_TYPES = ("argocd", "generic")
+
+
+@dataclass(frozen=True)
 class Promotion:
     """A validated ImagePromotion spec."""
 
@@ -115,6 +127,7 @@ class Promotion:
     suspend: bool = False
     git: GitSpec = GitSpec(url="")
     targets: tuple[Target, ...] = ()
+    notify: tuple[Notify, ...] = ()
     # Holds, pins and gates (holds.py, gates.py, stages.py)
     min_age: timedelta = timedelta(0)
     pin: str | None = None
@@ -144,6 +157,7 @@ _SPEC_FIELDS = (
     "suspend",
     "git",
     "targets",
+    "notify",
     "minAge",
     "pin",
     "onManualChange",
@@ -154,6 +168,7 @@ _AUTHOR_FIELDS = ("name", "email")
 _TARGET_FIELDS = ("path", "key", "regex", "kustomizeImage", "markers", "value")
 _TARGET_KINDS = ("key", "regex", "kustomizeImage", "markers")
 MARKERS_DEFAULT_VALUE = "${image}:${tag}"
+_NOTIFY_FIELDS = ("type", "url", "secretRef")
 _SHADOWING_GROUPS = templates.BUILTIN_VARIABLES - {"version"}
 _MAX_INTERVAL = timedelta(hours=8760)
 _INTERVAL = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
@@ -184,6 +199,7 @@ def parse(spec: Mapping[str, Any]) -> Promotion:
     known = templates.known_variables(groups) if groups is not None else None
     git = check.git(spec.get("git"), known)
     targets = check.targets(spec.get("targets"), known)
+    notify = check.notify(spec.get("notify"))
     gated = _gates(check, spec, tag_regex if groups is not None else None, exclude_tags)
     if check.problems:
         raise SpecErrors(check.problems)
@@ -202,6 +218,7 @@ def parse(spec: Mapping[str, Any]) -> Promotion:
         suspend=suspend,
         git=git,
         targets=targets,
+        notify=notify,
         **gated,
     )
 
@@ -430,6 +447,31 @@ class _Checker:
             self.problems.append(exc)
             return None
         return text
+
+    def notify(self, value: Any) -> tuple[Notify, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.add("spec.notify", f"must be a list of {{type, url}} entries, not {_kind(value)}")
+            return ()
+        parsed: list[Notify] = []
+        for index, item in enumerate(value):
+            where = f"spec.notify[{index}]"
+            if not isinstance(item, Mapping):
+                self.add(where, f"must be a mapping with type and url, not {_kind(item)}")
+                continue
+            self.unknown_fields(where, item, _NOTIFY_FIELDS)
+            kind = item.get("type")
+            if kind not in NOTIFY_TYPES:
+                self.add(f"{where}.type", f"{kind!r} is not one of {', '.join(NOTIFY_TYPES)}")
+            url = self.required_string(f"{where}.url", item.get("url"))
+            if url is not None and not re.match(r"https?://[^\s/]+\S*\Z", url.strip()):
+                self.add(f"{where}.url", f"{url!r} is not an http:// or https:// URL")
+                url = None
+            secret_ref = self.k8s_name(f"{where}.secretRef", item.get("secretRef"))
+            if kind in NOTIFY_TYPES and url is not None:
+                parsed.append(Notify(type=str(kind), url=url.strip(), secret_ref=secret_ref))
+        return tuple(parsed)
 
     def targets(self, value: Any, known: frozenset[str] | None) -> tuple[Target, ...]:
         if value is None:

@@ -19,6 +19,8 @@ The rules of `compute`:
 - Times are RFC 3339 UTC with whole seconds (`2026-11-29T10:00:00Z`); naive datetimes are taken
   to be UTC. Every value is a str, int, list or dict, so the block is JSON as it stands.
 - `observedGeneration` (top level and on the condition) is the generation this pass read.
+- `trigger` (the webhook event whose payload fields the promoted tag was written with) is kept
+  while `outcome.trigger` is None, replaced by a non-empty one, and removed by an empty one.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Outcome:
     tags_scanned: int | None = None
     scan_time: datetime | None = None
     promotion_time: datetime | None = None
+    trigger: Mapping[str, Any] | None = None  # status.trigger; {} removes it (see module doc)
     # holds/gates/stages fields (GATE_FIELDS): a key set to a value writes it, set to None
     # removes it, absent keeps the previous value
     gates: Mapping[str, Any] | None = None
@@ -85,6 +88,9 @@ def compute(
         kept = value if value is not None else previous.get(key)
         if kept is not None:
             status[key] = kept
+    trigger = previous.get("trigger") if outcome.trigger is None else outcome.trigger
+    if isinstance(trigger, Mapping) and trigger:
+        status["trigger"] = dict(trigger)
     for key in GATE_FIELDS:
         gate = (outcome.gates or {}).get(key, previous.get(key))
         if gate is not None:

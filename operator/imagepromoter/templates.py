@@ -1,27 +1,31 @@
 """`${name}` templates: the commit message and each target's value.
 
-A template is text with `${name}` placeholders and nothing else: no expressions, defaults,
-filters or code, so a template can never do more than substitute a string the operator already
-holds. The grammar is small enough to check completely when the spec is parsed:
+A template is text with `${name}` and `${name:-default}` placeholders and nothing else: no
+expressions, filters or code, so a template can never do more than substitute a string the
+operator already holds. The grammar is small enough to check completely when the spec is parsed:
 
-    ${name}   the variable `name`; `name` is a Python identifier (tagRegex group names are too)
-    $$        one literal `$`, so `$${tag}` is the literal text `${tag}` (the Compose and
-              Kubernetes rule); a `$` followed by anything else is an ordinary character
-    ${        with no `}`, an empty or non-identifier name (`${}`, `${ tag }`, `${a.b}`) is
-              malformed and an InvalidSpec error
+    ${name}            the variable `name`: a Python identifier (tagRegex group names are too),
+                       or one of the `oci.*` names (OCI_VARIABLES)
+    ${name:-default}   `name` when this promotion has it, else the literal text `default` (any
+                       characters but `}`; no placeholders inside)
+    $$                 one literal `$`, so `$${tag}` is the literal text `${tag}` (the Compose and
+                       Kubernetes rule); a `$` followed by anything else is an ordinary character
+    ${                 with no `}`, an empty or malformed name (`${}`, `${ tag }`, `${a.b}`) is
+                       malformed and an InvalidSpec error
 
 Which names exist (API.md, Templates):
     tag, digest, image, version, path, name, namespace, previous   always, see BUILTIN_VARIABLES
     every named group of tagRegex except `version`                  see `known_variables`
+    oci.revision, oci.source, oci.version, oci.created              see OCI_VARIABLES
     the fields of a webhook payload                                  see WEBHOOK_VARIABLES
 
-The rule that makes "an unknown variable is InvalidSpec, never an empty string" hold: spec.parse
-accepts a name only if it is in one of those three sets, and `render` substitutes only names
-present in the mapping it is given and raises InvalidSpec for any other. Webhook fields are a
-fixed, documented list (not "any name", which would let a typo through parsing); a template that
-uses one renders only in a pass a webhook started, and any other pass (the timer, a manual
-trigger) fails with an InvalidSpec whose message says so, instead of writing an empty value into
-the user's repository. The webhook receiver must pass payload fields under exactly these names.
+The rule that makes "an unknown variable is never an empty string" hold: spec.parse accepts a
+name without a default only if it is in one of those sets, and `render` substitutes only names
+present in the mapping it is given (or their default). A missing name with no default raises:
+TargetError for a payload or OCI variable (this tag's webhook or image did not carry it; a later
+tag's may) and InvalidSpec for any other. A placeholder with a default may name any payload
+field, since payloads carry what their sender chooses; without a default only the documented
+webhook fields pass parsing, so a typo is still caught.
 """
 
 from __future__ import annotations
@@ -45,27 +49,44 @@ WEBHOOK_VARIABLES: frozenset[str] = frozenset(
         "git_repository",
         "commit_message",
         "commit_author",
+        "docker_image_tag",
     }
 )
 """Fields of a webhook payload, set only when a webhook started the pass (API.md, Templates)."""
 
+OCI_VARIABLES: frozenset[str] = frozenset(
+    {"oci.revision", "oci.source", "oci.version", "oci.created"}
+)
+"""The chosen image's `org.opencontainers.image.*` annotations or config labels (read only when
+a template uses one)."""
+
 _PLACEHOLDER = re.compile(r"\$(?:(\$)|\{([^}]*)\}|(\{))")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_NAME = re.compile(r"(?:oci\.)?[A-Za-z_][A-Za-z0-9_]*\Z")
+_DEFAULT = ":-"
 
 
 def known_variables(group_names: Collection[str] = ()) -> frozenset[str]:
     """Every name a template may use, given tagRegex's named groups."""
-    return BUILTIN_VARIABLES | WEBHOOK_VARIABLES | frozenset(group_names)
+    return BUILTIN_VARIABLES | WEBHOOK_VARIABLES | OCI_VARIABLES | frozenset(group_names)
 
 
 def variables(template: str, *, field: str = "template") -> set[str]:
     """The names a template uses; raise InvalidSpec (naming `field`) if it is malformed."""
-    return {name for name in _names(template, field) if name is not None}
+    return {p[0] for p in _names(template, field) if p is not None}
+
+
+def oci_variables(*templates: str) -> set[str]:
+    """The `oci.*` names some of `templates` use (so the pass reads the image only then)."""
+    used: set[str] = set()
+    for template in templates:
+        used |= {name for name in variables(template) if name in OCI_VARIABLES}
+    return used
 
 
 def check(template: str, known: Collection[str], *, field: str = "template") -> None:
     """Raise InvalidSpec naming `field` if the template is malformed or uses an unknown name."""
-    unknown = sorted(variables(template, field=field) - set(known))
+    required = {p[0] for p in _names(template, field) if p is not None and p[1] is None}
+    unknown = sorted(required - set(known))
     if unknown:
         names = ", ".join(f"${{{name}}}" for name in unknown)
         raise errors.InvalidSpec(
@@ -83,32 +104,39 @@ def render(template: str, variables: Mapping[str, str], *, field: str = "templat
     for match in _PLACEHOLDER.finditer(template):
         out.append(template[position : match.start()])
         position = match.end()
-        dollar, name, _ = match.groups()
+        dollar, inside, _ = match.groups()
         if dollar:
             out.append("$")
-        elif name not in variables:
-            raise errors.InvalidSpec(field, _missing(name, variables))
-        else:
+            continue
+        name, _, default = inside.partition(_DEFAULT)
+        if name in variables:
             out.append(variables[name])
+        elif _DEFAULT in inside:
+            out.append(default)
+        elif name in WEBHOOK_VARIABLES or name in OCI_VARIABLES:
+            raise errors.TargetError(f"{field}: {_missing(name, variables)}")
+        else:
+            raise errors.InvalidSpec(field, _missing(name, variables))
     out.append(template[position:])
     return "".join(out)
 
 
-def _names(template: str, field: str) -> list[str | None]:
-    """Each placeholder's name in order (None for `$$`); raise InvalidSpec if malformed."""
-    names: list[str | None] = []
+def _names(template: str, field: str) -> list[tuple[str, str | None] | None]:
+    """Each placeholder's (name, default or None) in order (None for `$$`); raise if malformed."""
+    names: list[tuple[str, str | None] | None] = []
     for match in _PLACEHOLDER.finditer(template):
-        dollar, name, _ = match.groups()
+        dollar, inside, _ = match.groups()
         if dollar:
             names.append(None)
-        elif name is None:
+        elif inside is None:
             raise errors.InvalidSpec(
                 field,
                 f"unclosed ${{ in {template!r}: close it with }} or write $$ for a literal $",
             )
         else:
+            name, marker, default = inside.partition(_DEFAULT)
             _check_name(template, name, field)
-            names.append(name)
+            names.append((name, default if marker else None))
     return names
 
 
@@ -126,8 +154,13 @@ def _check_name(template: str, name: str, field: str) -> None:
 def _missing(name: str, variables: Mapping[str, str]) -> str:
     if name in WEBHOOK_VARIABLES:
         return (
-            f"${{{name}}} comes from a webhook payload and this pass was not started by a "
-            "webhook; use webhook fields only in promotions that webhooks drive"
+            f"${{{name}}} comes from a webhook payload and no webhook announced this tag with "
+            f"it; write ${{{name}:-default}} for tags that arrive without one"
+        )
+    if name in OCI_VARIABLES:
+        return (
+            f"${{{name}}}: the chosen image has no org.opencontainers.image.{name[4:]} "
+            f"annotation or label; write ${{{name}:-default}} for images without one"
         )
     return f"unknown template variable ${{{name}}}; the variables are {_listing(variables)}"
 

@@ -379,6 +379,7 @@ class RegistryServer:
         tls: bool = False,
         realm: str | None = None,
         port: int | None = None,
+        notify: Sequence[tuple[str, str]] = (),
     ) -> None:
         if auth not in (None, "htpasswd", "token"):
             raise ValueError(f"auth must be None, 'htpasswd' or 'token', not {auth!r}")
@@ -401,6 +402,7 @@ class RegistryServer:
         self.tls: TlsFiles | None = None  # set at start when `tls`: a self-signed certificate
         self._want_tls = tls
         self.realm_override = realm  # token mode: send clients here instead of `self.tokens`
+        self.notify = list(notify)  # (url, bearer token): notifications.endpoints to POST to
         self.tokens: TokenServer | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._http: httpx.Client | None = None
@@ -539,6 +541,12 @@ class RegistryServer:
                 f"    issuer: {ISSUER}",
                 f"    rootcertbundle: {bundle}",
             ]
+        if self.notify:
+            lines += ["notifications:", "  endpoints:"]
+            for index, (url, token) in enumerate(self.notify):
+                lines += [f"    - name: endpoint{index}", f"      url: {url}", "      headers:",
+                          f"        Authorization: [Bearer {token}]", "      timeout: 2s",
+                          "      threshold: 3", "      backoff: 200ms"]  # fmt: skip
         return "\n".join(lines) + "\n"
 
     # pushing through the HTTP API -------------------------------------------------------------

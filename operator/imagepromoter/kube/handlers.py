@@ -36,6 +36,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -45,8 +46,10 @@ from typing import Any
 import kopf
 
 from imagepromoter import changes, credentials, gates, reconcile, spec
-from imagepromoter.kube import events, metrics, retrying, schedule, secrets
+from imagepromoter.kube import events, metrics, notifying, retrying, schedule, secrets
 from imagepromoter.kube import stages as kube_stages
+from imagepromoter.kube import webhooks as kube_webhooks
+from imagepromoter.webhooks import model as webhook_model
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,10 @@ class Options:
     base_backoff: timedelta = timedelta(seconds=10)  # first retry after a temporary failure
     event_window: timedelta = events.DEFAULT_WINDOW  # an identical event is not re-posted within
     dry_run: bool = False
+    webhook_port: int | None = None  # serve ImageWebhooks here (None: no receiver)
+    webhook_host: str = "0.0.0.0"  # noqa: S104 - a pod's port
+    webhook_ssl: ssl.SSLContext | None = None  # TLS from a mounted Secret; None: plain HTTP
+    webhook_namespaces: tuple[str, ...] = ()  # ImageWebhooks read only here (default all)
 
 
 _configured: Adapters | None = None
@@ -203,6 +210,7 @@ class Operator:
         self.schedule = schedule.Schedule(base_backoff=self.options.base_backoff)
         self.events = events.Events(window=self.options.event_window, now=self.clock)
         self.limit = asyncio.Semaphore(self.options.concurrency)
+        self.notifier = notifying.Notifier(secrets=lambda: self.secrets, post=self.events.post)
 
     async def start(self, settings: kopf.OperatorSettings) -> None:
         """Configure Kopf and build the adapters that need the running loop."""
@@ -221,6 +229,7 @@ class Operator:
         close = getattr(self.registry, "aclose", None)
         if close is not None:
             await close()
+        await self.notifier.aclose()
 
     def forget(self, uid: str) -> None:
         """A CR was deleted: drop everything kept about it and stop its timer."""
@@ -266,6 +275,7 @@ class Operator:
             )
         _patch_status(patch, {**(body.get("status") or {}), **previous}, result.status)
         self.events.report(body, result.outcome)
+        self.notifier.after(body, result)
         self._count(result, timings)
         logger.info(
             "%s/%s (%s): %s: %s",
@@ -306,6 +316,9 @@ class Operator:
             now=self.clock,
             dry_run=self.options.dry_run,
             fresh=fresh,
+            trigger=webhook_model.decode(
+                (meta.get("annotations") or {}).get(webhook_model.TRIGGER_ANNOTATION)
+            ),
             history=self.adapters.history,
             upstreams=self.upstreams,
         )
@@ -379,6 +392,7 @@ def build_registry(
         if type == "DELETED":
             state.forget(str(meta.get("uid", "")))
 
+    kube_webhooks.register(registry, state)
     kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold
     _without_finalizers(registry)
     return registry

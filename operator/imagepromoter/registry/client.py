@@ -105,6 +105,12 @@ class RegistryClient:
         """Creation time of each of `tags`; tags that vanished or carry no time are left out."""
         return await self._lookups.created(self._call(access), tags)
 
+    async def oci_labels(self, access: RegistryAccess, digest: str) -> dict[str, str]:
+        """The image's `oci.*` template variables (see registry/labels.py)."""
+        from imagepromoter.registry import labels  # labels imports this module
+
+        return await labels.oci_labels(self, access, digest)
+
     async def aclose(self) -> None:
         """Close every connection pool."""
         await self._transport.aclose()

@@ -1,0 +1,1 @@
+"""Notifications after a push (spec.notify): pure payloads in `events`, HTTP in `sending`."""
