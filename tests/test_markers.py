@@ -272,3 +272,4 @@ def test_holds_see_each_marker_as_a_key_target_of_its_file() -> None:
     guard = holds.Guard(hold=True, recorded={ident: "ghcr.io/myorg/myapp:1.2.9"})
     targets.apply([_target("a.yaml")], lambda path: text.encode(), VARIABLES, guard=guard)
     assert guard.written == {ident: "ghcr.io/myorg/myapp:1.4.0"}
+

@@ -103,11 +103,10 @@ def _one(
         _check(guard, holds.ident(target.path, target.key, None), target.path, current, value)
         return values.set_key(text, target.key, value), current or ""
     assert target.regex is not None
-    value = _render(where, target, variables, "")
-    if guard is not None:
-        current = holds.current_value(text, None, target.regex)
-        _check(guard, holds.ident(target.path, None, target.regex), target.path, current, value)
-    return values.set_regex(text, target.regex, value), ""
+    current = holds.current_value(text, None, target.regex)  # the group at its first match
+    value = _render(where, target, variables, current or "")
+    _check(guard, holds.ident(target.path, None, target.regex), target.path, current, value)
+    return values.set_regex(text, target.regex, value), current or ""
 
 
 def _check(guard: Guard | None, ident: str, path: str, current: str | None, new: str) -> None:
