@@ -1,17 +1,27 @@
-# The operator image. Two stages: the first builds a virtualenv with the package and its runtime
-# dependencies only (no test extras); the second is a slim Python with that venv, the ssh client
-# (for ssh:// and git@host:path remotes) and a non-root user. Runs read-only (see
-# manifests/deployment.yaml): git workspaces go to an emptyDir at IMAGEPROMOTER_WORKDIR.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The operator image. Two stages: the first builds the package's wheel (with the build backend of
+# requirements-build.lock) and a virtualenv holding exactly requirements.lock (hash-checked) plus
+# that wheel, with no pip or setuptools in it; the
+# second is the same slim Python with that venv, the ssh client (for ssh:// and git@host:path
+# remotes) and a non-root user. Runs read-only (see manifests/deployment.yaml): git workspaces go
+# to an emptyDir at IMAGEPROMOTER_WORKDIR. tests/test_dockerfile.py runs the build stage's RUN
+# lines in a clean venv, since no container engine runs where the tests do.
+#
+# The base is pinned by digest: python:3.11-slim-bookworm (Python 3.11.16, Debian bookworm), the
+# multi-platform index as docker-library/repo-info records it (repos/python/remote/
+# 3.11-slim-bookworm.md). To move it: `docker buildx imagetools inspect python:3.11-slim-bookworm`.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 VENV=/opt/imagepromoter
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements-build.lock requirements.lock pyproject.toml README.md ./
 COPY operator/ operator/
-RUN python -m venv /opt/imagepromoter \
- && /opt/imagepromoter/bin/pip install . \
- && /opt/imagepromoter/bin/imagepromoter --help >/dev/null
+RUN python -m venv --without-pip "$VENV" \
+ && pip --python "$VENV/bin/python" install --require-hashes --no-deps -r requirements.lock \
+ && pip install --require-hashes --no-deps -r requirements-build.lock \
+ && pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
+ && pip --python "$VENV/bin/python" install --no-deps /tmp/wheels/imagepromoter-*.whl \
+ && "$VENV/bin/imagepromoter" --version
 
 FROM ${PYTHON_IMAGE}
 RUN apt-get update \

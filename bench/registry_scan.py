@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "operator"))
 
+from bench import results  # noqa: E402
 from imagepromoter import reference  # noqa: E402
 from imagepromoter.registry import client  # noqa: E402
 from tests.servers import git_http, registry  # noqa: E402
@@ -289,10 +290,11 @@ def main() -> None:
     for f in figures:
         print(f"{f.name:44} {f.requests:>8} {f.seconds * 1000:>9.1f} {f.peak_mib:>9.1f}  {f.note}")
     print()
+    ratios = []
     for shape in ("direct", "ghcr-pages"):
         by = {f.name.split(": ")[1]: f for f in figures if f.name.startswith(shape)}
         curl = by["curl, same pages"].seconds
-        print(
+        ratios.append(
             f"{shape}: ours/curl cold {by['ours cold, default 20 req/s'].seconds / curl:.2f}, "
             f"warm {by['ours warm, default 20 req/s'].seconds / curl:.2f}, "
             f"warm without rate limit {by['ours warm, no rate'].seconds / curl:.2f} (goal <= 1.5); "
@@ -301,10 +303,28 @@ def main() -> None:
             f"requests ours {by['ours, python process'].requests} vs pages "
             f"{by['curl, same pages'].requests}"
         )
+        print(ratios[-1])
     ours, skopeo = processes
+    whole = ours.seconds / skopeo.seconds
     print(
         f"\nwhole `imagepromoter promote --dry-run` (scan, select, fetch, plan, diff) / "
-        f"`skopeo list-tags` (list only): {ours.seconds / skopeo.seconds:.2f} (goal < 1.0)"
+        f"`skopeo list-tags` (list only): {whole:.2f} (goal < 1.0)"
+    )
+    rows = [
+        (f.name, f.requests or "", f"{f.seconds * 1000:.1f}", f"{f.peak_mib:.1f}", f.note)
+        for f in figures
+    ]
+    results.record(
+        "registry_scan",
+        f"Listing {args.tags:,} tags (bench/registry_scan.py)",
+        [
+            f"Medians of {args.rounds} rounds.",
+            "",
+            *results.table(("case", "requests", "wall ms", "peak MiB", "note"), rows),
+            "",
+            *(f"- {line}" for line in ratios),
+            f"- whole `imagepromoter promote --dry-run` / `skopeo list-tags`: {whole:.2f}",
+        ],
     )
 
 

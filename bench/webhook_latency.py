@@ -36,6 +36,7 @@ import kopf
 import prometheus_client
 import yaml
 
+from bench import results
 from imagepromoter import scans
 from imagepromoter.git import writer
 from imagepromoter.kube import handlers, metrics
@@ -158,10 +159,22 @@ async def run(rounds: int, tmp: Path) -> None:
             await asyncio.to_thread(thread.join, 30)
         bare = bare_git(url, git_server.username, git_server.password, tmp, rounds)
     print(f"\n{'case':<44}{'median ms':>10}{'p95 ms':>9}{'max ms':>9}   (rounds={rounds})")
+    rows = []
     for name, values in (("registry push -> commit on the git server", latencies),
                          ("bare git fetch+commit+push (same server)", bare)):  # fmt: skip
         print(f"{name:<44}{statistics.median(values):>10.1f}{percentile(values, 0.95):>9.1f}"
               f"{max(values):>9.1f}")  # fmt: skip
+        rows.append((name, f"{statistics.median(values):.1f}", f"{percentile(values, 0.95):.1f}",
+                     f"{max(values):.1f}"))  # fmt: skip
+    results.record(
+        "webhook_latency",
+        "Registry push to commit through the webhook receiver (bench/webhook_latency.py)",
+        [
+            f"{rounds} pushes on loopback; goal: median under 1 s.",
+            "",
+            *results.table(("case", "median ms", "p95 ms", "max ms"), rows),
+        ],
+    )
 
 
 def main() -> None:

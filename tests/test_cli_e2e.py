@@ -17,6 +17,8 @@ import yaml
 from imagepromoter import cli
 from tests.servers import git_http, registry
 
+pytestmark = pytest.mark.servers
+
 DEV_VALUES = """\
 # dev values (comments, quoting and order must survive)
 image:

@@ -1,14 +1,23 @@
 """The Dockerfile, linted: no container engine runs on these machines, so the image is never built
-here. What can be checked without building is checked: it is multi-stage on a slim base, copies
-only files that exist, installs no test extras, runs as a numeric non-root user, ships the ssh
-client, and agrees with the Deployment (user, ports, workdir) and with the CLI (entrypoint).
+here. What can be checked without building is checked: it is multi-stage on a slim base pinned by
+digest, copies only files that exist and .dockerignore lets through, installs the runtime lock
+only, runs as a numeric non-root user, ships the ssh client, and agrees with the Deployment (user,
+ports, workdir) and with the CLI (entrypoint). And the build stage's RUN lines are run for real,
+in a clean venv standing in for the base image: the wheel installs from the lock and
+`imagepromoter --version` runs from the installed tree.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import tomllib
+import venv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,13 +106,48 @@ def test_pyproject_readme_is_copied_with_it() -> None:
     assert {"pyproject.toml", "README.md", "operator/"} <= copied
 
 
-def test_installs_runtime_dependencies_only() -> None:
+def test_base_image_is_pinned_by_digest() -> None:
+    for base in (expand(i.args).split()[0] for i in INSTRUCTIONS if i.command == "FROM"):
+        assert re.fullmatch(r"python:[\w.-]+@sha256:[0-9a-f]{64}", base), base
+
+
+def test_installs_the_runtime_lock_only() -> None:
     runs = " ".join(i.args for i in INSTRUCTIONS if i.command == "RUN")
-    assert "pip install ." in runs
-    assert "[test]" not in runs and "requirements-dev" not in runs
+    assert "--require-hashes --no-deps -r requirements.lock" in runs
+    assert "--require-hashes --no-deps -r requirements-build.lock" in runs
+    assert "--no-build-isolation" in runs, "the wheel is built by the locked backend"
+    assert "[test]" not in runs and "requirements-test" not in runs
     assert not any("pip install" in i.args for i in FINAL if i.command == "RUN"), (
         "the final stage copies the built venv; it installs nothing with pip"
     )
+
+
+def dockerignored(path: str) -> bool:
+    """Whether .dockerignore keeps `path` out of the build context (last matching rule wins)."""
+    ignored = False
+    for raw in (ROOT / ".dockerignore").read_text().splitlines():
+        rule = raw.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
+        parts = path.split("/")
+        # a rule matches the path or a folder above it; `**/x` matches x at any depth
+        candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        if pattern.startswith("**/"):
+            pattern = pattern[3:]
+            n = len(parts)
+            candidates = ["/".join(parts[i : j + 1]) for j in range(n) for i in range(j + 1)]
+        if any(fnmatch.fnmatch(c, pattern) for c in candidates):
+            ignored = not negate
+    return ignored
+
+
+def test_dockerignore_lets_through_what_is_copied_and_nothing_else() -> None:
+    copied = {s.rstrip("/") for c in COPIES for s in shlex.split(c.args)[:-1]}
+    for source in copied:
+        assert not dockerignored(source), source
+    for kept_out in (".venv", ".git", "tests/conftest.py", "bench", "operator/x/__pycache__"):
+        assert dockerignored(kept_out), kept_out
 
 
 def test_final_stage_has_ssh_client_and_clean_apt() -> None:
@@ -145,3 +189,59 @@ def test_ports_and_workdir_agree_with_the_deployment() -> None:
     mounts = {m["mountPath"] for m in CONTAINER["volumeMounts"]}
     assert workdir in mounts, "git workspaces need a writable volume on a read-only root"
     assert image_env["HOME"] in mounts, "HOME (ssh, git config) must be writable too"
+
+
+BUILD = [i for i in INSTRUCTIONS if i.stage == 0]
+
+
+@pytest.mark.slow
+def test_the_build_stage_installs_the_wheel_and_it_runs(tmp_path: Path) -> None:
+    """The build stage's COPY and RUN lines, run as written, with a clean venv as the base image's
+    Python and VENV moved into tmp_path; then the entrypoint's program from the installed tree."""
+    base = tmp_path / "base"
+    venv.EnvBuilder(with_pip=True).create(base)
+    src = tmp_path / "src"
+    src.mkdir()
+    for copy in (c for c in BUILD if c.command == "COPY"):
+        *sources, dest = shlex.split(copy.args)
+        for source in sources:
+            if (ROOT / source).is_dir():  # `COPY dir/ dest/`: the folder's contents into dest
+                skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+                shutil.copytree(ROOT / source, src / dest, ignore=skip)
+            else:  # `COPY a b ./`: each file into the folder
+                shutil.copy2(ROOT / source, src / dest / Path(source).name)
+    environment = {**os.environ, **env(BUILD), "PATH": f"{base / 'bin'}:{os.environ['PATH']}"}
+    installed = tmp_path / "opt" / "imagepromoter"
+    environment["VENV"] = str(installed)
+    environment.pop("VIRTUAL_ENV", None)
+    for run in (r for r in BUILD if r.command == "RUN"):
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", run.args], cwd=src,
+                              env=environment, capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    out = subprocess.run([installed / "bin" / "imagepromoter", "--version"], capture_output=True,
+                         text=True, check=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert out.stdout.strip() == f"imagepromoter {version}"
+    # every module imports from the installed tree: the runtime lock holds all they need
+    every_module = (
+        "import importlib, pkgutil, imagepromoter; "
+        "[importlib.import_module(m.name) for m in "
+        "pkgutil.walk_packages(imagepromoter.__path__, 'imagepromoter.') "
+        "if not m.name.endswith('__main__')]"
+    )
+    python = installed / "bin" / "python"
+    imported = subprocess.run([python, "-c", every_module], cwd=tmp_path, capture_output=True,
+                              text=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    distributions = {
+        p.name.split("-")[0].lower().replace("_", "-")
+        for p in installed.glob("lib/python*/site-packages/*.dist-info")
+    }
+    locked = {
+        line.split("==")[0].lower().replace("_", "-").replace(".", "-")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith((" ", "#"))
+    }
+    assert {d.replace(".", "-") for d in distributions} == locked | {"imagepromoter"}, (
+        "exactly the runtime lock and the package: no pip, no setuptools, no test tools"
+    )

@@ -394,11 +394,13 @@ def test_silent_server_times_out_as_git_error(tmp_path: Path) -> None:
 
 
 def test_a_hanging_repository_does_not_hold_up_another(
-    git_repo: MakeRepo, git_writer: writer.GitWriter, git_http_creds: credentials.BasicCredentials
+    git_repo: MakeRepo, tmp_path: Path, git_http_creds: credentials.BasicCredentials
 ) -> None:
     import select
     import socket
 
+    # No timeout to race: the hanging write ends only when the test closes its connection.
+    git_writer = writer.GitWriter(tmp_path / "ws", retries=0, timeout=3600)
     url, repo = git_repo(SEED)
     failures: list[BaseException] = []
     with socket.socket() as silent:
@@ -416,7 +418,7 @@ def test_a_hanging_repository_does_not_hold_up_another(
         thread.start()
         select.select([silent], [], [], 30)  # the stuck writer has connected and waits
         result = git_writer.write(gitspec(url), git_http_creds, set_tag("1.0.2"))
-        assert thread.is_alive()  # still waiting for the silent server (30 s timeout)
+        assert thread.is_alive() and failures == []  # still waiting for the silent server
         assert git_http.head(repo, "main") == result.commit
         connection, _ = silent.accept()
         connection.close()  # now the stuck writer fails

@@ -37,6 +37,9 @@ EVENTS = kmock.resource("", "v1", "events")
 SECRETS = kmock.resource("", "v1", "secrets")
 NS = "gitops"
 TIMEOUT = 20.0
+SCAN_MAX_AGE = 0.5  # SharedScans cache age: short, so a new tag is seen within a second
+
+pytestmark = pytest.mark.servers  # the kmock emulator, and the real registry and git server
 
 
 class NoRegistry:
@@ -350,7 +353,8 @@ class Seed:
             return scans.SharedScans(
                 client.RegistryClient(
                     requests_per_second=10_000.0, on_request=self.metrics.on_request
-                )
+                ),
+                max_age=SCAN_MAX_AGE,
             )
 
         git = writer.GitWriter(self.workdir, retries=3, sleep=lambda seconds: None)

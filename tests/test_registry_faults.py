@@ -213,7 +213,7 @@ async def test_in_flight_requests_per_host_are_bounded(
     pushed = registry_open.push_image(repo_name, tags=[])
     registry_open.seed_tags(repo_name, [f"1.0.{i}" for i in range(12)], pushed.digest)
     proxy = fault_proxy(registry_open.url)
-    proxy.add("delay", path="/manifests/", times=99, seconds=0.1)
+    proxy.add("gather", path="/manifests/", times=4, count=4)  # held until 4 are in at once
     client = scanner()
     where = access(proxy.host, repo_name)
     tags = [f"1.0.{i}" for i in range(12)]

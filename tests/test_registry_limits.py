@@ -15,6 +15,8 @@ import pytest
 from tests.fixtures_registry import PacedScanner, access
 from tests.servers import registry
 
+pytestmark = pytest.mark.servers
+
 
 @pytest.mark.parametrize(
     ("rate", "requests", "concurrent", "waits"),

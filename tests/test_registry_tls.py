@@ -19,6 +19,8 @@ from tests.conftest import need_server
 from tests.fixtures_registry import Scanner, access, reader
 from tests.servers import registry
 
+pytestmark = pytest.mark.servers
+
 
 @pytest.fixture(scope="module")
 def tls_token_registry(

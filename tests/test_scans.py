@@ -42,6 +42,7 @@ class MemoryRegistry:
         self.calls: list[tuple[str, str]] = []  # (method, what), in the order they came in
         self.cancelled: list[tuple[str, str]] = []
         self.gate: asyncio.Event | None = None  # when set, requests wait for it
+        self.parked = 0  # requests waiting for the gate now
         self.closed = False
 
     async def list_tags(self, access: reference.RegistryAccess) -> list[str]:
@@ -66,7 +67,11 @@ class MemoryRegistry:
         self.calls.append((method, what))
         try:
             if self.gate is not None:
-                await self.gate.wait()
+                self.parked += 1
+                try:
+                    await self.gate.wait()
+                finally:
+                    self.parked -= 1
         except asyncio.CancelledError:
             self.cancelled.append((method, what))
             raise
@@ -122,12 +127,33 @@ def memory(**options: Any) -> MemoryRegistry:
     )
 
 
-async def concurrently(inner: MemoryRegistry, *calls: Any) -> list[Any]:
-    """Start every call, let them all reach the inner reader's gate, then open it."""
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let the loop run until `condition` holds (a barrier: nothing here sleeps)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"never happened: {what}")
+
+
+def waiting(shared: scans.SharedScans) -> int:
+    """How many callers are waiting for a flight."""
+    flights = [*shared._tags.flights.values(), *shared._digests.flights.values()]
+    return sum(flight.waiters for flight in flights)
+
+
+def flights(shared: scans.SharedScans) -> int:
+    return len(shared._tags.flights) + len(shared._digests.flights)
+
+
+async def concurrently(inner: MemoryRegistry, shared: scans.SharedScans, *calls: Any) -> list[Any]:
+    """Start every call; once each waits for a flight and each flight is at the gate, open it."""
     inner.gate = asyncio.Event()
     tasks = [asyncio.ensure_future(c) for c in calls]
-    await asyncio.sleep(0)  # one turn of the loop: every call has started (nothing sleeps)
-    await asyncio.sleep(0)
+    await until(
+        lambda: waiting(shared) == len(calls) and inner.parked == flights(shared),
+        "every call waits for a flight that waits at the gate",
+    )
     inner.gate.set()
     return await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -188,7 +214,7 @@ async def test_no_password_is_kept_in_clear() -> None:
     await shared.digest(image(creds=ALICE, secret="pull"), "1.0.0")
     inner.gate = asyncio.Event()
     held = asyncio.ensure_future(shared.list_tags(image("org/other", creds=ALICE)))
-    await asyncio.sleep(0)
+    await until(lambda: waiting(shared) == 1, "the call waits for its flight")
     kept = [
         *shared._tags.cache,
         *shared._digests.cache,
@@ -272,7 +298,7 @@ async def test_a_forced_pass_asks_the_registry_and_refreshes_the_cache() -> None
 async def test_max_age_zero_still_shares_one_flight() -> None:
     inner = memory()
     shared = scans.SharedScans(inner, max_age=0.0, clock=Clock())
-    results = await concurrently(inner, *(shared.list_tags(image()) for _ in range(5)))
+    results = await concurrently(inner, shared, *(shared.list_tags(image()) for _ in range(5)))
     assert results == [["1.0.0", "1.1.0"]] * 5
     await shared.list_tags(image())
     assert inner.count("list_tags") == 2
@@ -335,7 +361,7 @@ async def test_concurrent_identical_calls_make_one_request(
             return shared.list_tags(access)
         return shared.digest(access, "1.0.0")
 
-    results = await concurrently(inner, *(start(m, a) for m, a in calls))
+    results = await concurrently(inner, shared, *(start(m, a) for m, a in calls))
     expected = {"list_tags": ["1.0.0", "1.1.0"], "digest": SHA_A}
     assert results == [expected[m] for m, _ in calls]
     assert {m: inner.count(m) for m in requests} == requests
@@ -377,7 +403,7 @@ async def test_an_error_reaches_every_waiter_and_is_not_cached(
 ) -> None:
     inner = memory(account=ALICE)
     shared = scans.SharedScans(inner, clock=Clock())
-    results = await concurrently(inner, *(shared.list_tags(access) for _ in range(5)))
+    results = await concurrently(inner, shared, *(shared.list_tags(access) for _ in range(5)))
     assert [type(r) for r in results] == [error] * 5
     assert inner.count("list_tags") == 1
     fix(inner)
@@ -393,6 +419,7 @@ async def test_an_error_names_the_waiters_own_secret() -> None:
     wrong = credentials.BasicCredentials("alice", "wrong")
     results = await concurrently(
         inner,
+        shared,
         shared.list_tags(image(creds=wrong, secret="dev-pull")),
         shared.list_tags(image(creds=wrong, secret="prod-pull")),
     )
@@ -408,9 +435,9 @@ async def test_a_cancelled_waiter_leaves_the_others_their_answer() -> None:
     inner.gate = asyncio.Event()
     first = asyncio.ensure_future(shared.list_tags(image()))
     second = asyncio.ensure_future(shared.list_tags(image()))
-    await asyncio.sleep(0)
+    await until(lambda: waiting(shared) == 2 and inner.parked == 1, "both wait, at the gate")
     first.cancel()
-    await asyncio.sleep(0)
+    await until(lambda: first.done() and waiting(shared) == 1, "the first gave up")
     inner.gate.set()
     assert await second == ["1.0.0", "1.1.0"]
     assert first.cancelled()
@@ -423,11 +450,11 @@ async def test_when_every_waiter_gives_up_the_request_is_cancelled() -> None:
     shared = scans.SharedScans(inner, clock=Clock())
     inner.gate = asyncio.Event()
     waiters = [asyncio.ensure_future(shared.list_tags(image())) for _ in range(3)]
-    await asyncio.sleep(0)
+    await until(lambda: waiting(shared) == 3 and inner.parked == 1, "all wait, at the gate")
     for waiter in waiters:
         waiter.cancel()
     await asyncio.gather(*waiters, return_exceptions=True)
-    await asyncio.sleep(0)
+    await until(lambda: inner.parked == 0, "the request was cancelled")
     assert inner.cancelled == [("list_tags", f"{HOST}/org/app")]
     inner.gate.set()
     assert await shared.list_tags(image()) == ["1.0.0", "1.1.0"]  # a new flight, not the dead one
@@ -475,8 +502,7 @@ async def test_aclose_cancels_the_flights_in_progress() -> None:
     shared = scans.SharedScans(inner, clock=Clock())
     inner.gate = asyncio.Event()
     waiter = asyncio.ensure_future(shared.list_tags(image()))
-    await asyncio.sleep(0)  # the waiter starts the flight
-    await asyncio.sleep(0)  # the flight reaches the inner reader
+    await until(lambda: inner.parked == 1, "the flight reaches the inner reader")
     await shared.aclose()
     with pytest.raises(asyncio.CancelledError):
         await waiter

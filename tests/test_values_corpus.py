@@ -100,6 +100,7 @@ class _Leaf:
     refusal: str  # the error values must raise ('' when the edit must succeed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", _files())
 def test_every_leaf_edits_only_its_bytes(path: Path | None, tally: _Tally) -> None:
     if path is None:

@@ -121,6 +121,7 @@ def _composed_span(text: str, segments: tuple[str, ...]) -> tuple[int, int]:
     return node.start_mark.index, node.end_mark.index
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_set_key_changes_exactly_the_target(data: st.DataObject) -> None:
@@ -154,6 +155,7 @@ TARGETS = ["k: old\n", "k: 'old'\n", 'k: "old"\n', "k:\n", "k: [old]\n", "k: {x:
 TARGET_KEYS = {"k: [old]\n": "k.0", "k: {x: old}\n": "k.x"}
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(st.sampled_from(TARGETS), st.one_of(st.text(), st.sampled_from(TRICKY)))
 def test_any_string_loads_back_as_itself(original: str, value: str) -> None:
@@ -163,6 +165,7 @@ def test_any_string_loads_back_as_itself(original: str, value: str) -> None:
     assert edited.count("\n") == 1  # still one line: nothing was folded or broken
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(keys, strings, min_size=1, max_size=5), st.data())
 def test_set_regex_with_a_literal_value_group_matches_set_key(
@@ -190,6 +193,7 @@ def _escape(text: str) -> str:
 YAMLISH = st.text(st.sampled_from(list("ab01:-#&*!|>'\"{}[],? \t\n\r.~%@`\\")), max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None)
 @given(st.one_of(YAMLISH, st.text(max_size=40)), st.sampled_from(["a", "a.b", "a.0", "0"]))
 def test_any_text_gives_a_result_or_a_target_error(text: str, key: str) -> None:

@@ -39,12 +39,23 @@ def default_workdir() -> Path:
     return Path(cache) / "imagepromoter"
 
 
+def _version() -> str:
+    """The installed distribution's version (what `pip install` put there)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("imagepromoter")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagepromoter",
         description="Promote new container image tags into GitOps repositories.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     promote = sub.add_parser(
@@ -88,13 +99,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+              "error": logging.ERROR}  # fmt: skip
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (time, level, logger, message), for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        ref = getattr(record, "k8s_ref", None)  # Kopf's per-object loggers name the object
+        if isinstance(ref, dict) and ref.get("name"):
+            entry["object"] = "/".join(str(ref[k]) for k in ("namespace", "name") if ref.get(k))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(
+    verbose: int, environ: Mapping[str, str], logger: logging.Logger | None = None
+) -> None:
+    """-v/-vv, else IMAGEPROMOTER_LOG_LEVEL; IMAGEPROMOTER_LOG_FORMAT text (default) or json."""
+    named = environ.get("IMAGEPROMOTER_LOG_LEVEL", "warning").lower()
+    form = environ.get("IMAGEPROMOTER_LOG_FORMAT", "text").lower()
+    if named not in LOG_LEVELS:
+        raise ValueError(f"IMAGEPROMOTER_LOG_LEVEL is {named!r}; use {'|'.join(LOG_LEVELS)}")
+    if form not in ("text", "json"):
+        raise ValueError(f"IMAGEPROMOTER_LOG_FORMAT is {form!r}; use text or json")
+    root = logger or logging.getLogger()
+    root.setLevel(logging.WARNING - 10 * min(verbose, 2) if verbose else LOG_LEVELS[named])
+    if not root.handlers:  # as logging.basicConfig: a host that configured logging keeps it
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT))
+        root.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging(args.verbose, os.environ)
+    except ValueError as exc:
+        print(f"imagepromoter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "promote":
         return _promote(args)
     if args.command == "import":

@@ -1,27 +1,12 @@
 """Versions and ranges: SemVer 2.0 precedence, read leniently, with the range syntax of Masterminds.
 
-Image tags are not package versions: they come with a `v` prefix (`v1.2.3`), in short forms
-(`1.2`, `1`), and sometimes zero-padded (`2024.01.15`). `parse_version` accepts all of those and
-orders them by SemVer 2.0 precedence (semver.org, item 11): numbers compare as numbers, a
-pre-release sorts below its release (1.2.0-rc.1 < 1.2.0), pre-release identifiers compare one by
-one, numerically when they are digits (1.2.0-dev.9 < 1.2.0-dev.10), and build metadata (`+...`)
-never takes part. Equality is precedence equality: `v1.2.0 == 1.2 == 1.2.0+build.7`.
-
-Ranges are what Flux and Argo CD Image Updater users write, because both use the Go library
-Masterminds/semver: `1.2.x`, `^1.2`, `~1.2`, `>=1 <2`, `>0,<2` (a comma is AND, like a space),
-`a || b`, `=1.2.3`, `!=1.2.3`, `1.2 - 1.4` and `*`. A range is a union (`||`) of comparator sets;
-a version is in the range when it is in one set, and in a set when it passes every comparator.
-
-Pre-releases: a pre-release version is in a comparator set only when that set itself names a
-pre-release (`>=1.2.0-0 <1.3.0`), as Masterminds decides it and close to npm (npm further asks
-that the named pre-release have the same major.minor.patch). So `^1.2` never promotes
-`1.3.0-rc.1`, `>=1.0.0-0` promotes every pre-release from 1.0.0-0 up, and no range at all means
-no pre-releases (the policy decides that last part). Upper bounds that the shorthands imply
-(`^1.2` is `>=1.2.0 <2.0.0-0`) exclude the pre-releases of the bound itself, so `^1.2.0-rc.1` does
-not reach `2.0.0-rc.1`.
-
-The installed `semantic-version` library was measured against this grammar and did not fit (see
-docs/policy.md, "Why this semver implementation"); this module is small enough to own.
+Image tags are not package versions (`v1.2.3`, `1.2`, `2024.01.15`), and users write the ranges
+Flux and Argo CD Image Updater accept (both use Go's Masterminds/semver). A version parses into a
+precedence key (numbers as numbers, a pre-release below its release, build metadata ignored), so
+ordering and equality are plain comparisons of keys; a range parses into a union of comparator
+sets, each a tuple of comparators, and errors name the part of the range to fix. No library fitted
+this grammar, so it is owned here. The rules (forms accepted, operators, which pre-releases a
+range admits, where we differ from Masterminds and npm) are stated once, in docs/policy.md.
 """
 
 from __future__ import annotations

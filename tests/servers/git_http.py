@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import free_port, require_binary
+from tests.servers import free_port, require_binary, spawned
 
 NGINX = "/usr/sbin/nginx"
 FCGIWRAP = "/usr/sbin/fcgiwrap"
@@ -120,12 +120,14 @@ def start(
     conf.write_text(_nginx_conf(run, root, socket_path, htpasswd, port), "utf-8")
 
     with open(run / "logs/fcgiwrap.log", "wb") as log_file:
-        fcgiwrap = subprocess.Popen(
-            [FCGIWRAP, "-c", "4", "-s", f"unix:{socket_path}"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            process_group=0,
+        fcgiwrap = spawned(  # nginx joins its process group below
+            subprocess.Popen(
+                [FCGIWRAP, "-c", "4", "-s", f"unix:{socket_path}"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                process_group=0,
+            )
         )
     server = GitHttpServer(
         root=root,

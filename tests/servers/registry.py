@@ -69,7 +69,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.servers import free_port, require_binary
+from tests.servers import free_port, require_binary, spawned
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
 HTPASSWD = "/usr/bin/htpasswd"
@@ -191,7 +191,9 @@ class _ThreadedServer:
             self.scheme = "https"
         self._server.daemon_threads = True
         self.stopping = threading.Event()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(  # a short poll: stop() waits at most one poll interval
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     @property
@@ -423,12 +425,14 @@ class RegistryServer:
         config.write_text(self._config(), "utf-8")
         log = self.base_dir / "registry.log"
         with open(log, "wb") as log_file:
-            self._process = subprocess.Popen(
-                [binary, "serve", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+            self._process = spawned(
+                subprocess.Popen(
+                    [binary, "serve", str(config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             )
         verify: ssl.SSLContext | bool = self.tls.client_context() if self.tls else True
         self._http = httpx.Client(timeout=30, verify=verify)
@@ -467,7 +471,7 @@ class RegistryServer:
             self._tmp = None
 
     def __enter__(self) -> RegistryServer:
-        return self.start()
+        return self if self._process is not None else self.start()  # `with reg.start():` too
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -758,8 +762,7 @@ def _check(response: httpx.Response, expected: int) -> None:
 @contextlib.contextmanager
 def serve(base_dir: Path | None = None, **kwargs: Any) -> Iterator[RegistryServer]:
     """`with serve() as reg:` starts a registry (see RegistryServer) and always stops it."""
-    server = RegistryServer(base_dir, **kwargs)
-    with server.start():
+    with RegistryServer(base_dir, **kwargs) as server:
         yield server
 
 
@@ -1067,7 +1070,7 @@ class Fault:
     """What `FaultProxy` does instead of (or to) the upstream answer, `times` times."""
 
     kind: str  # status | stall | truncate | oversize | invalid_json | redirect_blob | delay
-    #            | redirect_blob_http
+    #            | redirect_blob_http | gather
     path: str = ""  # regex on the request path (with query)
     times: int = 1
     status: int = 503
@@ -1076,6 +1079,7 @@ class Fault:
     size: int = 0  # oversize: how many bytes to stream
     declare_length: bool = True  # oversize: send Content-Length (else read until close)
     seconds: float = 0.0  # delay: wait this long, then forward
+    count: int = 0  # gather: hold requests until this many are in flight at once, then forward
 
 
 class FaultProxy(_Proxy):
@@ -1097,6 +1101,7 @@ class FaultProxy(_Proxy):
         dual_tls: TlsFiles | None = None,
     ) -> None:
         self.faults: list[Fault] = []
+        self._arrived = threading.Condition()
         self.registry = registry
         self.storage: BlobStorage | None = BlobStorage(registry) if registry else None
         super().__init__(upstream, dual_tls=dual_tls)
@@ -1121,6 +1126,8 @@ class FaultProxy(_Proxy):
         return None
 
     def serve(self, request: _Handler) -> None:
+        with self._arrived:  # every arrival may complete a gather
+            self._arrived.notify_all()
         if not request.secure and self.dual_tls is not None and "signed=" in request.path:
             assert self.registry is not None, "FaultProxy(registry=...) serves signed blobs"
             request.body()
@@ -1137,6 +1144,10 @@ class FaultProxy(_Proxy):
             return
         if fault.kind == "delay":
             self.stopping.wait(fault.seconds)
+            super().serve(request)
+        elif fault.kind == "gather":  # a barrier, not a timing window (30 s only as a backstop)
+            with self._arrived:
+                self._arrived.wait_for(lambda: self.in_flight >= fault.count, timeout=30)
             super().serve(request)
         elif fault.kind == "status":
             request.reply(fault.status, fault.body, fault.headers)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import free_port, require_binary
+from tests.servers import free_port, require_binary, spawned
 from tests.servers.git_http import stop_group, wait_for_port
 
 SSHD = "/usr/sbin/sshd"
@@ -91,12 +91,14 @@ LogLevel ERROR
 """
     )
     with open(base_dir / "sshd.log", "wb") as log_file:
-        process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            process_group=0,
+        process = spawned(
+            subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                process_group=0,
+            )
         )
     server = SshServer(
         port=port,
