@@ -70,6 +70,7 @@ bench: $(STAMP) servers
 	$(PY) bench/git_promote.py
 	$(PY) bench/values_corpus.py
 	$(PY) bench/webhook_latency.py
+	$(PY) bench/hostile.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

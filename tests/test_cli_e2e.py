@@ -149,12 +149,14 @@ def test_two_crs_on_one_repository_promote_as_two_commits(
         ("app-dev", "Promoted"),
         ("app-prod", "Promoted"),
     ]
-    assert scenario.file("env/dev/values.yaml") == DEV_VALUES.replace(
-        "0.9.0-dev", "1.2.0-dev"
-    ).encode()
-    assert scenario.file("env/prod/values.yaml") == PROD_VALUES.replace(
-        "0.9.0-stable", "1.0.0-stable"
-    ).encode()
+    assert (
+        scenario.file("env/dev/values.yaml")
+        == DEV_VALUES.replace("0.9.0-dev", "1.2.0-dev").encode()
+    )
+    assert (
+        scenario.file("env/prod/values.yaml")
+        == PROD_VALUES.replace("0.9.0-stable", "1.0.0-stable").encode()
+    )
     assert len(scenario.commits()) == 3  # seed + one per CR, neither pushed over the other
     shas = {e["status"]["lastCommit"] for e in out}
     assert shas <= {line.split()[0] for line in scenario.commits()}
@@ -225,8 +227,20 @@ def test_private_image_without_pull_secret_is_an_auth_error(
         (["promote", "/nonexistent/cr.yaml"], None),
         (["promote", "{file}"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"),
         (["promote", "{file}"], "a: [unclosed"),
+        (["promote", "{file}"], "a: \x00"),
+        (
+            ["promote", "{file}"],
+            "apiVersion: imagepromoter.dev/v9\nkind: ImagePromotion\nmetadata: {name: x}\n",
+        ),
+        (
+            ["promote", "{file}"],
+            "apiVersion: imagepromoter.dev/v1alpha1\nkind: ImagePromotion\n"
+            "metadata: {name: x}\n---\napiVersion: imagepromoter.dev/v1alpha1\n"
+            "kind: ImagePromotion\nmetadata: {name: x}\n",
+        ),
+        (["promote", "{file}"], "[" * 5000),
     ],
-    ids=["missing-file", "no-imagepromotion", "not-yaml"],
+    ids=["missing-file", "no-imagepromotion", "not-yaml", "nul", "api-version", "twice", "deep"],
 )
 def test_usage_errors_exit_2(
     tmp_path: Path, argv: list[str], content: str | None, capsys: pytest.CaptureFixture[str]
@@ -235,4 +249,39 @@ def test_usage_errors_exit_2(
     if content is not None:
         path.write_text(content, "utf-8")
     assert cli.main([a.replace("{file}", str(path)) for a in argv]) == cli.EXIT_USAGE
-    assert capsys.readouterr().err.startswith("imagepromoter: ")
+    err = capsys.readouterr().err
+    assert err.startswith("imagepromoter: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "status",
+    [{"conditions": True}, {"conditions": [1, {"type": []}]}, [], "x", {"latestTag": ["a"]}],
+    ids=["conditions-bool", "conditions-junk", "list", "string", "tag-a-list"],
+)
+def test_a_malformed_status_in_a_manifest_is_ignored(
+    tmp_path: Path, status: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cr.yaml"
+    doc = {
+        "apiVersion": "imagepromoter.dev/v1alpha1",
+        "kind": "ImagePromotion",
+        "metadata": {"name": "x", "namespace": "n"},
+        "spec": {},
+        "status": status,
+    }
+    path.write_text(yaml.safe_dump(doc), "utf-8")
+    code = cli.main(["promote", str(path), "-o", "json", "--workdir", str(tmp_path / "w")])
+    assert code == cli.EXIT_NOT_READY
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["status"]["conditions"][0]["reason"] == "InvalidSpec"
+
+
+def test_json_output_is_redacted_string_by_string_and_stays_json() -> None:
+    from imagepromoter import redact
+
+    password = 'p"a\\ss\\"w0rd-quoted'
+    secrets = redact.Redactor([password])
+    data = [{"status": {"message": f"echo {password} and {json.dumps(password)}", "n": 1}}]
+    text = json.dumps(cli._redacted(data, secrets))
+    assert json.loads(text)[0]["status"]["n"] == 1
+    assert "w0rd" not in text and "<redacted>" in text

@@ -230,6 +230,7 @@ def test_registry_credentials(
     [
         ({".dockerconfigjson": "{not json"}, "not JSON"),
         ({".dockerconfigjson": ""}, "not JSON"),
+        ({".dockerconfigjson": '{"auths": ' + "[" * 10_000 + "]" * 10_000 + "}"}, "nests deeper"),
         (dockerconfig({"ghcr.io": {}}), "neither `auth` nor"),
         (dockerconfig({"ghcr.io": {"auth": "!!notbase64"}}), "not base64 of username:password"),
         (dockerconfig({"ghcr.io": {"auth": b64(SECRET)}}), "not base64 of username:password"),
@@ -241,6 +242,7 @@ def test_registry_credentials(
     ids=[
         "bad-json",
         "empty-json",
+        "deep-json",
         "empty-entry",
         "auth-not-base64",
         "auth-without-colon",

@@ -100,3 +100,31 @@ def test_ssh_key_files_are_private_and_removed_after() -> None:
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(identity.parent).st_mode) == 0o700
     assert not identity.parent.exists()
+
+
+def test_inside_connect_library_text_loses_the_connection_secrets() -> None:
+    creds = credentials.BasicCredentials("bot", "ghp_SuperSecretToken123")
+    echoed = (
+        "remote: denied for ghp_SuperSecretToken123 (Basic Ym90OmdocF9TdXBlclNlY3JldFRva2VuMTIz)"
+    )
+    assert "ghp_Super" in urls.redact_text(echoed)  # outside a connection: nothing to know
+    with urls.connect("https://example.com/r.git", creds):
+        text = urls.redact_text(echoed)
+        cut = urls.redact_text(echoed)[:40]
+    assert "SuperSecret" not in text and "Ym90OmdocF9" not in text and "<redacted>" in text
+    assert "SuperSec" not in cut
+    assert "ghp_Super" in urls.redact_text(echoed)  # the context ends with the connection
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:1234/SECRET@host/r.git", "http://host/r.git"),
+        ("https://a:b@host/r.git", "https://host/r.git"),
+        ("https://host/r.git", "https://host/r.git"),
+    ],
+    ids=["userinfo-after-a-port-like-path", "userinfo", "none"],
+)
+def test_redact_drops_everything_before_the_last_at(url: str, shown: str) -> None:
+    assert urls.redact(url) == shown
+    assert "SECRET" not in urls.redact_text(f"failed: {url}")

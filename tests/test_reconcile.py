@@ -320,7 +320,7 @@ async def test_newest_policy_asks_created_only_for_candidates() -> None:
         },
     )
     git = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
-    result = await run(make_spec(tagRegex="-dev$", policy="newest"), registry, git)
+    result = await run(make_spec(tagRegex=".*-dev$", policy="newest"), registry, git)
     assert asked == [["a-dev", "b-dev"]]
     assert result.status["latestTag"] == "a-dev"
 

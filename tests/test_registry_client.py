@@ -158,14 +158,16 @@ async def test_newest_orders_by_real_created_values(
     client = scanner()
     where = access(reg.host, repo_name)
     tags = await client.list_tags(where)
-    wanted = policy.candidates(tags, tag_regex=r"^build-")
+    wanted = policy.candidates(tags, tag_regex=r"^build-.*")
     created = await client.created(where, wanted)
     assert created == {
         "build-a": _utc("2026-03-01T00:00:00"),
         "build-b": _utc("2026-05-01T12:00:00.5"),
         "build-c": _utc("2026-04-01T00:00:00"),
     }
-    assert policy.select(tags, tag_regex=r"^build-", policy="newest", created=created) == "build-b"
+    assert (
+        policy.select(tags, tag_regex=r"^build-.*", policy="newest", created=created) == "build-b"
+    )
 
 
 CREATED_RULES = [

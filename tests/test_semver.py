@@ -296,6 +296,9 @@ BAD_RANGES = [
     ("1.2.3.4", "cannot read"),
     ("~=1.2", "cannot read"),
     ("1.2.3-rc..1", "cannot read"),
+    (">=1.2.3-rc.01", "leading zero (01)"),
+    ("^1.0.0-00", "leading zero (00)"),
+    ("1.2-alpha.007 - 2", "leading zero (007)"),
 ]
 
 

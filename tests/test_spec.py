@@ -360,6 +360,26 @@ BAD: list[tuple[str, tuple[str, Any], str, str]] = [
         "spec.git.url",
         "contains credentials",
     ),
+    (
+        "git-url-userinfo-after-a-port-like-path",
+        ("git.url", "http://user:1234/SECRET@host/o/r.git"),
+        "spec.git.url",
+        "git.secretRef",
+    ),
+    (
+        "git-url-at-in-path",
+        ("git.url", "https://host/o/r@x.git"),
+        "spec.git.url",
+        "contains credentials",
+    ),
+    (
+        "git-url-scp-at-in-path",
+        ("git.url", "git@host:o/SECRET@r"),
+        "spec.git.url",
+        "contains credentials",
+    ),
+    ("git-url-space", ("git.url", "https://host/o r.git"), "spec.git.url", "spaces"),
+    ("git-url-newline", ("git.url", "https://host/o\nr.git"), "spec.git.url", "control"),
     ("git-unknown-field", ("git.secretref", "x"), "spec.git.secretref", "did you mean secretRef"),
     ("branch-refs-prefix", ("git.branch", "refs/heads/main"), "spec.git.branch", "refs/heads/"),
     ("branch-dotdot", ("git.branch", "a..b"), "spec.git.branch", ".."),
@@ -443,10 +463,27 @@ BAD: list[tuple[str, tuple[str, Any], str, str]] = [
     ),
     ("path-dotdot", ("targets.0.path", ".."), "spec.targets[0].path", "inside the repository"),
     ("path-dot", ("targets.0.path", "."), "spec.targets[0].path", "inside the repository"),
+    ("too-many-excludes", ("excludeTags", ["x"] * 101), "spec.excludeTags", "combine them with |"),
     ("path-git-dir", ("targets.0.path", ".git/config"), "spec.targets[0].path", ".git/"),
     ("path-git-nested", ("targets.0.path", "sub/.git/HEAD"), "spec.targets[0].path", ".git/"),
     ("path-git-case", ("targets.0.path", ".GIT/config"), "spec.targets[0].path", ".git/"),
     ("path-git-sneaky", ("targets.0.path", "a/../.git/config"), "spec.targets[0].path", ".git/"),
+    # git's verify_path (hasDotgit): NTFS and HFS+ readings of `.git` are refused too
+    ("path-git-trailing-dot", ("targets.0.path", ".git./config"), "spec.targets[0].path", ".git/"),
+    (
+        "path-git-trailing-space",
+        ("targets.0.path", ".git /config"),
+        "spec.targets[0].path",
+        ".git/",
+    ),
+    ("path-git-dots-spaces", ("targets.0.path", "a/.Git. . /x"), "spec.targets[0].path", ".git/"),
+    ("path-git-zwnj", ("targets.0.path", ".g\u200cit/config"), "spec.targets[0].path", ".git/"),
+    ("path-git-bom", ("targets.0.path", "\ufeff.git/config"), "spec.targets[0].path", ".git/"),
+    ("path-git-rlo", ("targets.0.path", ".gi\u202et/config"), "spec.targets[0].path", ".git/"),
+    ("path-git-8.3", ("targets.0.path", "GIT~1/config"), "spec.targets[0].path", ".git/"),
+    ("path-git-file", ("targets.0.path", "a/.git"), "spec.targets[0].path", ".git/"),
+    ("path-invisible", ("targets.0.path", "a\u202e.yaml"), "spec.targets[0].path", "invisible"),
+    ("path-c1-control", ("targets.0.path", "a\x85.yaml"), "spec.targets[0].path", "invisible"),
     ("path-backslash", ("targets.0.path", "env\\dev.yaml"), "spec.targets[0].path", "/ separators"),
     ("path-nul", ("targets.0.path", "a\x00.yaml"), "spec.targets[0].path", "control"),
     ("path-newline", ("targets.0.path", "a\n.yaml"), "spec.targets[0].path", "control"),
@@ -463,13 +500,13 @@ BAD: list[tuple[str, tuple[str, Any], str, str]] = [
         "regex-bad",
         ("targets", [{"path": "a", "regex": "(a"}]),
         "spec.targets[0].regex",
-        "does not compile",
+        "is not a valid regular expression",
     ),
     (
-        "regex-js-group",
-        ("targets", [{"path": "a", "regex": "(?<value>a)"}]),
+        "regex-lookahead-is-not-linear-time",
+        ("targets", [{"path": "a", "regex": "(?=tag)(?<value>a)"}]),
         "spec.targets[0].regex",
-        "(?P<name>",
+        "uses lookaround",
     ),
     (
         "regex-no-group",
@@ -603,11 +640,44 @@ def test_unknown_variables_are_not_reported_when_tag_regex_is_broken() -> None:
     assert [p.field for p in caught.value.problems] == ["spec.tagRegex"]
 
 
-def test_a_url_with_credentials_is_never_echoed() -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bot:s3cr3t-t0ken@github.com/o/r.git",
+        "http://user:1234/s3cr3t-t0ken@github.com/o/r.git",
+        "ssh://git:s3cr3t-t0ken@host/o/r",
+        "git:s3cr3t-t0ken@host:o/r",
+    ],
+    ids=["userinfo", "userinfo-after-port-like", "ssh-password", "scp-password"],
+)
+def test_a_url_with_credentials_is_never_echoed(url: str) -> None:
     with pytest.raises(spec.SpecErrors) as caught:
-        spec.parse(edited(("git.url", "https://bot:s3cr3t-t0ken@github.com/o/r.git")))
+        spec.parse(edited(("git.url", url)))
     assert "s3cr3t" not in str(caught.value)
     assert "s3cr3t" not in repr(caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("component", "refused"),
+    [
+        (".git", True),
+        (".GIT", True),
+        (".git.", True),
+        (".git ", True),
+        (".git . .", True),
+        (".g\u200cit", True),
+        (".g\u200dit", True),
+        ("\u206a.git", True),
+        ("git~1", True),
+        (".gitignore", False),
+        (".github", False),
+        ("git", False),
+        ("x.git", False),
+        (".g\u00e9t", False),
+    ],
+)
+def test_is_dotgit_reads_names_as_git_does(component: str, refused: bool) -> None:
+    assert spec.is_dotgit(component) is refused
 
 
 def test_spec_that_is_not_a_mapping() -> None:

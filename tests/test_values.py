@@ -528,12 +528,14 @@ def test_set_regex(text: str, pattern: str, value: str, expected: str) -> None:
 
 
 REGEX_ERRORS = [
-    ("does-not-compile", "a: 1\n", "a: (", ["does not compile"]),
-    ("js-group-hint", "a: 1\n", "a: (?<value>.*", ["write (?P<name>...)"]),
+    ("does-not-compile", "a: 1\n", "a: (", ["is not a valid regular expression"]),
+    ("js-group-accepted-but-unclosed", "a: 1\n", "a: (?<value>.*", ["missing )"]),
     ("no-group", "a: 1\n", "a: 1", ["has no group", "(?P<value>...)"]),
     ("no-match", "a: 1\n", "b: (.*)", ["matches nothing"]),
     ("group-never-takes-part", "a: x\n", "a: (y)?x", ["took part in none", "group 1"]),
-    ("breaks-structure", "a: 1\nb: 2\n", "a: (.*)", ["change the structure"], "x\nc: 3"),
+    ("breaks-structure", "a: 1\nb: 2\n", "a: (.*)", ["change the structure"], "[x]"),
+    ("line-break-in-value", "a: 1\nb: 2\n", "a: (.*)", ["line break"], "x\nc: 3"),
+    ("lookbehind", "a: 1\n", "(?<=a: )(.*)", ["uses lookaround"]),
     ("breaks-yaml", "a: '1'\n", "a: '(.*)'", ["invalid YAML"], "it's"),
     ("renames-an-anchor", "a: &x 1\nb: *x\n", "&(x)", ["change the structure"], "y"),
     ("not-yaml", "a: [\n", "a: (.*)", ["not valid YAML"]),
@@ -553,3 +555,85 @@ def test_regex_may_rewrite_only_part_of_a_scalar() -> None:
     text = "image: ghcr.io/org/app:1.0.0@sha256:aaa\nother: 1\n"
     edited = values.set_regex(text, r"app:([^@]+)@", "1.1.0")
     assert edited == "image: ghcr.io/org/app:1.1.0@sha256:aaa\nother: 1\n"
+
+
+# --- tabs, limits and many keys at once ------------------------------------------------------
+
+TABS = [
+    ("tab-after-colon", "tag:\t1.0.0\n", "tag", "tag:\t2.0.0\n"),
+    ("space-then-tab", "tag: \t1.0.0 # c\n", "tag", "tag: \t2.0.0 # c\n"),
+    ("nested", "image:\n  tag:\t1.0.0\t# c\t\n", "image.tag", "image:\n  tag:\t2.0.0\t# c\t\n"),
+    ("tab-inside-a-value-kept", "a: 'x\ty'\ntag:\t1.0.0\n", "tag", "a: 'x\ty'\ntag:\t2.0.0\n"),
+    ("quoted", 'tag:\t"1.0.0"\n', "tag", 'tag:\t"2.0.0"\n'),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"), [t[1:] for t in TABS], ids=[t[0] for t in TABS]
+)
+def test_a_tab_before_a_value_is_edited_as_helm_reads_it(
+    text: str, key: str, expected: str
+) -> None:
+    import helm_python  # Helm's own Go YAML reading (helm-python-sdk)
+
+    assert values.set_key(text, key, "2.0.0") == expected
+    before, after = helm_python.values_from_yaml(text), helm_python.values_from_yaml(expected)
+    path = key.split(".")
+    holder = before
+    for segment in path[:-1]:
+        holder = holder[segment]
+    holder[path[-1]] = "2.0.0"
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 10_000 + "]" * 10_000 + "\n", "".join("  " * i + f"k{i}:\n" for i in range(250))],
+    ids=["flow-10000", "block-250"],
+)
+def test_a_file_nested_beyond_the_limit_is_a_target_error_at_once(text: str) -> None:
+    with pytest.raises(errors.TargetError, match="nests deeper than 200 levels"):
+        values.set_key(text, "image.tag", "1")
+    with pytest.raises(errors.TargetError, match="nests deeper than 200 levels"):
+        values.get_key(text, "image.tag")
+
+
+def test_set_keys_plans_many_keys_on_one_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "".join(f"app{i}:\n  tag: 1.0.{i}   # c{i}\n" for i in range(300))
+    calls: list[str] = []
+    real = values.yamlscan.parse.__wrapped__
+
+    def counting(source: str) -> Any:
+        calls.append(source)
+        return real(source)
+
+    monkeypatch.setattr(values.yamlscan, "parse", counting)
+    edits = [(f"app{i}.tag", f"2.0.{i}") for i in range(300)]
+    edited, written = values.edit_keys(text, edits)
+    assert edited == "".join(f"app{i}:\n  tag: 2.0.{i}   # c{i}\n" for i in range(300))
+    assert written == tuple(range(300))
+    assert len(calls) == 1  # one ruamel parse; the check re-reads the result with libyaml
+
+
+def test_set_keys_names_the_failing_edit_and_writes_nothing() -> None:
+    with pytest.raises(values.EditFailed) as caught:
+        values.set_keys("a: 1\nb: |\n  x\n", [("a", "2"), ("b", "3")])
+    assert caught.value.index == 1 and "block scalar" in str(caught.value)
+
+
+def test_set_keys_refuses_two_keys_for_one_value() -> None:
+    with pytest.raises(values.EditFailed, match="names the same value"):
+        values.set_keys("a: 1\n", [("a", "2"), ("a", "3")])
+
+
+def test_set_keys_skips_values_already_there() -> None:
+    assert values.edit_keys("a: x\nb: 1\n", [("a", "x"), ("b", "2")]) == (
+        "a: x\nb: '2'\n".replace("'", '"'),
+        (1,),
+    )
+
+
+def test_a_values_file_beyond_the_size_limit_is_a_target_error_at_once() -> None:
+    text = "a: 1\n" + "# " + "x" * values.yamlscan.MAX_CHARS + "\n"
+    with pytest.raises(errors.TargetError, match="more than the 1048576 edited"):
+        values.set_key(text, "a", "2")

@@ -123,9 +123,88 @@ class Stream:
     events: tuple[EventKey, ...]
 
 
+MAX_DEPTH = 200  # nesting levels; Helm values files rarely pass 20
+MAX_CHARS = 1 << 20  # about 5 s of the pure-Python parser; the largest chart values are ~200 KB
+
+
+class YamlLimitError(YamlSyntaxError):
+    """The text is beyond what is edited: longer than MAX_CHARS or nested deeper than MAX_DEPTH."""
+
+
 @functools.lru_cache(maxsize=16)
 def parse(text: str) -> Stream:
-    """Parse `text` into located nodes; raise YamlSyntaxError when it is not YAML."""
+    """Parse `text` into located nodes; raise YamlSyntaxError when it is not YAML.
+
+    The size is checked first (the pure-Python parser takes about 5 s per MiB), then the depth
+    on libyaml's events (iterative C, fast), so a 10,000-deep
+    `[[[...` is refused at once instead of occupying the pure-Python parser. A tab used as the
+    space between tokens (`tag:<TAB>1.0.0`, which libyaml and Helm read but ruamel.yaml does
+    not) is read as a space: the text to scan has the same length, so every span still points
+    into the original.
+    """
+    if len(text) > MAX_CHARS:
+        raise YamlLimitError(
+            f"is {len(text)} characters long, more than the {MAX_CHARS} edited in a values file",
+            0,
+            0,
+        )
+    _check_depth(text)
+    try:
+        return _parse(text, text)
+    except YamlSyntaxError as exc:
+        if "\t" not in text or "'\\t'" not in exc.problem:
+            raise
+        copy = _untabbed(text)
+        if copy is None or copy == text:
+            raise
+        return _parse(copy, text)
+
+
+def _check_depth(text: str) -> None:
+    """Raise YamlLimitError when the text nests deeper than MAX_DEPTH (libyaml's reading)."""
+    if getattr(pyyaml, "CSafeLoader", None) is None:
+        return
+    try:
+        keys = event_keys(text)  # cached: the edit check needs the same summary
+    except YamlSyntaxError as exc:
+        if "maximum nesting depth" in exc.problem:
+            raise YamlLimitError(f"nests deeper than {MAX_DEPTH} levels", exc.line, 1) from None
+        return  # libyaml's own complaint; ruamel.yaml gives the message
+    depth = 0
+    for key in keys:
+        if key[0] in {"M", "Q"}:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise YamlLimitError(f"nests deeper than {MAX_DEPTH} levels", 0, 0)
+        elif key[0] == "E":
+            depth -= 1
+
+
+def _untabbed(text: str) -> str | None:
+    """`text` with every tab that libyaml reads as space between tokens turned into a space."""
+    loader = getattr(pyyaml, "CSafeLoader", None)
+    if loader is None:
+        return None
+    inside: list[tuple[int, int]] = []
+    try:
+        for token in pyyaml.scan(text, Loader=loader):
+            if isinstance(token, pyyaml.ScalarToken):
+                inside.append((token.start_mark.index, token.end_mark.index))
+    except pyyaml.YAMLError:
+        return None
+    chars = list(text)
+    spans = iter(inside)
+    current = next(spans, None)
+    for index, char in enumerate(chars):
+        while current is not None and current[1] <= index:
+            current = next(spans, None)
+        if char == "\t" and (current is None or index < current[0]):
+            chars[index] = " "
+    return "".join(chars)
+
+
+def _parse(text: str, original: str) -> Stream:
+    """Parse `text` (the original, or a copy of it of the same length); see `parse`."""
     yaml = YAML(typ="safe", pure=True)
     last: list[Any] = [None]
     try:
@@ -150,8 +229,8 @@ def parse(text: str) -> Stream:
         character, position = getattr(exc, "character", None), getattr(exc, "position", None)
         if not isinstance(character, int) or not isinstance(position, int):
             raise YamlSyntaxError("contains characters YAML does not allow", 0, 0) from None
-        line = text.count("\n", 0, position) + 1
-        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        line = original.count("\n", 0, position) + 1
+        column = position - (original.rfind("\n", 0, position) + 1) + 1
         problem = f"control character U+{character:04X} is not allowed in YAML"
         raise YamlSyntaxError(problem, line, column) from None
 

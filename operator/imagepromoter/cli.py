@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import difflib
 import json
 import logging
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imagepromoter import manifests, reconcile, scans, stages
+from imagepromoter import bounded, manifests, reconcile, redact, sanitise, scans, stages
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
 EXIT_INEXACT = 3
@@ -99,9 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Libraries that log request or protocol details at DEBUG: hpack's "Encoded header block" is the
+# Authorization header, decodable to the Basic credentials. They never log below INFO.
+QUIET_LOGGERS = ("hpack", "h2", "httpcore", "httpx", "dulwich", "urllib3", "kubernetes", "aiohttp")
 LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
               "error": logging.ERROR}  # fmt: skip
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Another formatter's output without known secrets and with control characters shown."""
+
+    redactor = redact.Redactor()  # `promote` sets the Secrets' values once it has read them
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return sanitise.terminal(RedactingFormatter.redactor(self.inner.format(record)))
 
 
 class JsonFormatter(logging.Formatter):
@@ -133,11 +150,15 @@ def configure_logging(
     if form not in ("text", "json"):
         raise ValueError(f"IMAGEPROMOTER_LOG_FORMAT is {form!r}; use text or json")
     root = logger or logging.getLogger()
-    root.setLevel(logging.WARNING - 10 * min(verbose, 2) if verbose else LOG_LEVELS[named])
+    level = logging.WARNING - 10 * min(verbose, 2) if verbose else LOG_LEVELS[named]
+    root.setLevel(level)
     if not root.handlers:  # as logging.basicConfig: a host that configured logging keeps it
         handler = logging.StreamHandler()
-        handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT))
+        inner = JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT)
+        handler.setFormatter(RedactingFormatter(inner))
         root.addHandler(handler)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,6 +176,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(args)
 
 
+def _known_secrets(loaded: manifests.Manifests) -> redact.Redactor:
+    """A redactor for every secret value in the Secret files (usernames and host keys aside)."""
+    values: list[str] = []
+    pairs: list[tuple[str, str]] = []
+    for data in loaded.secrets.values():
+        for key, value in data.items():
+            if key not in {"username", "known_hosts", ".dockerconfigjson", ".dockercfg"}:
+                values += redact.pieces(value)  # a dockerconfig's secrets: _docker_pairs
+        if data.get("password"):
+            pairs.append((data.get("username", "").rstrip("\r\n"), data["password"].rstrip("\r\n")))
+        pairs += _docker_pairs(data)
+    return redact.Redactor(values, pairs)
+
+
+def _redacted(data: Any, secrets: redact.Redactor) -> Any:
+    """`data` with every string (keys too) redacted, so the JSON made of it stays valid."""
+    if isinstance(data, str):
+        return secrets(data)
+    if isinstance(data, Mapping):
+        return {secrets(str(k)): _redacted(v, secrets) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_redacted(v, secrets) for v in data]
+    return data
+
+
+def _docker_pairs(data: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(username, password) of every entry of a .dockerconfigjson, for redaction."""
+    raw = data.get(".dockerconfigjson") or data.get(".dockercfg")
+    try:
+        doc = bounded.loads_json(raw) if raw else None
+    except ValueError:
+        return []
+    auths = doc.get("auths", doc) if isinstance(doc, dict) else {}
+    pairs: list[tuple[str, str]] = []
+    for entry in auths.values() if isinstance(auths, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        user, password = entry.get("username"), entry.get("password")
+        if isinstance(user, str) and isinstance(password, str):
+            pairs.append((user, password))
+        auth = entry.get("auth")
+        if isinstance(auth, str):
+            pairs.append(("", auth))
+            try:
+                user_s, _, password_s = base64.b64decode(auth).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            pairs.append((user_s, password_s))
+    return pairs
+
+
 class FileSecrets:
     """Secrets read from manifest files, looked up like the cluster would (namespace, name)."""
 
@@ -166,30 +238,45 @@ class FileSecrets:
         return dict(found) if found is not None else None
 
 
+def _usage(problem: str) -> int:
+    """Print one line for a usage error; exit code 2."""
+    print(f"imagepromoter: {sanitise.one_line(problem, 1000)}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _promote(args: argparse.Namespace) -> int:
     try:
         loaded = manifests.load(_read_sources([*args.files, *args.secrets]))
-    except (OSError, manifests.ManifestError) as exc:
-        print(f"imagepromoter: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except manifests.ManifestError as exc:
+        return _usage(str(exc))
+    except OSError as exc:
+        return _usage(f"{exc.filename or 'input'}: cannot be read ({exc.strerror or exc})")
     if not loaded.promotions:
-        print("imagepromoter: no ImagePromotion found in the files given", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage("no ImagePromotion found in the files given")
+    secrets = _known_secrets(loaded)
+    RedactingFormatter.redactor = secrets
     results = asyncio.run(
         _promote_all(loaded, workdir=args.workdir or default_workdir(), dry_run=args.dry_run)
     )
     if args.output == "json":
-        print(json.dumps([_json_entry(r) for r in results], indent=2))
+        entries = _redacted([_json_entry(r) for r in results], secrets)  # strings, then JSON
+        print(json.dumps(entries, indent=2))
     else:
         for resource, result in results:
-            print(_text_entry(resource, result, show_diff=args.dry_run))
+            print(sanitise.terminal(secrets(_text_entry(resource, result, show_diff=args.dry_run))))
     return EXIT_READY if all(r.outcome.ready for _, r in results) else EXIT_NOT_READY
 
 
-def _read_sources(paths: Sequence[str]) -> dict[str, str]:
-    sources: dict[str, str] = {}
+def _read_sources(paths: Sequence[str]) -> dict[str, bytes]:
+    """Each file's bytes (at most the manifest limit and one byte, so a huge file is refused)."""
+    limit = bounded.MANIFESTS.max_bytes + 1
+    sources: dict[str, bytes] = {}
     for path in paths:
-        sources[path] = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+        if path == "-":
+            sources[path] = sys.stdin.buffer.read(limit)
+            continue
+        with Path(path).open("rb") as handle:
+            sources[path] = handle.read(limit)
     return sources
 
 
@@ -238,14 +325,31 @@ def _body(resource: reconcile.Resource) -> dict[str, Any]:
 
 def _resource(doc: Mapping[str, Any]) -> reconcile.Resource:
     meta = doc.get("metadata") or {}
+    status, generation = doc.get("status"), meta.get("generation")
+    annotations = meta.get("annotations")
+    annotations = annotations if isinstance(annotations, Mapping) else {}
     return reconcile.Resource(
         name=str(meta.get("name")),
         namespace=str(meta.get("namespace") or manifests.DEFAULT_NAMESPACE),
         spec=doc.get("spec") or {},
-        status=doc.get("status") or {},
-        generation=meta.get("generation"),
-        annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+        status=_previous_status(status),
+        generation=generation if type(generation) is int else None,
+        annotations={str(k): str(v) for k, v in annotations.items()},
     )
+
+
+def _previous_status(raw: object) -> dict[str, Any]:
+    """A manifest's `status` as given, with `conditions` made a list of mappings (or dropped)."""
+    if not isinstance(raw, Mapping):
+        return {}
+    kept = {str(k): v for k, v in raw.items()}
+    conditions = kept.pop("conditions", None)
+    if isinstance(conditions, list):
+        kept["conditions"] = [dict(c) for c in conditions if isinstance(c, Mapping)]
+    for key in ("observedGeneration", "tagsScanned"):
+        if key in kept and type(kept[key]) is not int:
+            del kept[key]
+    return kept
 
 
 def _now() -> datetime:
@@ -263,7 +367,7 @@ def _text_entry(resource: reconcile.Resource, result: reconcile.Result, *, show_
     lines = [
         f"{resource.namespace}/{resource.name}: Ready={'True' if outcome.ready else 'False'} "
         f"{outcome.reason}",
-        f"  {outcome.message}",
+        f"  {sanitise.one_line(outcome.message)}",
     ]
     for label, key in (
         ("latest", "latestTag"),
@@ -351,11 +455,12 @@ def _import(args: argparse.Namespace) -> int:
 
     docs: list[Any] = []
     try:
-        for path, text in _read_sources(args.files).items():
-            try:
-                docs += [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-            except yaml.YAMLError as exc:
-                print(f"imagepromoter: {path} is not YAML: {exc}", file=sys.stderr)
+        for path, data in _read_sources(args.files).items():
+            try:  # the manifest bounds of `promote` (size, depth, aliases)
+                text = bounded.decode(data, path, max_bytes=bounded.MANIFESTS.max_bytes)
+                docs += [d for d in bounded.yaml_documents(text, path) if isinstance(d, dict)]
+            except (bounded.LimitError, yaml.YAMLError) as exc:
+                print(f"imagepromoter: {path} is not YAML we read: {exc}", file=sys.stderr)
                 return EXIT_USAGE
     except OSError as exc:
         print(f"imagepromoter: {exc}", file=sys.stderr)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from imagepromoter import errors
+from imagepromoter import bounded, errors
 
 
 @dataclass(frozen=True)
@@ -122,11 +121,12 @@ def registry_credentials(
     if ".dockerconfigjson" in values or ".dockercfg" in values:
         raw = values.get(".dockerconfigjson") or values.get(".dockercfg", "")
         try:
-            doc = json.loads(raw)
-        except json.JSONDecodeError:
+            doc = bounded.loads_json(raw, max_bytes=1 << 20, max_depth=16)
+        except ValueError as exc:
+            limit = f" ({exc})" if isinstance(exc, bounded.LimitError) else ""
             raise errors.InvalidSpec(
                 "spec.imagePullSecret",
-                f"Secret {secret_name} has a .dockerconfigjson that is not JSON",
+                f"Secret {secret_name} has a .dockerconfigjson that is not JSON{limit}",
             ) from None
         auths = doc.get("auths", doc) if isinstance(doc, dict) else {}
         if not isinstance(auths, dict):

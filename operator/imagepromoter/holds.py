@@ -16,12 +16,11 @@ runs again on each re-plan after a lost push race. Pure.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagepromoter import errors, values
+from imagepromoter import errors, regexes, values
 
 RELEASE_ANNOTATION = "imagepromoter.dev/release-hold"
 MODES = ("hold", "overwrite")
@@ -73,8 +72,8 @@ def current_value(text: str, key: str | None, regex: str | None) -> str | None:
     if regex is None:
         return None
     try:
-        compiled = re.compile(regex, re.MULTILINE)
-    except re.error:
+        compiled = regexes.compile(regex, "regex", multiline=True)  # user regex: RE2, linear
+    except errors.InvalidSpec:
         return None
     group: int | str = "value" if "value" in compiled.groupindex else 1
     for match in compiled.finditer(text):

@@ -14,9 +14,9 @@ left alone, as Flux leaves them. Like Flux, a file is only parsed when its text 
 `$imagepolicy`; unlike Flux, a file that names this promotion but is not YAML is an error, not a
 silent skip.
 
-Each marked scalar is written with the values editor (`values.set_key` on its positional path in
-its own document), so the edit is the same byte-faithful splice, quoting and re-parse check as any
-key target. Everything here is pure: text in, text out.
+All the marked scalars of a file are written in one `values.set_keys` (each on its positional
+path in its own document), so the edit is the same byte-faithful splice, quoting and re-parse
+check as any key target, at one parse and one check per file. Pure: text in, text out.
 """
 
 from __future__ import annotations
@@ -77,12 +77,13 @@ def apply(
 ) -> tuple[str, list[Marker]]:
     """`text` with every marker naming `namespace:name` set from `parts` (kind -> value)."""
     markers = find(text, namespace, name)
-    for marker in markers:
-        try:
-            text = values.set_key(text, marker.key, parts[marker.kind], document=marker.document)
-        except errors.TargetError as exc:
-            raise errors.TargetError(f"the marker at line {marker.line}: {exc}") from None
-    return text, markers
+    if not markers:
+        return text, markers
+    try:  # one parse and one check for every marker of the file
+        edited = values.set_keys(text, [(m.key, parts[m.kind], m.document) for m in markers])
+    except values.EditFailed as exc:
+        raise errors.TargetError(f"the marker at line {markers[exc.index].line}: {exc}") from None
+    return edited, markers
 
 
 def _scalars(root: yamlscan.Node) -> Iterator[tuple[tuple[str, ...], yamlscan.Scalar]]:

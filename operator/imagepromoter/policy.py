@@ -7,10 +7,14 @@ reasons (not just dropping tags) is what lets `Selection.explain()` tell a user 
 qualified, above all the common trap of `*-dev` tags, which are SemVer pre-releases and so never
 qualify without a range that names one.
 
-- The ordering text is the `version` named group of tagRegex when it has one, else the whole tag.
-  Its other named groups are returned for templates. JavaScript `(?<name>...)` groups are
-  accepted. tagRegex and excludeTags are searched (unanchored, as Go's and JavaScript's
-  `MatchString`/`test` do); anchor with `^...$`.
+- Tags are data: only a text that is an OCI tag as a whole (`[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`)
+  is ever looked at; anything else the registry lists is counted (`Selection.invalid`) and
+  ignored, so no newline, quote, NUL or 10 KB text can reach a values file or a commit.
+- tagRegex must match the whole tag (RE2 full match: a `$` never matches before a final
+  newline); excludeTags are searched (a match anywhere excludes, the cautious reading). Both run
+  on RE2 (`regexes`), in linear time. The ordering text is the `version` named group of tagRegex
+  when it has one, else the whole tag. Its other named groups are returned for templates.
+  JavaScript `(?<name>...)` groups are accepted.
 - semver: highest SemVer precedence (see `semver`); not-a-version texts are skipped; pre-releases
   only when semverRange names one. numerical: highest integer or decimal (exact, no float
   rounding); anything else is skipped. alphabetical: last in byte order. newest: latest `created`
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from imagepromoter import errors, semver
+from imagepromoter import errors, regexes, semver
 
 POLICIES = ("semver", "numerical", "alphabetical", "newest")
 
@@ -47,6 +51,7 @@ _Key = tuple[object, ...]
 _Strategy = Callable[[str, str], "_Key | str"]  # (ordering text, tag) -> sort key or reason
 _EXAMPLES = 3
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+_OCI_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,8 @@ class Selection:
         default_factory=lambda: types.MappingProxyType({})
     )
     candidates: int = 0
-    scanned: int = 0
+    scanned: int = 0  # distinct valid tags
+    invalid: int = 0  # distinct texts the registry listed that are not OCI tags (ignored)
     excluded: int = 0
     dropped: tuple[Dropped, ...] = ()
     policy: str = "semver"
@@ -78,8 +84,24 @@ class Selection:
 
     def explain(self) -> str:
         """A sentence for the Ready condition: what was chosen, or why nothing qualified."""
+        return self._explain() + self.ignored()
+
+    def ignored(self) -> str:
+        """`; N tags ... ignored` when the registry listed texts that are not OCI tags, else ''."""
+        if not self.invalid:
+            return ""
+        one = self.invalid == 1
+        what = "entry is not a valid OCI tag" if one else "entries are not valid OCI tags"
+        return (
+            f" ({self.invalid} tag list {what} ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}) and "
+            f"{'was' if self.invalid == 1 else 'were'} ignored)"
+        )
+
+    def _explain(self) -> str:
         if self.tag is not None:
             return f"{self.tag} is the {self.policy} choice among {self.candidates} matching tags"
+        if self.scanned == 0 and self.invalid:
+            return "the repository lists no valid tags; push an image or check spec.image"
         if self.scanned == 0:
             return "the repository has no tags yet; push an image or check spec.image"
         if self.excluded and self.candidates == 0:
@@ -131,66 +153,30 @@ def _prerelease_fix(selection: Selection, prereleases: int) -> str:
     )
 
 
-def compile_tag_regex(pattern: str, field: str = "spec.tagRegex") -> re.Pattern[str]:
-    """Compile a tag regex, accepting JavaScript `(?<name>...)` groups; InvalidSpec if it fails."""
-    try:
-        return re.compile(_python_groups(pattern))
-    except re.error as exc:
-        raise errors.InvalidSpec(
-            field,
-            f"{pattern!r} is not a valid regular expression ({exc.msg}"
-            f"{'' if exc.pos is None else f' at position {exc.pos}'}); "
-            r"write e.g. '^(?P<version>\d+\.\d+\.\d+)-dev$'",
-        ) from None
+def compile_tag_regex(pattern: str, field: str = "spec.tagRegex") -> regexes.Pattern:
+    """Compile a tag regex for RE2, accepting `(?<name>...)` groups; InvalidSpec if it fails."""
+    return regexes.compile(pattern, field)
 
 
-def _python_groups(pattern: str) -> str:
-    """Rewrite `(?<name>` to `(?P<name>`, leaving escapes, classes and `(?<=`/`(?<!` alone."""
-    out: list[str] = []
-    i, in_class = 0, False
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            out.append(pattern[i : i + 2])
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            if pattern[i + 1 : i + 2] == "^":
-                out.append("[^")
-                i += 2
-            else:
-                out.append("[")
-                i += 1
-            if pattern[i : i + 1] == "]":  # a leading `]` is a literal, not the end
-                out.append("]")
-                i += 1
-            continue
-        elif pattern.startswith("(?<", i) and pattern[i + 3 : i + 4] not in ("=", "!"):
-            out.append("(?P<")
-            i += 3
-            continue
-        out.append(char)
-        i += 1
-    return "".join(out)
+def is_tag(text: object) -> bool:
+    """True when `text` is a tag by the OCI grammar (the whole string)."""
+    return isinstance(text, str) and _OCI_TAG.fullmatch(text) is not None
 
 
-def _compile_excludes(exclude: Sequence[str]) -> list[re.Pattern[str]]:
+def _compile_excludes(exclude: Sequence[str]) -> list[regexes.Pattern]:
     return [compile_tag_regex(p, f"spec.excludeTags[{i}]") for i, p in enumerate(exclude)]
 
 
 def _matches(
-    tags: Sequence[str], pattern: re.Pattern[str], excludes: Sequence[re.Pattern[str]]
-) -> Iterator[tuple[str, re.Match[str] | None]]:
-    """Each distinct tag once, in input order, with its match (None: excluded or no match)."""
+    tags: Sequence[str], pattern: regexes.Pattern, excludes: Sequence[regexes.Pattern]
+) -> Iterator[tuple[str, regexes.Match | None]]:
+    """Each distinct valid tag once, in input order, with its match (None: excluded or none)."""
     seen: set[str] = set()
     for tag in tags:
-        if tag in seen:
+        if tag in seen or not is_tag(tag):
             continue
         seen.add(tag)
-        match = pattern.search(tag)
+        match = pattern.fullmatch(tag)
         if match is not None and any(x.search(tag) for x in excludes):
             yield tag, None
             continue
@@ -198,7 +184,7 @@ def _matches(
 
 
 def candidates(
-    tags: Sequence[str], *, tag_regex: str | re.Pattern[str], exclude: Sequence[str] = ()
+    tags: Sequence[str], *, tag_regex: str | regexes.Pattern, exclude: Sequence[str] = ()
 ) -> list[str]:
     """Tags that pass tagRegex and excludeTags, in input order (duplicates once)."""
     pattern = _pattern(tag_regex)
@@ -208,7 +194,7 @@ def candidates(
 def select(
     tags: Sequence[str],
     *,
-    tag_regex: str | re.Pattern[str],
+    tag_regex: str | regexes.Pattern,
     policy: str = "semver",
     semver_range: str | None = None,
     exclude: Sequence[str] = (),
@@ -228,7 +214,7 @@ def select(
 def evaluate(
     tags: Sequence[str],
     *,
-    tag_regex: str | re.Pattern[str],
+    tag_regex: str | regexes.Pattern,
     policy: str = "semver",
     semver_range: str | None = None,
     exclude: Sequence[str] = (),
@@ -239,13 +225,15 @@ def evaluate(
     pattern = _pattern(tag_regex)
     excludes = _compile_excludes(exclude)
     has_version_group = "version" in pattern.groupindex
-    best: tuple[_Key, str, str, re.Match[str]] | None = None
+    best: tuple[_Key, str, str, regexes.Match] | None = None
     passed = excluded = 0
     dropped: dict[str, list[str]] = {}
     prerelease_suffixes: set[str] = set()
+    distinct = set(tags)
+    valid = {tag for tag in distinct if is_tag(tag)}
     for tag, match in _matches(tags, pattern, excludes):
         if match is None:
-            excluded += pattern.search(tag) is not None
+            excluded += pattern.fullmatch(tag) is not None
             continue
         passed += 1
         text = match["version"] if has_version_group else tag
@@ -262,7 +250,8 @@ def evaluate(
         tag=None,
         version=None,
         candidates=passed,
-        scanned=len(set(tags)),
+        scanned=len(valid),
+        invalid=len(distinct) - len(valid),
         excluded=excluded,
         dropped=tuple(Dropped(r, len(t), tuple(t[:_EXAMPLES])) for r, t in dropped.items()),
         policy=policy,
@@ -283,8 +272,8 @@ def _suggest(suffix: str | None, has_version_group: bool) -> str | None:
     return rf"^(?P<version>.+)-{re.escape(suffix)}$"
 
 
-def _pattern(tag_regex: str | re.Pattern[str]) -> re.Pattern[str]:
-    return tag_regex if isinstance(tag_regex, re.Pattern) else compile_tag_regex(tag_regex)
+def _pattern(tag_regex: str | regexes.Pattern) -> regexes.Pattern:
+    return tag_regex if isinstance(tag_regex, regexes.Pattern) else compile_tag_regex(tag_regex)
 
 
 def _strategy(

@@ -29,6 +29,7 @@ from imagepromoter import (
     holds,
     policy,
     reference,
+    sanitise,
     spec,
     stages,
     targets,
@@ -400,10 +401,10 @@ def _planner(
         edits = targets.apply(promotion.targets, read, base_vars, guard=guard)
         changed = edits.changes()
         previous_values = edits.previous
-        message_vars = {
-            **base_vars,
+        message_vars = {  # outside text: no control characters; `previous` on one line
+            **{k: sanitise.terminal(v) for k, v in base_vars.items()},
             "path": ", ".join(c.path for c in changed),
-            "previous": previous_values[0] if previous_values else "",
+            "previous": sanitise.one_line(previous_values[0], 1024) if previous_values else "",
         }
         message = templates.render(
             promotion.git.commit_message, message_vars, field="spec.git.commitMessage"
@@ -426,7 +427,7 @@ def _promoted(
     verb = "holds" if len(unique_paths) == 1 else "hold"
     scanned = statuses.Outcome(
         reason="UpToDate",
-        message=f"{paths} already {verb} {scan.tag}",
+        message=f"{paths} already {verb} {scan.tag}{scan.selection.ignored()}",
         latest_tag=scan.tag,
         latest_digest=scan.digest,
         promoted_tag=scan.tag,
@@ -441,13 +442,14 @@ def _promoted(
             scanned,
             reason="Promoted",
             message=f"Dry run: would promote {scan.tag} to {changed} on {write.branch} "
-            "(nothing pushed)",
+            f"(nothing pushed){scan.selection.ignored()}",
             promoted_tag=None,
         )
     return dataclasses.replace(
         scanned,
         reason="Promoted",
-        message=f"Promoted {scan.tag} to {changed} in {write.commit[:7]} on {write.branch}",
+        message=f"Promoted {scan.tag} to {changed} in {write.commit[:7]} on {write.branch}"
+        f"{scan.selection.ignored()}",
         commit=write.commit,
         promotion_time=now(),
     )

@@ -213,6 +213,12 @@ def _partial(token: str) -> tuple[str, _Partial]:
             raise ValueError(f"{token!r} has a number after a wildcard")
         parts.append(None if wildcard else int(value))
     pre = tuple(match["pre"].split(".")) if match["pre"] else ()
+    zeros = [i for i in pre if len(i) > 1 and i.isdigit() and i.startswith("0")]
+    if zeros:  # versions refuse them (SemVer item 9); in a range it would be read as rc.1
+        raise ValueError(
+            f"{token!r} has a numeric pre-release identifier with a leading zero ({zeros[0]}), "
+            f"which no version can have; write {zeros[0].lstrip('0') or '0'}"
+        )
     if pre:
         if any(value is not None and value in "xX*" for value in written):
             raise ValueError(f"{token!r} puts a pre-release on a wildcard")

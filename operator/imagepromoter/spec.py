@@ -17,18 +17,23 @@ Rules worth knowing (each one is a row in tests/test_spec.py):
 - `interval` is a Go duration made of hours, minutes and seconds in that order (`30s`, `5m`,
   `1h30m`, `2h45m10s`), greater than zero and at most 8760h (a year).
 - `git.url` is https://, http://, ssh:// or scp-like `user@host:path`. A URL carrying credentials
-  is refused and never echoed back: they belong in the Secret named by `git.secretRef`. A plain
-  http:// URL with a `git.secretRef` is refused unless `git.insecure: true` (the credentials would
-  cross the network in clear); `git.insecure` changes nothing else.
+  is refused and never echoed back: they belong in the Secret named by `git.secretRef`. Any `@`
+  other than an ssh user name's counts (`http://user:1234/SECRET@host/` is read as userinfo by
+  some parsers), and so do spaces and control characters. A plain http:// URL with a
+  `git.secretRef` is refused unless `git.insecure: true` (the credentials would cross the network
+  in clear); `git.insecure` changes nothing else.
 - Branch names follow `git check-ref-format --branch`, simplified: no `..`, `@{`, `//`, control
   characters, space or any of ~^:?*[\, no leading `-` or `/`, no trailing `/`, `.` or `.lock`
   component, no component starting with `.`, not `@` or `HEAD`, and written without `refs/heads/`.
 - A target path is relative, stays inside the repository after normalisation, does not enter
-  `.git/` (in any letter case), and has no backslash or control character; `./a//b.yaml` is
+  `.git/` as git itself reads a name (`is_dotgit`: any letter case, `.git.`, `.git `, `git~1`,
+  with invisible Unicode skipped), and has no backslash or control character; `./a//b.yaml` is
   stored normalised as `a/b.yaml`. Two targets may not edit the same key or regex of one file.
 - A key is dotted segments with `\.` for a literal dot and `\\` for a backslash; no segment is
   empty; `[field=value]` selects a list item (the values editor's own grammar, `_selectors`). A
-  target regex must compile and have a group to replace (`value` or the first group).
+  target regex must compile for RE2 (`regexes`: linear time, so no backreferences or
+  lookaround) and have a group to replace (`value` or the first group). So must tagRegex and
+  every excludeTags entry.
 - A target has exactly one of key, regex, kustomizeImage and `markers: true` (false is unset).
   Only a markers target may name a folder (`apps/`, or `.` for the whole repository); its value
   template, the whole-reference form, defaults to `${image}:${tag}`.
@@ -50,7 +55,18 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from imagepromoter import _selectors as selectors
-from imagepromoter import errors, gates, holds, policy, reference, semver, stages, templates, values
+from imagepromoter import (
+    errors,
+    gates,
+    holds,
+    policy,
+    reference,
+    regexes,
+    semver,
+    stages,
+    templates,
+    values,
+)
 
 T = TypeVar("T")
 
@@ -59,6 +75,7 @@ DEFAULT_AUTHOR_NAME = "imagepromoter"
 DEFAULT_AUTHOR_EMAIL = "imagepromoter@localhost"
 DEFAULT_COMMIT_MESSAGE = "Promote ${image}:${tag} to ${path}"
 POLICIES = ("semver", "numerical", "alphabetical", "newest")
+MAX_EXCLUDES = 100
 
 
 @dataclass(frozen=True)
@@ -304,6 +321,13 @@ class _Checker:
             return ()
         if not isinstance(value, list):
             self.add("spec.excludeTags", f"must be a list of regexes, not {_kind(value)}")
+            return ()
+        if len(value) > MAX_EXCLUDES:  # each one runs on every tag of every scan
+            self.add(
+                "spec.excludeTags",
+                f"has {len(value)} entries, more than {MAX_EXCLUDES}; combine them with | "
+                "(e.g. '-debug$|-test$')",
+            )
             return ()
         patterns: list[str] = []
         for index, item in enumerate(value):
@@ -644,17 +668,40 @@ def _check_path(path: str, field: str, folder: bool = False) -> str:
         return normal
     if normal == "." or normal == ".." or normal.startswith("../"):
         raise errors.InvalidSpec(field, f"{path!r} must stay inside the repository")
-    if any(part.lower() == ".git" for part in normal.split("/")):
-        raise errors.InvalidSpec(field, f"{path!r} points into .git/; name a file in the tree")
+    if any(is_dotgit(part) for part in normal.split("/")):
+        raise errors.InvalidSpec(
+            field, f"{_shown(path)} points into .git/ (as git reads it); name a file in the tree"
+        )
+    if not normal.isprintable():
+        raise errors.InvalidSpec(field, f"{_shown(path)} has an invisible or control character")
     return normal
 
 
+# Code points HFS+ ignores when it compares names, which git's `is_hfs_dotgit` skips too.
+_IGNORABLE = frozenset(
+    [0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+
+
+def is_dotgit(component: str) -> bool:
+    """True for a path component git's verify_path refuses as `.git` (any OS's reading of it).
+
+    As git does (`is_hfs_dotgit`, `is_ntfs_dotgit`): letter case is ignored, ignorable Unicode
+    code points are skipped, trailing dots and spaces are dropped (`.git.`, `.git `), and the
+    NTFS short name `git~1` counts too.
+    """
+    name = "".join(c for c in component if ord(c) not in _IGNORABLE).lower()
+    name = name.rstrip(" .")
+    return name in {".git", "git~1"}
+
+
+def _shown(text: str) -> str:
+    """`text` quoted for a message: repr escapes control and invisible characters."""
+    return repr(text if len(text) <= 200 else text[:197] + "...")
+
+
 def _check_target_regex(pattern: str, field: str) -> str:
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        hint = " (write (?P<name>...) for a named group)" if "(?<" in pattern else ""
-        raise errors.InvalidSpec(field, f"does not compile: {exc}{hint}") from None
+    compiled = regexes.compile(pattern, field, multiline=True)
     if compiled.groups == 0:
         raise errors.InvalidSpec(
             field, "has no group; put (?P<value>...) around the part to replace"
@@ -664,20 +711,27 @@ def _check_target_regex(pattern: str, field: str) -> str:
 
 def _check_git_url(url: str) -> str:
     field = "spec.git.url"
+    if not url.isprintable() or any(c.isspace() for c in url):
+        raise errors.InvalidSpec(field, "must not contain spaces, control or invisible characters")
     scheme = _URL_SCHEME.match(url)
     if scheme is None:
         scp = _SCP_LIKE.match(url)
         if scp is None:
-            if re.match(r"[^/@\s]+:[^/@\s]*@", url):
+            if "@" in url:
                 raise _credentials_in_url()
             raise errors.InvalidSpec(
                 field, "must be an https://, http://, ssh:// or git@host:path URL"
             )
+        if "@" in scp.group(3) or ":" in scp.group(1):
+            raise _credentials_in_url()
         return url
     name, rest = scheme.group(1).lower(), scheme.group(2)
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     userinfo = authority.rpartition("@")[0] if "@" in authority else None
     if userinfo is not None and (name != "ssh" or ":" in userinfo):
+        raise _credentials_in_url()
+    if "@" in rest[len(authority) :] or "@" in (userinfo or ""):
+        # `http://user:1234/SECRET@host/...`: another parser reads userinfo where we read a path
         raise _credentials_in_url()
     if name not in {"https", "http", "ssh"}:
         raise errors.InvalidSpec(

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from imagepromoter import sanitise
+
 READY_REASONS = frozenset({"Promoted", "UpToDate", "Pinned", "Waiting"})
 READY = "Ready"
 _GENERATION = "observedGeneration"
@@ -174,9 +176,7 @@ def _conditions(
     since = before.get("lastTransitionTime") if before else None
     if before is None or before.get("status") != value or not isinstance(since, str):
         since = _timestamp(now)
-    message = outcome.message
-    if len(message) > _MAX_MESSAGE:
-        message = message[: _MAX_MESSAGE - 1] + "…"
+    message = sanitise.one_line(outcome.message, _MAX_MESSAGE)  # no control chars; cut with …
     ready: dict[str, Any] = {
         "type": READY,
         "status": value,

@@ -40,7 +40,12 @@ class Edits:
 
     originals: dict[str, str] = field(default_factory=dict)
     edited: dict[str, str] = field(default_factory=dict)
-    previous: list[str] = field(default_factory=list)
+    replaced: dict[int, str] = field(default_factory=dict)  # target index -> value replaced
+
+    @property
+    def previous(self) -> list[str]:
+        """The values the changed targets replaced, in target order."""
+        return [self.replaced[index] for index in sorted(self.replaced)]
 
     def changes(self) -> tuple[changes.FileChange, ...]:
         """The files whose text changed, in the order they were first read."""
@@ -66,20 +71,48 @@ def apply(
     value found, the value to write); it raises `holds.Held` to stop the whole plan.
     """
     edits = Edits()
+    pending: dict[str, list[tuple[int, str, str, str]]] = {}  # path -> key edits not yet made
     for index, target in enumerate(targets):
         where = f"spec.targets[{index}]"
+        if target.key is None:
+            _flush(edits, pending)  # what comes next sees every key written so far
         try:
-            if target.markers:
-                _markers(edits, where, target, read, variables, guard)
+            if target.key is not None:  # gathered per file: one parse and one check for all
+                text = _text(edits, target.path, read)
+                current = values.get_key(text, target.key)
+                value = _render(where, target, variables, current or "")
+                ident = holds.ident(target.path, target.key, None)
+                _check(guard, ident, target.path, current, value)
+                pending.setdefault(target.path, []).append(
+                    (index, target.key, value, current or "")
+                )
+            elif target.markers:
+                _markers(edits, index, target, read, variables, guard)
             else:
                 text = _text(edits, target.path, read)
                 new, previous = _one(where, target, text, variables, guard)
                 edits.edited[target.path] = new
                 if new != text:
-                    edits.previous.append(previous)
+                    edits.replaced[index] = previous
         except errors.TargetError as exc:
             raise errors.TargetError(f"{where} ({target.path}): {exc}") from None
+    _flush(edits, pending)
     return edits
+
+
+def _flush(edits: Edits, pending: dict[str, list[tuple[int, str, str, str]]]) -> None:
+    """Write the gathered key edits of every file, each file in one `values.edit_keys`."""
+    for path in list(pending):
+        batch = pending.pop(path)
+        try:
+            edits.edited[path], written = values.edit_keys(
+                edits.edited[path], [(key, value) for _, key, value, _ in batch]
+            )
+        except values.EditFailed as exc:
+            raise errors.TargetError(
+                f"spec.targets[{batch[exc.index][0]}] ({path}): {exc}"
+            ) from None
+        edits.replaced.update((batch[i][0], batch[i][3]) for i in written)
 
 
 def _one(
@@ -89,7 +122,7 @@ def _one(
     variables: Mapping[str, str],
     guard: Guard | None,
 ) -> tuple[str, str]:
-    """(new text, previous value) for a key, regex or kustomizeImage target."""
+    """(new text, previous value) for a regex or kustomizeImage target."""
     if target.kustomize_image is not None:
         part = kustomize.field_for(target.value)
         current = kustomize.current(text, target.kustomize_image, part)
@@ -97,11 +130,6 @@ def _one(
         key = kustomize.key_for(target.kustomize_image, part)  # holds read it as a key target
         _check(guard, holds.ident(target.path, key, None), target.path, current, value)
         return kustomize.set_image(text, target.kustomize_image, part, value), current or ""
-    if target.key is not None:
-        current = values.get_key(text, target.key)
-        value = _render(where, target, variables, current or "")
-        _check(guard, holds.ident(target.path, target.key, None), target.path, current, value)
-        return values.set_key(text, target.key, value), current or ""
     assert target.regex is not None
     current = holds.current_value(text, None, target.regex)  # the group at its first match
     value = _render(where, target, variables, current or "")
@@ -116,13 +144,14 @@ def _check(guard: Guard | None, ident: str, path: str, current: str | None, new:
 
 def _markers(
     edits: Edits,
-    where: str,
+    index: int,
     target: spec.Target,
     read: changes.FileReader,
     variables: Mapping[str, str],
     guard: Guard | None,
 ) -> None:
     """Set every marker naming this promotion in the target's file, or files under its folder."""
+    where = f"spec.targets[{index}]"
     namespace, name = variables["namespace"], variables["name"]
     policy = f"{namespace}:{name}"
     paths, looked_at = _marker_files(target.path, read)
@@ -171,7 +200,7 @@ def _markers(
         edits.originals.setdefault(path, text)
         edits.edited[path] = new
         if new != text:
-            edits.previous.append(first[0].previous)
+            edits.replaced.setdefault(index, first[0].previous)
     if not found:
         raise errors.TargetError(
             f"no marker names this ImagePromotion ({looked_at}); mark the value with the line "

@@ -37,14 +37,25 @@ says how a value is written, splices it in and checks the result.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from imagepromoter import _yamlpaths as yamlpaths
 from imagepromoter import _yamlscan as yamlscan
-from imagepromoter import errors
+from imagepromoter import errors, regexes
 
-__all__ = ["get_key", "join_key", "set_key", "set_regex", "split_key"]
+__all__ = [
+    "EditFailed",
+    "edit_keys",
+    "get_key",
+    "join_key",
+    "set_key",
+    "set_keys",
+    "set_regex",
+    "split_key",
+]
 
 EventKey = yamlscan.EventKey
 split_key = yamlpaths.split_key
@@ -103,12 +114,118 @@ def set_key(text: str, key: str, value: str, *, document: int | None = None) -> 
 
     `document` (0-based) looks the key up in that document of the file only (for markers).
     """
-    stream = _parse(text)
+    return set_keys(text, [(key, value, document)])
+
+
+class EditFailed(errors.TargetError):
+    """An edit of `set_keys`/`edit_keys` failed; `index` is its position in the edits given."""
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index = index
+        super().__init__(message)
+
+
+Edit = tuple[str, str] | tuple[str, str, int | None]
+"""(key, value), or (key, value, document): the key looked up in that document only."""
+
+
+def set_keys(text: str, edits: Sequence[Edit]) -> str:
+    """`text` with each (key, value) set: planned on one parse, checked by one re-parse.
+
+    Many targets on one file cost two parses in all, not two per target. A TargetError
+    (`EditFailed`, with the edit's index) names the first key that cannot be written; then
+    nothing is written.
+    """
+    return edit_keys(text, edits)[0]
+
+
+def edit_keys(text: str, edits: Sequence[Edit]) -> tuple[str, tuple[int, ...]]:
+    """Like `set_keys`, and the indices of the edits that changed the text."""
+    try:
+        stream = _parse(text)
+    except errors.TargetError as exc:
+        raise EditFailed(0, str(exc)) from None
+    try:
+        planned = _plan(stream, edits)
+    except _Failed as failed:
+        raise EditFailed(failed.index, str(failed.error)) from None
+    if not planned:
+        return text, ()
+    summarize = _summarizer(text, stream)
+    problem = ""
+    for attempt in range(max(len(p.renderings) for p in planned)):
+        edited = _splice(text, planned, attempt)
+        targets = {p.target.event: p.value for p in planned}
+        problem = _check_edit(stream.events, summarize, edited, targets)
+        if not problem:
+            return edited, tuple(p.index for p in planned)
+    keys = ", ".join(p.key for p in planned)
+    raise EditFailed(
+        planned[0].index,
+        f"key {keys}: could not write the new value without changing other data ({problem}); "
+        "the file was left unchanged; please report this with the file's layout around the key",
+    )
+
+
+class _Failed(Exception):
+    def __init__(self, index: int, error: errors.TargetError) -> None:
+        self.index = index
+        self.error = error
+
+
+def _plan(stream: yamlscan.Stream, edits: Sequence[Edit]) -> list[_Planned]:
+    """The scalars to rewrite, each with the texts to try; _Failed for the first bad edit."""
+    planned: list[_Planned] = []
+    seen: dict[int, str] = {}
+    for index, edit in enumerate(edits):
+        key, value = edit[0], edit[1]
+        document = edit[2] if len(edit) > 2 else None
+        try:
+            item = _plan_one(stream, key, value, seen, document)
+        except errors.TargetError as exc:
+            raise _Failed(index, exc) from None
+        if item is not None:
+            planned.append(dataclasses.replace(item, index=index))
+    return planned
+
+
+def _plan_one(
+    stream: yamlscan.Stream, key: str, value: str, seen: dict[int, str], document: int | None
+) -> _Planned | None:
+    """How to write one key (None: it already holds the value); TargetError if it cannot be."""
     found = yamlpaths.locate(stream, key, document=document)
     target = found.node
     assert isinstance(target, yamlscan.Scalar)
+    if target.event in seen:
+        raise errors.TargetError(
+            f"key {key} names the same value as key {seen[target.event]}; remove one target"
+        )
+    seen[target.event] = key
     if target.value == value and _loads_as_string(target.style, target.tag, target.value):
-        return text
+        return None
+    _writable(target, found, key)
+    yamlpaths.refuse_shared(stream, found, key)
+    if target.empty and target.insert_at is None:
+        raise errors.TargetError(
+            f"key {key} has no ':' (line {target.line}); write it as `key: value`"
+        )
+    renderings = tuple(_renderings(target, value, flow=found.in_flow))
+    return _Planned(key, target, value, renderings)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One scalar to rewrite and the texts to try for it, best first."""
+
+    key: str
+    target: yamlscan.Scalar
+    value: str
+    renderings: tuple[str, ...]
+    index: int = 0
+
+
+def _writable(target: yamlscan.Scalar, found: yamlpaths.Found, key: str) -> None:
+    """Raise when the scalar is a block scalar or carries a non-string tag."""
     if target.style in {"|", ">"}:
         raise errors.TargetError(
             f"key {key} holds a block scalar ({target.style}, line {target.line}); only one-line "
@@ -119,42 +236,48 @@ def set_key(text: str, key: str, value: str, *, document: int | None = None) -> 
             f"key {key} has the tag {target.tag} (line {target.line}); imagepromoter writes "
             "strings: remove the tag or make it !!str"
         )
-    yamlpaths.refuse_shared(stream, found, key)
-    summarize = _summarizer(text, stream)
-    problem = ""
-    for written in _renderings(target, value, flow=found.in_flow):
+
+
+def _splice(text: str, planned: Sequence[_Planned], attempt: int) -> str:
+    """`text` with every planned scalar replaced by its rendering number `attempt` (or last)."""
+    pieces: list[str] = []
+    position = 0
+    for item in sorted(
+        planned, key=lambda p: p.target.start if not p.target.empty else p.target.insert_at or 0
+    ):
+        target = item.target
+        written = item.renderings[min(attempt, len(item.renderings) - 1)]
         if target.empty:
-            if target.insert_at is None:
-                raise errors.TargetError(
-                    f"key {key} has no ':' (line {target.line}); write it as `key: value`"
-                )
-            edited = f"{text[: target.insert_at]} {written}{text[target.insert_at :]}"
+            assert target.insert_at is not None
+            pieces += [text[position : target.insert_at], " ", written]
+            position = target.insert_at
         else:
-            edited = f"{text[: target.start]}{written}{text[target.end :]}"
-        problem = _check_edit(stream.events, summarize, edited, target, value)
-        if not problem:
-            return edited
-    raise errors.TargetError(
-        f"key {key}: could not write the new value without changing other data ({problem}); "
-        "the file was left unchanged; please report this with the file's layout around the key"
-    )
+            pieces += [text[position : target.start], written]
+            position = target.end
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def set_regex(text: str, pattern: str, value: str) -> str:
     """`text` with group `value` (else group 1) of every match of `pattern` replaced by `value`.
 
-    The pattern runs over the whole text with re.MULTILINE (`^`/`$` match at each line). The value
-    is inserted literally, unquoted: the regex says exactly which characters to replace.
+    The pattern runs (RE2, linear time) over the whole text with `(?m)` (`^`/`$` match at each
+    line). The value is inserted literally, unquoted: the regex says exactly which characters to
+    replace; so it may not hold a line break or control character.
     """
     try:
-        compiled = re.compile(pattern, re.MULTILINE)
-    except re.error as exc:
-        hint = " (write (?P<name>...) for a named group)" if "(?<" in pattern else ""
-        raise errors.TargetError(f"regex {pattern!r} does not compile: {exc}{hint}") from None
+        compiled = regexes.compile(pattern, "regex", multiline=True)
+    except errors.InvalidSpec as exc:
+        raise errors.TargetError(f"regex {exc.problem}") from None
     group: int | str = "value" if "value" in compiled.groupindex else 1
     if compiled.groups == 0:
         raise errors.TargetError(
             f"regex {pattern!r} has no group; put (?P<value>...) around the part to replace"
+        )
+    if not value.isprintable():
+        raise errors.TargetError(
+            f"regex {pattern!r}: the new value has a line break or control character, which a "
+            "regex target writes unquoted; use a key target (it quotes the value)"
         )
     stream = _parse(text)
     spans: list[tuple[int, int]] = []
@@ -198,6 +321,11 @@ def _parse(text: str) -> yamlscan.Stream:
     """Parse the file, turning a syntax error into a TargetError."""
     try:
         return yamlscan.parse(text)
+    except yamlscan.YamlLimitError as exc:
+        raise errors.TargetError(
+            f"the file {exc}; imagepromoter edits values files of up to {yamlscan.MAX_CHARS} "
+            f"characters and {yamlscan.MAX_DEPTH} levels of nesting: split or flatten the file"
+        ) from None
     except yamlscan.YamlSyntaxError as exc:
         raise errors.TargetError(
             f"the file is not valid YAML ({exc}); fix the file in the repository"
@@ -276,10 +404,9 @@ def _check_edit(
     old: tuple[EventKey, ...],
     summarize: Callable[[str], tuple[EventKey, ...]],
     edited: str,
-    target: yamlscan.Scalar,
-    value: str,
+    targets: Mapping[int, str],
 ) -> str:
-    """'' when `edited` holds the same data as `old` but `value` at the target; else why not."""
+    """'' when `edited` holds the same data as `old` but each new value at its target event."""
     try:
         new = summarize(edited)
     except yamlscan.YamlSyntaxError as exc:
@@ -287,12 +414,12 @@ def _check_edit(
     if len(new) != len(old):
         return "the result would have a different structure"
     for index, (before, after) in enumerate(zip(old, new, strict=True)):
-        if index == target.event:
+        if index in targets:
             kind, anchor, tag, text, style = after
             if kind != "S" or (anchor, tag) != (before[1], before[2]):
                 return "the target would lose its anchor or tag"
             assert isinstance(text, str) and (style is None or isinstance(style, str))
-            if text != value or not _loads_as_string(
+            if text != targets[index] or not _loads_as_string(
                 style, tag if isinstance(tag, str) else None, text
             ):
                 return "the value would not load back as the same string"

@@ -122,9 +122,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.request.settimeout(30)
                 if self.request.recv(1, socket.MSG_PEEK) == b"\x16":
-                    self.request = dual.server_context().wrap_socket(
-                        self.request, server_side=True
-                    )
+                    self.request = dual.server_context().wrap_socket(self.request, server_side=True)
         super().setup()
         # Headers and body leave in two writes; without this, Nagle's algorithm and the
         # client's delayed ACK add 40 ms to every keep-alive response.
@@ -792,8 +790,7 @@ def claim_port(port: int, *, wait: float = 600.0) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise PortBusy(
-                        f"another test run has held port {port} for {wait:.0f} s "
-                        f"(lock {lock_path})"
+                        f"another test run has held port {port} for {wait:.0f} s (lock {lock_path})"
                     ) from None
                 time.sleep(0.2)
         try:

@@ -3,7 +3,10 @@
 Credentials never travel inside a URL. A URL with `user:password@` is the classic way a token ends
 up in `.git/config`, a log line or an exception; so:
 - `redact` / `redact_text` strip userinfo from http(s) URLs (and any password from other URLs)
-  wherever a URL is printed: messages, logs, WriteResult, workspace names.
+  wherever a URL is printed: messages, logs, WriteResult, workspace names. Inside `connect`,
+  `redact_text` also removes that connection's password or key (and their encodings and
+  8-character pieces, see `imagepromoter.redact`) from library and server text: a hostile
+  server can echo what we sent.
 - `connect` gives Dulwich the username and password as arguments (it sends them in an
   Authorization header to that origin only) and never writes a remote into the workspace's config.
 - For SSH, Dulwich runs the `ssh` binary (so the operator image needs openssh-client). The Secret's
@@ -16,6 +19,7 @@ up in `.git/config`, a log line or an exception; so:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import re
 import shlex
@@ -31,10 +35,18 @@ from dulwich import client as dulwich_client
 from dulwich import config as dulwich_config
 
 from imagepromoter import credentials, errors
+from imagepromoter import redact as redacting
 
 DEFAULT_TIMEOUT = 30.0
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]*)@")
+# Up to the last `@` of the URL, not the first `/`: `http://user:1234/SECRET@host/` is read as
+# userinfo by some parsers, so anything before an `@` counts as credentials when printed.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^@\s]*)@")
+# The credentials of the connection in progress (set by `connect`), removed from any library
+# text `redact_text` is given, with their encodings and 8-character pieces (see `redact`).
+_ACTIVE: contextvars.ContextVar[redacting.Redactor | None] = contextvars.ContextVar(
+    "imagepromoter_git_secrets", default=None
+)
 _SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
 
 
@@ -44,6 +56,8 @@ def redact(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return redact_text(url)
+    if parts.scheme and "@" in url.partition("://")[2] and "@" not in parts.netloc:
+        return redact_text(url)  # `@` outside the authority: drop everything before it
     if not parts.scheme or "@" not in parts.netloc:
         return url
     host = parts.netloc.rpartition("@")[2]
@@ -54,8 +68,18 @@ def redact(url: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Remove `scheme://userinfo@` credentials from any text (e.g. a library's error message)."""
+    """Remove `scheme://userinfo@` and the current connection's secrets from library text."""
+    active = _ACTIVE.get()
+    text = active(text) if active is not None else text
     return _USERINFO.sub(lambda m: m.group("scheme"), text)
+
+
+def _redactor(creds: credentials.GitCredentials | None) -> redacting.Redactor:
+    if isinstance(creds, credentials.BasicCredentials):
+        return redacting.Redactor([creds.password], [(creds.username, creds.password)])
+    if isinstance(creds, credentials.SshCredentials):
+        return redacting.Redactor(redacting.pieces(creds.identity))
+    return redacting.Redactor()
 
 
 def is_ssh(url: str) -> bool:
@@ -85,6 +109,22 @@ def connect(
     secret_name: str | None = None,
 ) -> Iterator[Remote]:
     """A client for `url` with `creds`; SSH key material exists only inside the `with` block."""
+    token = _ACTIVE.set(_redactor(creds))
+    try:
+        with _connected(url, creds, timeout=timeout, secret_name=secret_name) as remote:
+            yield remote
+    finally:
+        _ACTIVE.reset(token)
+
+
+@contextlib.contextmanager
+def _connected(
+    url: str,
+    creds: credentials.GitCredentials | None,
+    *,
+    timeout: float,
+    secret_name: str | None,
+) -> Iterator[Remote]:
     display = redact(url)
     source = f"Secret {secret_name}" if secret_name else "the git credentials"
     if is_ssh(url):

@@ -18,6 +18,7 @@ from typing import Any
 
 import kopf
 
+from imagepromoter import sanitise
 from imagepromoter import status as status_module
 
 MAX_MESSAGE = 1024  # the API server truncates longer event messages anyway
@@ -57,7 +58,7 @@ class Events:
     def post(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> bool:
         """Post unless the same event for the same object was posted within the window."""
         uid = str((body.get("metadata") or {}).get("uid", ""))
-        message = message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+        message = sanitise.one_line(message, MAX_MESSAGE)  # no control characters; cut with …
         now = self._now()
         self._prune(now)
         key = (uid, type_, reason, message)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 import urllib.parse
 from collections import OrderedDict
@@ -26,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from imagepromoter import bounded
 from imagepromoter.registry import messages
 from imagepromoter.registry.messages import Call
 from imagepromoter.registry.session import Session
@@ -114,7 +114,7 @@ class Lookups:
         self.session.expect(call, reply, f"manifest {digest}")
         _verify(call, reply, digest, "manifest")
         try:
-            doc = json.loads(reply.body)
+            doc = bounded.loads_json(reply.body)
         except ValueError:
             raise messages.invalid_json(call, f"manifest {digest}") from None
         if not isinstance(doc, dict):
@@ -147,7 +147,7 @@ class Lookups:
             return None
         blob = await self.config_blob(call, config_digest)
         try:
-            image_config = json.loads(blob)
+            image_config = bounded.loads_json(blob)
         except ValueError:
             raise messages.sent(
                 call, f"an image config for {call.repository} that is not JSON"

@@ -12,7 +12,6 @@ and httpx exceptions (which hold the request and its headers) are never chained 
 
 from __future__ import annotations
 
-import json
 import re
 import ssl
 from collections.abc import Callable, Iterable
@@ -21,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from imagepromoter import errors
+from imagepromoter import bounded, errors, redact, sanitise
 from imagepromoter.reference import RegistryAccess
 from imagepromoter.registry import limits
 
@@ -44,11 +43,9 @@ class Call:
         return self.access.image.repository
 
     def error(self, kind: type[errors.RegistryError], message: str) -> errors.RegistryError:
-        """`kind(message)` with every secret this call knows replaced by `<redacted>`."""
-        for secret in [*self.secrets, *self.scrub_also()]:
-            if secret:
-                message = message.replace(secret, "<redacted>")
-        return kind(message)
+        """`kind(message)` without any secret this call knows (or its encodings), then cut."""
+        secrets = [s for s in [*self.secrets, *self.scrub_also()] if s]
+        return kind(sanitise.cut(redact.text(message, secrets), 1024))  # redact, then cut
 
     def whose(self) -> str:
         name = self.access.secret_name
@@ -58,7 +55,7 @@ class Call:
 def registry_says(body: bytes) -> str:
     """The registry's own error codes and messages, short, for the end of a message."""
     try:
-        doc = json.loads(body)
+        doc = bounded.loads_json(body)
     except ValueError:
         return ""
     found: Iterable[Any] = doc.get("errors") or [] if isinstance(doc, dict) else []
@@ -66,7 +63,7 @@ def registry_says(body: bytes) -> str:
     for item in found if isinstance(found, list) else []:
         if isinstance(item, dict):
             text = ": ".join(str(item[k]) for k in ("code", "message") if item.get(k))
-            parts.append("".join(c for c in text if c.isprintable())[:160])
+            parts.append("".join(c for c in text if c.isprintable())[:4096])  # error() cuts
     return f" (registry says: {'; '.join(parts[:3])})" if parts else ""
 
 

@@ -13,9 +13,9 @@ links on (an empty page pointing at a fresh URL each time is the common one).
 
 from __future__ import annotations
 
-import json
 import re
 
+from imagepromoter import bounded
 from imagepromoter.registry import messages
 from imagepromoter.registry.messages import Call
 from imagepromoter.registry.session import Session
@@ -91,7 +91,11 @@ class Pager:
 
 def _tag_page(call: Call, reply: Reply) -> list[str]:
     try:
-        doc = json.loads(reply.body)
+        doc = bounded.loads_json(reply.body)
+    except bounded.LimitError as exc:
+        raise messages.sent(
+            call, f"a tag list for {call.repository} beyond a limit: {exc}"
+        ) from None
     except ValueError:
         raise messages.invalid_json(call, "the tag list") from None
     tags = doc.get("tags", ()) if isinstance(doc, dict) else ()

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 
 import httpx
 
+from imagepromoter import bounded
 from imagepromoter.registry import auth, messages
 from imagepromoter.registry.messages import Call
 from imagepromoter.registry.transport import GZIP, Reply, Transient, Transport, same_origin
@@ -174,7 +174,7 @@ class Session:
         if reply.status != 200:
             raise messages.token_failed(call, where, reply.status, reply.body)
         try:
-            doc = json.loads(reply.body)
+            doc = bounded.loads_json(reply.body)
         except ValueError:
             doc = None
         token = auth.token_from_response(doc, self.tokens.clock())

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from imagepromoter import bounded
+
 TRIGGER_ANNOTATION = "imagepromoter.dev/trigger"
 TYPES = ("github-dispatch", "github", "distribution", "dockerhub", "harbor", "quay", "generic-hmac")
 PATH_TYPES = frozenset({"dockerhub", "harbor", "quay"})  # senders that cannot sign: the path is it
@@ -91,7 +93,7 @@ def decode(text: object) -> Trigger | None:
     if not isinstance(text, str) or not text:
         return None
     try:
-        data = json.loads(text)
+        data = bounded.loads_json(text)
     except ValueError:
         return None
     return from_mapping(data)
@@ -158,7 +160,7 @@ def tag_or_none(value: object) -> str | None:
 def load_json(body: bytes) -> Any:
     """The body as JSON; raise Malformed naming the problem."""
     try:
-        return json.loads(body.decode("utf-8"))
+        return bounded.loads_json(body.decode("utf-8"))  # depth-limited: never a RecursionError
     except UnicodeDecodeError:
         raise Malformed("the body is not UTF-8") from None
     except ValueError as exc:
