@@ -4,7 +4,10 @@
 template variables; it gets back every original and edited text, so it only has to build the
 changeset and the commit message. One function per kind of target (`key`, `regex`,
 `kustomizeImage`, `markers`), each a thin call into the pure editor that owns that kind. Targets
-run in order and see each other's edits: two targets on one file compose.
+run in order and see each other's edits: two targets on one file compose. Key targets are the
+exception that keeps big files cheap: the key targets of one file are gathered and written by one
+`values.edit_keys` (one parse, one check) before any other kind of target runs, so each reads
+`${previous}` from the text the earlier non-key targets left.
 
 A `markers` target may name a folder. The walk is bounded and never leaves the tree: the reader
 lists entries without following symlinks or entering submodules (they are skipped and counted),
