@@ -6,6 +6,7 @@ concurrently; CRs on the same repository and branch are serialized by the git wr
 land as separate commits, one on top of the other.
 
 Exit codes: 0 when every CR ends Ready=True, 1 when any ends Ready=False, 2 on usage errors.
+`import` exits 0 when every translation is exact, 3 when any is not, 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from imagepromoter import bounded, manifests, reconcile, redact, sanitise, scans, stages
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+EXIT_INEXACT = 3
 
 
 def default_workdir() -> Path:
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="/healthz fails when a due pass could not start for this long (default 300; "
         "must exceed --pass-deadline); it also fails when the event loop is blocked for 10 s",
     )
+    _add_import_parser(sub)
     return parser
 
 
@@ -189,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "promote":
         return _promote(args)
+    if args.command == "import":
+        return _import(args)
     return _run(args)
 
 
@@ -462,3 +467,58 @@ def _webhook_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
     return context
+
+
+# --- imagepromoter import ------------------------------------------------------------------
+
+
+def _add_import_parser(sub: Any) -> None:
+    command = sub.add_parser(
+        "import",
+        help="translate Flux or Argo CD Image Updater objects into ImagePromotion manifests",
+        description="Read Flux ImageRepository/ImagePolicy/ImageUpdateAutomation/GitRepository "
+        "objects, Argo CD Image Updater ImageUpdater CRs and annotated Argo CD Applications "
+        "from FILEs and print equivalent ImagePromotion manifests, with a NOTE comment on "
+        "every setting that does not map exactly. Exit 0: every translation is exact; "
+        "3: at least one is not (read the NOTEs); 2: usage error.",
+    )
+    command.add_argument("files", nargs="+", metavar="FILE", help="YAML files ('-' for stdin)")
+    command.add_argument("--output", "-o", type=Path, default=None, help="write here, not stdout")
+
+
+def _import(args: argparse.Namespace) -> int:
+    import yaml
+
+    from imagepromoter.imports import render, translate
+
+    docs: list[Any] = []
+    try:
+        for path, data in _read_sources(args.files).items():
+            try:  # the manifest bounds of `promote` (size, depth, aliases)
+                text = bounded.decode(data, path, max_bytes=bounded.MANIFESTS.max_bytes)
+                docs += [d for d in bounded.yaml_documents(text, path) if isinstance(d, dict)]
+            except (bounded.LimitError, yaml.YAMLError) as exc:
+                print(f"imagepromoter: {path} is not YAML we read: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+    except OSError as exc:
+        print(f"imagepromoter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    docs += [i for d in docs if d.get("kind") == "List" for i in d.get("items") or []]
+    translations = translate.translate([d for d in docs if translate.relevant(d)])
+    if not translations:
+        print(
+            "imagepromoter: no Flux ImagePolicy, Argo CD Image Updater ImageUpdater or annotated "
+            "Application found in the files given",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    text = render(translations)
+    if args.output is not None:
+        args.output.write_text(text, "utf-8")
+    else:
+        sys.stdout.write(text)
+    inexact = [t for t in translations if not t.exact]
+    for t in inexact:
+        print(f"imagepromoter: {t.namespace}/{t.name}: {len(t.notes)} setting(s) do not map "
+              "exactly (see the NOTE comments)", file=sys.stderr)  # fmt: skip
+    return EXIT_INEXACT if inexact else EXIT_READY

@@ -47,8 +47,8 @@ from imagepromoter import (
     sanitise,
     spec,
     stages,
+    targets,
     templates,
-    values,
 )
 from imagepromoter import status as statuses
 from imagepromoter.webhooks import model as webhook_model
@@ -525,75 +525,13 @@ def _planner(
     def plan(read: changes.FileReader) -> changes.Changeset:
         if guard is not None:
             guard.begin()
-        originals: dict[str, str] = {}
-        edited: dict[str, str] = {}
-        previous_values: dict[int, str] = {}  # target index -> the value it replaced
-        pending: dict[str, list[tuple[int, str, str, str]]] = {}  # key edits, one parse per file
-
-        def flush(path: str) -> None:
-            batch = pending.pop(path, [])
-            try:
-                edited[path], written = values.edit_keys(edited[path], [b[1:3] for b in batch])
-            except values.EditFailed as exc:
-                raise errors.TargetError(
-                    f"spec.targets[{batch[exc.index][0]}] ({path}): {exc}"
-                ) from None
-            previous_values.update((batch[i][0], batch[i][3]) for i in written)
-
-        for index, target in enumerate(promotion.targets):
-            if target.path not in edited:
-                originals[target.path] = _decode(target.path, read(target.path))
-                edited[target.path] = originals[target.path]
-            try:
-                if target.key is None:
-                    flush(target.path)
-                text = edited[target.path]
-                # ${previous}: the key's scalar, or a regex target's group at its first match
-                previous = (
-                    values.get_key(text, target.key)
-                    if target.key is not None
-                    else holds.current_value(text, None, target.regex)
-                )
-                variables = {**base_vars, "path": target.path, "previous": previous or ""}
-                value = templates.render(
-                    target.value, variables, field=f"spec.targets[{index}].value"
-                )
-                if guard is not None:  # holds: never overwrite someone else's value
-                    current = (
-                        previous
-                        if target.key is not None
-                        else holds.current_value(text, None, target.regex)
-                    )
-                    identity = holds.ident(target.path, target.key, target.regex)
-                    guard.check(identity, target.path, current, value)
-                if target.key is not None:
-                    pending.setdefault(target.path, []).append(
-                        (index, target.key, value, previous or "")
-                    )
-                    continue
-                assert target.regex is not None
-                edited[target.path] = values.set_regex(text, target.regex, value)
-            except errors.TargetError as exc:
-                if str(exc).startswith("spec.targets["):
-                    raise
-                raise errors.TargetError(f"spec.targets[{index}] ({target.path}): {exc}") from None
-            if edited[target.path] != text:
-                previous_values[index] = previous or ""
-        for path in list(pending):
-            flush(path)
-        changed = tuple(
-            changes.FileChange(
-                path=p, before=originals[p].encode("utf-8"), after=edited[p].encode("utf-8")
-            )
-            for p in edited
-            if edited[p] != originals[p]
-        )
+        edits = targets.apply(promotion.targets, read, base_vars, guard=guard)
+        changed = edits.changes()
+        previous_values = edits.previous
         message_vars = {  # outside text: no control characters; `previous` on one line
             **{k: sanitise.terminal(v) for k, v in base_vars.items()},
             "path": ", ".join(c.path for c in changed),
-            "previous": sanitise.one_line(previous_values[min(previous_values)], 1024)
-            if previous_values
-            else "",
+            "previous": sanitise.one_line(previous_values[0], 1024) if previous_values else "",
         }
         message = templates.render(
             promotion.git.commit_message, message_vars, field="spec.git.commitMessage"
@@ -601,15 +539,6 @@ def _planner(
         return changes.Changeset(changes=changed, message=message)
 
     return plan
-
-
-def _decode(path: str, data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise errors.TargetError(
-            f"{path} is not UTF-8 text (byte {exc.start}); only YAML text files can be targets"
-        ) from None
 
 
 def _promoted(
