@@ -71,6 +71,7 @@ bench: $(STAMP) servers
 	$(PY) bench/values_corpus.py
 	$(PY) bench/webhook_latency.py
 	$(PY) bench/hostile.py
+	$(PY) bench/stall.py
 	$(PY) bench/scale.py
 
 clean:

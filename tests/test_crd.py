@@ -28,16 +28,25 @@ CRD_PATH = ROOT / "crds" / "imagepromotion.yaml"
 CRD: dict[str, Any] = yaml.safe_load(CRD_PATH.read_text())
 VERSION = CRD["spec"]["versions"][0]
 SCHEMA: dict[str, Any] = VERSION["schema"]["openAPIV3Schema"]
-CEL_RULE = re.compile(r"^has\(self\.(\w+)\) != has\(self\.(\w+)\)$")
+CEL_TERM = re.compile(r"\(has\(self\.(\w+)\)(?: && self\.(\w+))? \? 1 : 0\)")
+CEL_RULE = re.compile(rf"^{CEL_TERM.pattern}(?: \+ {CEL_TERM.pattern})* == 1$")
 
 
 def cel_problems(doc: Any, schema: Mapping[str, Any], path: str = "") -> Iterator[str]:
-    """Evaluate the x-kubernetes-validations rules of `schema` over `doc` (our one rule shape)."""
+    """Evaluate the x-kubernetes-validations rules of `schema` over `doc` (our one rule shape).
+
+    The shape: `(has(self.a) ? 1 : 0) + (has(self.b) && self.b ? 1 : 0) + ... == 1`, "exactly
+    one of these fields is set (a boolean one: set to true)".
+    """
     for rule in schema.get("x-kubernetes-validations", []):
-        match = CEL_RULE.match(rule["rule"])
-        assert match, f"unsupported CEL rule in the test evaluator: {rule['rule']}"
-        a, b = match.groups()
-        if isinstance(doc, Mapping) and (a in doc) == (b in doc):
+        assert CEL_RULE.match(rule["rule"]), f"unsupported CEL rule: {rule['rule']}"
+        if not isinstance(doc, Mapping):
+            continue
+        count = 0
+        for name, truthy in CEL_TERM.findall(rule["rule"]):
+            assert truthy in {"", name}, f"unsupported CEL term in {rule['rule']}"
+            count += name in doc and (not truthy or bool(doc[name]))
+        if count != 1:
             yield f"{path}: {rule['message']}"
     if isinstance(doc, Mapping):
         for key, sub in (schema.get("properties") or {}).items():
@@ -162,8 +171,35 @@ def test_printer_columns_as_api_md() -> None:
 def test_cel_rule_present_on_targets() -> None:
     items = SCHEMA["properties"]["spec"]["properties"]["targets"]["items"]
     rules = items["x-kubernetes-validations"]
-    assert [r["rule"] for r in rules] == ["has(self.key) != has(self.regex)"]
+    assert len(rules) == 1
     assert all(CEL_RULE.match(r["rule"]) and r["message"] for r in rules)
+    fields = [name for name, _ in CEL_TERM.findall(rules[0]["rule"])]
+    assert fields == ["key", "regex", "kustomizeImage", "markers"]
+    assert set(fields) < set(items["properties"])
+
+
+def test_cel_rule_agrees_with_the_spec_parser() -> None:
+    """Every combination of target kinds: the CRD and spec.parse accept the same ones."""
+    kinds: dict[str, Any] = {
+        "key": "image.tag",
+        "regex": "tag: (.*)",
+        "kustomizeImage": "ghcr.io/a/b",
+        "markers": True,
+    }
+    for mask in range(16):
+        target: dict[str, Any] = {"path": "apps/x.yaml"}
+        target.update({k: v for n, (k, v) in enumerate(kinds.items()) if mask >> n & 1})
+        for markers_false in (False, True):
+            if markers_false and "markers" not in target:
+                target = {**target, "markers": False}
+            doc = with_("spec.targets", [target])
+            by_crd = problems(doc) == []
+            try:
+                spec_module.parse(doc["spec"])
+                by_spec = True
+            except spec_module.SpecErrors:
+                by_spec = False
+            assert by_crd == by_spec, target
 
 
 def test_status_fields_are_the_documented_ones() -> None:
@@ -219,6 +255,16 @@ GOOD = [
     ("push-branch", with_("spec.git.pushBranch", "imagepromoter/dev")),
     ("git-insecure", with_("spec.git.insecure", True)),
     ("exclude-tags", with_("spec.excludeTags", [".*-debug$"])),
+    ("kustomize-target", with_("spec.targets", [{"path": "k.yaml", "kustomizeImage": "a/b"}])),
+    ("markers-target", with_("spec.targets", [{"path": "apps/", "markers": True}])),
+    (
+        "markers-false-with-key",
+        with_("spec.targets", [{"path": "v.yaml", "key": "a", "markers": False}]),
+    ),
+    (
+        "selector-key",
+        with_("spec.targets", [{"path": "d.yaml", "key": "spec.containers[name=app].image"}]),
+    ),
 ]
 
 
@@ -239,12 +285,32 @@ BAD = [
     (
         "target-key-and-regex",
         with_("spec.targets", [{"path": "v.yaml", "key": "a", "regex": "(b)"}]),
-        "exactly one of key and regex",
+        "exactly one of key, regex, kustomizeImage and markers",
     ),
     (
         "target-neither",
         with_("spec.targets", [{"path": "v.yaml"}]),
-        "exactly one of key and regex",
+        "exactly one of key, regex, kustomizeImage and markers",
+    ),
+    (
+        "target-markers-false-alone",
+        with_("spec.targets", [{"path": "apps/", "markers": False}]),
+        "exactly one of key, regex, kustomizeImage and markers",
+    ),
+    (
+        "target-kustomize-and-markers",
+        with_("spec.targets", [{"path": "k.yaml", "kustomizeImage": "a", "markers": True}]),
+        "exactly one of key, regex, kustomizeImage and markers",
+    ),
+    (
+        "kustomizeImage-with-digest",
+        with_("spec.targets", [{"path": "k.yaml", "kustomizeImage": "a@sha256:00"}]),
+        "kustomizeImage",
+    ),
+    (
+        "markers-string",
+        with_("spec.targets", [{"path": "apps/", "markers": "true"}]),
+        "markers",
     ),
     ("unknown-policy", with_("spec.policy", "latest"), "spec.policy"),
     ("interval-words", with_("spec.interval", "5 minutes"), "spec.interval"),

@@ -133,12 +133,27 @@ class Running:
     errors: list[BaseException]
 
 
+async def start_operator_with(
+    api: Emulator,
+    adapters: handlers.Adapters,
+    options: handlers.Options,
+    metrics_: metrics.Metrics,
+    *,
+    liveness: str | None = None,
+) -> Running:
+    """`start_operator` with given options and a liveness endpoint."""
+    return await start_operator(
+        api, adapters, options=options, metrics_=metrics_, liveness=liveness
+    )
+
+
 async def start_operator(
     api: Emulator,
     adapters: handlers.Adapters,
     *,
     options: handlers.Options | None = None,
     metrics_: metrics.Metrics | None = None,
+    liveness: str | None = None,
 ) -> Running:
     """Start the operator against the emulator in its own thread and loop; return once ready.
 
@@ -159,6 +174,7 @@ async def start_operator(
                     or handlers.Options(tick=0.1, base_backoff=timedelta(seconds=0.2)),
                     connection=kopf.ConnectionInfo(server=str(server.url).rstrip("/")),
                     metrics_=registry,
+                    liveness=liveness,
                     stop_flag=stop,
                     ready_flag=ready,
                 )
@@ -322,6 +338,44 @@ async def test_repeated_failure_posts_one_event(offline: Running) -> None:
         "a second failing pass",
     )
     assert len(cluster.events("loop")) == 1
+
+
+class DownRegistry(NoRegistry):
+    """A registry that is always down: every pass fails with RegistryError (BACKOFF)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def list_tags(self, access: Any) -> list[str]:
+        from imagepromoter import errors
+
+        self.calls += 1
+        raise errors.RegistryError("registry down; will retry")
+
+
+async def test_a_failed_pass_is_retried_by_the_timer_alone(
+    api: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kopf re-running the create handler while our timer also retried: two passes a failure."""
+    caplog.set_level("INFO", logger="imagepromoter.kube.handlers")
+    down = DownRegistry()
+    running = await start_operator(
+        api, handlers.Adapters(registry_factory=lambda: down, git=NoGit())
+    )
+    try:
+        cluster = running.cluster
+        await cluster.apply(promotion("down", interval="1h"))
+        # backoff 0.2 s, 0.4 s, 0.8 s, ...: wait for four failing passes in all
+        await eventually(lambda: down.calls >= 4, "four failing passes")
+        whys = [
+            r.args[2]
+            for r in caplog.records
+            if r.name == "imagepromoter.kube.handlers" and isinstance(r.args, tuple)
+        ]
+        assert whys.count("created") == 1, whys
+        assert whys[1:] == ["interval"] * (len(whys) - 1), whys
+    finally:
+        await stop_operator(running)
 
 
 # --- the seed scenario with the real registry and the real git server --------------------------
@@ -603,3 +657,156 @@ async def test_rbac_allows_every_request_the_operator_made(seed: Seed, api: Emul
     assert ("imagepromoter.dev", "imagepromotions/status", "patch") in made
     rules = RULES + SECRETS_ROLE["rules"]
     assert {m for m in made if not allows(rules, *m)} == set()
+
+
+# --- one slow remote never holds up the others -------------------------------------------------
+#
+# Four CRs whose git server trickles one byte every 10 s (our StallingProxy in front of the real
+# git server), four whose registries accept connections and never answer, and one healthy CR. The
+# healthy one is promoted while the eight are still inside their passes; the eight end at the
+# pass deadline naming the phase and the host; /healthz is healthy throughout; then a blocked
+# event loop makes it unhealthy. Every wait is "until a condition holds, or fail after a bound".
+
+STALL_DEADLINE = 12.0  # generous: the healthy pass must finish well inside it on a busy machine
+
+
+def probe(url: str) -> tuple[int, str]:
+    """GET the liveness URL: (HTTP status, body)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+
+
+async def test_stalled_remotes_hold_up_no_one_and_healthz_tells_a_blocked_loop(
+    api: Emulator,
+    git_http_server: Any,
+    git_repo: Any,
+    registry_htpasswd: Any,
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    from imagepromoter.git import writer
+    from imagepromoter.registry import client
+    from tests.servers import free_port, git_http
+
+    await asyncio.to_thread(registry_htpasswd.push_image, repo_name, tags=["1.0.0-dev"])
+    values = {"environments/dev/values.yaml": VALUES.format(tag="0.9.0-dev")}
+    repos = [git_repo(values) for _ in range(5)]
+    trickle = git_http.StallingProxy(("127.0.0.1", git_http_server.port), mode="trickle")
+    # four silent registries (four hosts): the registry client tries HTTPS first and shares one
+    # HTTP/2 connection per host, so CRs on one silent host would all wait on one connection
+    # (fine, but then there is nothing to observe per pass)
+    silents = [git_http.StallingProxy(None, mode="silent") for _ in range(4)]
+    loops: list[asyncio.AbstractEventLoop] = []
+    metrics_ = metrics.Metrics(prometheus_client.CollectorRegistry())
+
+    def registry() -> scans.SharedScans:
+        loops.append(asyncio.get_running_loop())
+        return scans.SharedScans(client.RegistryClient(requests_per_second=10_000.0))
+
+    healthz = f"http://127.0.0.1:{free_port()}/healthz"
+    options = handlers.Options(
+        tick=0.1,
+        base_backoff=timedelta(minutes=10),  # the stalled CRs are not retried within the test
+        pass_deadline=STALL_DEADLINE,
+        blocked_after=1.0,
+        heartbeat=0.1,
+        start_after=60.0,
+    )
+    adapters = handlers.Adapters(registry_factory=registry, git=writer.GitWriter(tmp_path / "w"))
+    running = await start_operator_with(api, adapters, options, metrics_, liveness=healthz)
+    release = threading.Event()
+    try:
+        cluster = running.cluster
+        await cluster.apply(secret("gitops-write", username=git_http_server.username,
+                                   password=git_http_server.password))  # fmt: skip
+        auths = {registry_htpasswd.host: {"username": registry_htpasswd.username,
+                                          "password": registry_htpasswd.password}}  # fmt: skip
+        await cluster.apply(secret("pull", **{".dockerconfigjson": json.dumps({"auths": auths})}))
+
+        def cr(name: str, image: str, git_url: str, pull: bool) -> dict[str, Any]:
+            extra: dict[str, Any] = {"imagePullSecret": "pull"} if pull else {}
+            return promotion(
+                name,
+                image=image,
+                insecure=True,
+                git={
+                    "url": git_url,
+                    "branch": "main",
+                    "secretRef": "gitops-write",
+                    "insecure": True,
+                },  # the local git server speaks plain HTTP
+                **extra,
+            )
+
+        good_image = f"{registry_htpasswd.host}/{repo_name}"
+        stalled_git = [f"trickle-{i}" for i in range(4)]
+        stalled_registry = [f"silent-{i}" for i in range(4)]
+        for i, name in enumerate(stalled_git):
+            path = "/" + repos[i][0].split("/", 3)[3]
+            await cluster.apply(cr(name, good_image, trickle.url(path), pull=True))
+        for i, name in enumerate(stalled_registry):
+            await cluster.apply(
+                cr(name, f"127.0.0.1:{silents[i].port}/myorg/app", repos[4][0], False)
+            )
+        await eventually(
+            lambda: trickle.open >= 4 and all(s.open >= 1 for s in silents),
+            "eight passes stalled",
+        )
+        assert (await asyncio.to_thread(probe, healthz))[0] == 200, "waiting on remotes is healthy"
+
+        healthy_url, healthy_repo = repos[4]
+        await cluster.apply(cr("healthy", good_image, healthy_url, pull=True))
+        await eventually(reason_is(cluster, "healthy", "Promoted"), "the healthy CR promoted")
+        stalled = stalled_git + stalled_registry
+        assert [n for n in stalled if cluster.ready(n)] == [], "promoted while the others wait"
+        assert b"tag: 1.0.0-dev" in git_http.read_file(healthy_repo, "main",
+                                                       "environments/dev/values.yaml")  # fmt: skip
+
+        bound = STALL_DEADLINE + 30
+        for name in stalled_git:
+            await eventually(reason_is(cluster, name, "GitError"), f"{name} GitError", bound)
+            message = cluster.ready(name)["message"]
+            assert "pass deadline ran out during git fetch" in message, message
+            assert f"127.0.0.1:{trickle.port}" in message
+        for name, silent in zip(stalled_registry, silents, strict=True):
+            await eventually(reason_is(cluster, name, "RegistryError"), f"{name} failed", bound)
+            message = cluster.ready(name)["message"]
+            assert "listing the tags" in message and f"127.0.0.1:{silent.port}" in message, message
+        assert (await asyncio.to_thread(probe, healthz))[0] == 200
+
+        # a blocked event loop: the operator's loop runs a callback that waits on `release`
+        (loop,) = loops
+        loop.call_soon_threadsafe(release.wait, TIMEOUT * 3)
+
+        def unhealthy() -> str | None:
+            status, body = probe(healthz)
+            return body if status == 503 else None
+
+        body = await eventually_in_thread(unhealthy, "/healthz unhealthy")
+        assert "event loop has been blocked" in body
+        release.set()
+        await eventually_in_thread(lambda: probe(healthz)[0] == 200, "/healthz healthy again")
+    finally:
+        release.set()
+        await stop_operator(running)
+        trickle.stop()
+        for silent in silents:
+            silent.stop()
+
+
+async def eventually_in_thread(check: Callable[[], Any], what: str) -> Any:
+    """`eventually` for a check that blocks (an HTTP probe): each try runs in a thread."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

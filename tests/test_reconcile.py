@@ -7,6 +7,7 @@ so these tests pin down the sequencing: which reason wins, what the status says,
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,6 +63,7 @@ class MemoryGit:
         plan: changes.Planner,
         *,
         dry_run: bool = False,
+        deadline: float | None = None,
     ) -> changes.WriteResult:
         self.creds.append(creds)
 
@@ -346,3 +348,172 @@ async def test_a_malformed_secret_is_retried_not_a_spec_error(
     assert ready(result)["reason"] == reason
     assert "Secret s" in ready(result)["message"]
     assert result.error is not None and not result.error.permanent
+
+
+# --- a pass that scanned but found nothing still records the scan -----------------------------
+
+
+async def test_no_matching_tag_records_the_scan() -> None:
+    registry = MemoryRegistry(["latest", "1.0.0-stable", "nightly"])
+    git = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
+    result = await run(make_spec(), registry, git)
+    assert ready(result)["reason"] == "NoMatchingTag"
+    assert result.status["lastScanTime"] == "2026-11-29T10:00:00Z"
+    assert result.status["tagsScanned"] == 3
+    assert result.outcome.scan_time is not None, "counts as a scan in the metrics"
+    assert git.commits == []
+
+
+# --- ${previous} for regex targets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "regex", "expected"),
+    [
+        ('git_branch: "old-1"\n', 'git_branch: "(?P<value>.*)"', "old-1"),
+        ("tag: v1\r\nother: x\r\n", "^tag: (.*)$", "v1"),
+        ("a: 1\nb: 2\n", r"^(?:a): (?P<value>\d+)$", "1"),
+    ],
+    ids=["named-group", "first-group-crlf", "first-match"],
+)
+async def test_previous_works_for_regex_targets(text: str, regex: str, expected: str) -> None:
+    registry = MemoryRegistry(["1.2.0-dev"])
+    git = MemoryGit({"f.yaml": text.encode()})
+    spec_dict = make_spec(
+        targets=[{"path": "f.yaml", "regex": regex, "value": "${previous}+${tag}"}],
+        git={
+            "url": "https://git.example.com/gitops.git",
+            "branch": "main",
+            "commitMessage": "was ${previous}",
+        },
+    )
+    result = await run(spec_dict, registry, git)
+    assert ready(result)["reason"] == "Promoted", ready(result)
+    (changeset,) = git.commits
+    assert changeset.message == f"was {expected}\n" or changeset.message == f"was {expected}"
+    assert f"{expected}+1.2.0-dev".encode() in git.files["f.yaml"]
+
+
+# --- CPU work off the event loop ---------------------------------------------------------------
+
+
+async def test_tag_selection_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from imagepromoter import policy
+
+    threads: list[str] = []
+    evaluate = policy.evaluate
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(policy, "evaluate", recording)
+    registry = MemoryRegistry([f"1.{n}.0-dev" for n in range(5000)])
+    git = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
+    result = await run(make_spec(), registry, git)
+    assert ready(result)["reason"] == "Promoted"
+    assert threads and threading.main_thread().name not in threads
+    assert all(name.startswith("imagepromoter-cpu") for name in threads)
+
+
+# --- the pass deadline on each network phase ---------------------------------------------------
+
+
+@dataclass
+class HangingRegistry(MemoryRegistry):
+    """Answers list_tags only when `release` is set (never, in these tests)."""
+
+    hang: str = "list_tags"
+
+    async def list_tags(self, access: reference.RegistryAccess) -> list[str]:
+        if self.hang == "list_tags":
+            await asyncio.Event().wait()
+        return await super().list_tags(access)
+
+    async def digest(self, access: reference.RegistryAccess, tag: str) -> str:
+        if self.hang == "digest":
+            await asyncio.Event().wait()
+        return await super().digest(access, tag)
+
+
+@dataclass
+class HangingSecrets(MemorySecrets):
+    async def read(self, namespace: str, name: str) -> dict[str, str] | None:
+        await asyncio.Event().wait()
+        return None
+
+
+@pytest.mark.parametrize(
+    ("hang", "reason", "phrase"),
+    [
+        (
+            "list_tags",
+            "RegistryError",
+            "listing the tags of ghcr.io/myorg/myapp at registry ghcr.io",
+        ),
+        ("digest", "RegistryError", "reading the digest of ghcr.io/myorg/myapp:1.2.0-dev"),
+    ],
+    ids=["list-tags", "digest"],
+)
+async def test_registry_phase_ends_at_the_pass_deadline(
+    hang: str, reason: str, phrase: str
+) -> None:
+    registry = HangingRegistry(["1.2.0-dev"], hang=hang)
+    git = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
+    resource = reconcile.Resource(name="a", namespace="gitops", spec=make_spec(), generation=1)
+    result = await reconcile.reconcile(
+        resource, registry=registry, git=git, secrets=MemorySecrets(), now=lambda: NOW,
+        deadline=0.2,
+    )  # fmt: skip
+    assert result.outcome.reason == reason
+    assert phrase in result.outcome.message and "deadline (0.2s)" in result.outcome.message
+    assert git.commits == []
+
+
+async def test_git_secret_read_ends_at_the_pass_deadline() -> None:
+    registry = MemoryRegistry(["1.2.0-dev"])
+    git = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
+    spec_dict = make_spec(git={"url": "https://git.example.com/g.git", "secretRef": "w"})
+    resource = reconcile.Resource(name="a", namespace="gitops", spec=spec_dict, generation=1)
+    result = await reconcile.reconcile(
+        resource, registry=registry, git=git, secrets=HangingSecrets(), now=lambda: NOW,
+        deadline=0.2,
+    )  # fmt: skip
+    assert result.outcome.reason == "GitError"
+    assert "reading Secret w in namespace gitops from the Kubernetes API" in result.outcome.message
+
+
+async def test_a_spent_budget_fails_the_next_phase_at_once() -> None:
+    clock = iter([0.0, 100.0, 100.0, 100.0])
+    budget = reconcile.Budget.start(10.0, clock=lambda: next(clock))
+    with pytest.raises(errors.GitError) as caught:
+        async with budget.phase(errors.GitError, "pushing to git.example.com"):
+            raise AssertionError("must not run")
+    assert "was used up before pushing to git.example.com" in caught.value.message
+
+
+async def test_an_adapter_timeout_is_not_taken_for_the_deadline() -> None:
+    budget = reconcile.Budget.start(30.0)
+    with pytest.raises(TimeoutError):
+        async with budget.phase(errors.RegistryError, "x"):
+            raise TimeoutError("the adapter's own")
+
+
+async def test_reading_the_upstream_of_spec_from_ends_at_the_pass_deadline() -> None:
+    class HangingUpstreams:
+        async def read(self, namespace: str, name: str) -> Any:
+            await asyncio.Event().wait()
+
+    registry = MemoryRegistry(["1.2.0-dev"])
+    git = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
+    spec_dict = make_spec(**{"from": {"imagePromotion": "myapp-dev", "after": "1h"}})
+    resource = reconcile.Resource(name="prod", namespace="gitops", spec=spec_dict, generation=1)
+    result = await reconcile.reconcile(
+        resource, registry=registry, git=git, secrets=MemorySecrets(), now=lambda: NOW,
+        upstreams=HangingUpstreams(), deadline=0.2,
+    )  # fmt: skip
+    assert result.outcome.reason == "Waiting", result.outcome
+    assert "reading ImagePromotion myapp-dev (spec.from)" in result.outcome.message
+    assert registry.seen == [] and git.commits == []

@@ -407,43 +407,6 @@ def test_is_due(last_scan: str | None, now: datetime, due: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("reason", "attempt", "delay"),
-    [
-        ("Promoted", 1, timedelta(minutes=5)),
-        ("UpToDate", 3, timedelta(minutes=5)),
-        ("Suspended", 1, timedelta(minutes=5)),
-        ("InvalidSpec", 9, timedelta(minutes=5)),
-        ("TargetError", 1, timedelta(minutes=5)),
-        ("NoMatchingTag", 1, timedelta(minutes=5)),
-        ("RegistryError", 1, timedelta(seconds=10)),
-        ("RegistryError", 2, timedelta(seconds=20)),
-        ("AuthError", 3, timedelta(seconds=40)),
-        ("GitError", 5, timedelta(seconds=160)),
-        ("PushRejected", 6, timedelta(minutes=5)),
-        ("GitError", 1000, timedelta(minutes=5)),
-        ("GitError", 0, timedelta(seconds=10)),
-    ],
-    ids=[
-        "promoted",
-        "up-to-date",
-        "suspended",
-        "invalid-spec-waits",
-        "target-error-waits",
-        "no-matching-tag-waits",
-        "registry-first",
-        "registry-second",
-        "auth-third",
-        "git-fifth",
-        "push-capped-by-interval",
-        "huge-attempt",
-        "attempt-zero",
-    ],
-)
-def test_retry_delay(reason: str, attempt: int, delay: timedelta) -> None:
-    assert status.retry_delay(reason, timedelta(minutes=5), attempt) == delay
-
-
-@pytest.mark.parametrize(
     ("current", "expected"),
     [
         ({}, None),

@@ -15,7 +15,10 @@ that stress quoting (`1.10`, `yes`, `release: 2`, `build #7`, '', ...), and chec
   does YAML 1.2 (ruamel.yaml) on every YAML12_EVERY-th case (it is pure Python and slow);
 - get_key reads the new value back (on the same cases as YAML 1.2: it re-parses in pure Python);
 - leaves values must refuse are refused with the right error: anything reached through or shared
-  by an alias, block scalars (`|`, `>`), values with a non-string tag.
+  by an alias, block scalars (`|`, `>`), values with a non-string tag;
+- every leaf under a list of maps, addressed with list selectors (`[name=x]`) instead of indexes,
+  gets exactly the edit (or refusal) its index key gets, and a selector matching several items
+  is refused as ambiguous.
 
 By default each file contributes at most SAMPLE_PER_FILE leaves, spread evenly and always the same
 ones; IMAGEPROMOTER_VALUES_CORPUS_FULL=1 runs every leaf. The totals and the throughput are
@@ -37,6 +40,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from imagepromoter import _selectors as selectors
 from imagepromoter import errors, values
 from tests.test_values import changed_region, loaded
 
@@ -67,6 +71,8 @@ class _Tally:
     edited: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    selectors: int = 0
+    ambiguous: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +85,8 @@ def tally() -> Iterator[_Tally]:
             f"\nvalues corpus: {totals.files} files, {totals.cases} (file, key) cases ({mode}): "
             f"{totals.edited} edited, refused {totals.refused}; "
             f"{totals.cases / totals.seconds:.0f} set_key calls/second "
-            f"({totals.seconds:.2f}s inside set_key)"
+            f"({totals.seconds:.2f}s inside set_key); selectors: {totals.selectors} leaves "
+            f"addressed by [field=value], {totals.ambiguous} ambiguous selectors refused"
         )
 
 
@@ -270,3 +277,124 @@ def test_yaml_versions_of_the_oracle_agree_on_a_small_file() -> None:
     text = "a:\n  b: [1, x]\n  c: ~\n"
     assert loaded(text, "1.1") == loaded(text, "1.2") == [{"a": {"b": [1, "x"], "c": None}}]
     assert yaml.safe_load(text) == loaded(text, "1.1")[0]
+
+
+# --- list selectors: [field=value] picks the same leaf as the index ----------------------------
+
+
+@pytest.mark.parametrize("path", _files())
+def test_selectors_pick_the_leaf_the_index_names(path: Path | None, tally: _Tally) -> None:
+    """Every leaf under a list of maps, addressed by `[field=value]` instead of its index.
+
+    For each list index on the leaf's path, the selector uses a scalar field (`name` first)
+    whose value is unique among that list's items, as the composer reads them. The edit must be
+    byte for byte the edit the index key makes (checked above against both loaders), or be
+    refused the same way. A non-unique field must be refused as ambiguous.
+    """
+    if path is None:
+        reason = f"values corpus not found at {CORPUS} (set IMAGEPROMOTER_VALUES_CORPUS)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    text = path.read_bytes().decode("utf-8")
+    documents = list(YAML(typ="safe", pure=True).compose_all(text))
+    under_lists = [leaf for leaf in _leaves(text) if any(s.isdigit() for s in leaf.segments)]
+    picked = 0
+    for leaf in under_lists if FULL else _spread(under_lists, SAMPLE_PER_FILE):
+        keys = _selector_keys(documents, leaf.segments)
+        if keys is None:
+            continue
+        selected, ambiguous = keys
+        index_key = values.join_key(leaf.segments)
+        value = NEW_VALUES[picked % len(NEW_VALUES)]
+        picked += 1
+        tally.selectors += 1
+        assert _outcome(text, selected, value) == _outcome(text, index_key, value), selected
+        if ambiguous is not None:
+            with pytest.raises(errors.TargetError, match="is ambiguous"):
+                values.set_key(text, ambiguous, value)
+            tally.ambiguous += 1
+
+
+def _outcome(text: str, key: str, value: str) -> str:
+    """The edited text, or the kind of refusal (messages differ: they quote the key)."""
+    try:
+        return values.set_key(text, key, value)
+    except errors.TargetError as exc:
+        for refusal in ("alias", "block scalar", "has the tag", "more than once", "documents"):
+            if refusal in str(exc):
+                return f"refused: {refusal}"
+        raise
+
+
+def _selector_keys(
+    documents: list[Node], segments: tuple[str, ...]
+) -> tuple[str, str | None] | None:
+    """(selector key, a key whose selector matches several items or None), or None if none."""
+    holders = [d for d in documents if _composed(d, segments[:-1]) is not None]
+    if len(holders) != 1:
+        return None
+    node: Node = holders[0]
+    steps: list[Any] = []
+    ambiguous_steps: list[Any] | None = None
+    for segment in segments:
+        if isinstance(node, SequenceNode):
+            item = node.value[int(segment)]
+            unique, shared = _fields(node, item)
+            if unique is None:
+                return None
+            if ambiguous_steps is None and shared is not None:
+                ambiguous_steps = [*steps, selectors.Select((shared[0],), shared[1])]
+            steps.append(selectors.Select((unique[0],), unique[1]))
+            if ambiguous_steps is not None and len(ambiguous_steps) < len(steps):
+                ambiguous_steps.append(steps[-1])
+            node = item
+        else:
+            steps.append(segment)
+            if ambiguous_steps is not None:
+                ambiguous_steps.append(segment)
+            node = _composed(node, (segment,))
+    if not any(isinstance(s, selectors.Select) for s in steps):
+        return None
+    ambiguous = values.join_key(ambiguous_steps) if ambiguous_steps is not None else None
+    return values.join_key(steps), ambiguous
+
+
+def _fields(
+    sequence: SequenceNode, item: Node
+) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+    """(a field and value unique to `item` in the list, one `item` shares with another item)."""
+    if not isinstance(item, MappingNode):
+        return None, None
+    scalars = [
+        (k.value, v.value)
+        for k, v in item.value
+        if isinstance(k, ScalarNode) and isinstance(v, ScalarNode) and k.tag != MERGE
+    ]
+    names = [k for k, _ in scalars]
+    counts: dict[tuple[str, str], int] = {}
+    for other in sequence.value:
+        if isinstance(other, MappingNode):
+            for k, v in other.value:
+                if isinstance(k, ScalarNode) and isinstance(v, ScalarNode):
+                    counts[(k.value, v.value)] = counts.get((k.value, v.value), 0) + 1
+    usable = [(k, v) for k, v in scalars if names.count(k) == 1]
+    usable.sort(key=lambda kv: kv[0] != "name")
+    unique = next((kv for kv in usable if counts[kv] == 1), None)
+    shared = next((kv for kv in usable if counts[kv] > 1), None)
+    return unique, shared
+
+
+def _composed(node: Node | None, segments: tuple[str, ...]) -> Node | None:
+    """The composed node at `segments` under `node`, or None."""
+    for segment in segments:
+        if isinstance(node, MappingNode):
+            found = [v for k, v in node.value if isinstance(k, ScalarNode) and k.value == segment]
+            node = found[0] if len(found) == 1 else None
+        elif (
+            isinstance(node, SequenceNode) and segment.isdigit() and int(segment) < len(node.value)
+        ):
+            node = node.value[int(segment)]
+        else:
+            return None
+    return node

@@ -1,8 +1,9 @@
 r"""Key paths in a parsed values file: find the one scalar a key names, or say why not.
 
 A key is dotted segments (`image.tag`); a numeric segment indexes a list (`containers.0.image`);
-`\.` is a dot inside a key and `\\` a backslash. `locate` walks the nodes `_yamlscan` found and
-applies the rules that keep an edit to exactly one path of the loaded data:
+`\.` is a dot inside a key and `\\` a backslash; `[field=value]` picks the one list item whose
+field holds that value (grammar in `_selectors`; a leading one picks the document). `locate`
+walks the nodes `_yamlscan` found and applies the rules that keep an edit to one path of the data:
 
 - in a multi-document file the key must exist in exactly one document;
 - the path may not run through or end at an alias (`*name`), and may not pass a key that is
@@ -23,39 +24,19 @@ import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from imagepromoter import _selectors as selectors
 from imagepromoter import _yamlscan as yamlscan
 from imagepromoter import errors
 
 
-def split_key(key: str) -> tuple[str, ...]:
-    r"""Split a dotted key path (`\.` is a dot, `\\` a backslash); TargetError if malformed."""
-    segments: list[str] = []
-    current: list[str] = []
-    chars = iter(key)
-    for char in chars:
-        if char == "\\":
-            escaped = next(chars, "")
-            if escaped not in {".", "\\"}:
-                raise errors.TargetError(
-                    f"key {key!r}: a backslash must be followed by . or \\ (write \\. for a dot)"
-                )
-            current.append(escaped)
-        elif char == ".":
-            segments.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    segments.append("".join(current))
-    if "" in segments:
-        raise errors.TargetError(
-            f"key {key!r} has an empty segment (a leading, trailing or doubled dot)"
-        )
-    return tuple(segments)
+def split_key(key: str) -> tuple[selectors.Step, ...]:
+    r"""Split a key path into names and `[field=value]` selectors; TargetError if malformed."""
+    return selectors.parse(key)
 
 
-def join_key(segments: tuple[str, ...] | list[str]) -> str:
-    r"""The dotted form of key segments, escaping `\` and `.` inside them."""
-    return ".".join(s.replace("\\", "\\\\").replace(".", "\\.") for s in segments)
+def join_key(segments: tuple[selectors.Step, ...] | list[selectors.Step]) -> str:
+    r"""The text of key segments, escaping `\`, `.`, `[` and `]` inside names."""
+    return selectors.render(segments)
 
 
 @dataclass(frozen=True)
@@ -64,7 +45,7 @@ class Found:
 
     node: yamlscan.Node
     chain: tuple[yamlscan.Node, ...]  # from the document root down to the node's parent
-    segments: tuple[str, ...]
+    segments: tuple[selectors.Step, ...]
     document: int
 
     @property
@@ -83,12 +64,16 @@ class _Walk:
     problem: str
 
 
-def locate(stream: yamlscan.Stream, key: str) -> Found:
-    """The scalar at `key`, following the multi-document rule; TargetError otherwise."""
+def locate(stream: yamlscan.Stream, key: str, *, document: int | None = None) -> Found:
+    """The scalar at `key`, following the multi-document rule (or in `document` only)."""
     segments = split_key(key)
     if not stream.documents:
         raise errors.TargetError(f"key {key} not found: the file holds no YAML document")
-    walks = [_walk(stream, root, segments, key, n) for n, root in enumerate(stream.documents)]
+    walks = [
+        _walk(stream, root, segments, key, n)
+        for n, root in enumerate(stream.documents)
+        if document is None or n == document
+    ]
     complete = [n for n, w in enumerate(walks) if w.depth == len(segments)]
     if len(complete) > 1:
         numbers = " and ".join(str(n + 1) for n in complete)
@@ -106,7 +91,7 @@ def locate(stream: yamlscan.Stream, key: str) -> Found:
 def _walk(
     stream: yamlscan.Stream,
     root: yamlscan.Node,
-    segments: tuple[str, ...],
+    segments: tuple[selectors.Step, ...],
     key: str,
     document: int,
 ) -> _Walk:
@@ -116,7 +101,14 @@ def _walk(
         where = join_key(segments[:depth]) if depth else "the document root"
         problem = ""
         child: yamlscan.Node | None = None
-        if isinstance(node, yamlscan.Mapping):
+        if isinstance(segment, selectors.Select):
+            if depth and isinstance(segments[depth - 1], selectors.Select):
+                continue  # consumed with the selector before it: [a=1][b=2] is one choice
+            picked = _pick(stream, node, segments, depth, where, key, document)
+            if isinstance(picked, str):
+                return _Walk(depth, None, picked)
+            child, line = picked, picked.line
+        elif isinstance(node, yamlscan.Mapping):
             matches = [
                 (k, v)
                 for k, v in node.pairs
@@ -191,7 +183,7 @@ def _alias_problem(
     alias: yamlscan.Alias,
     key: str,
     where: str,
-    rest: tuple[str, ...],
+    rest: tuple[selectors.Step, ...],
 ) -> str:
     """The message for a key that runs into `*name`."""
     anchored = _anchor_paths(stream).get(alias.name)
@@ -302,3 +294,110 @@ def descend(
     elif isinstance(node, yamlscan.Sequence):
         for index, item in enumerate(node.items):
             yield from descend(item, (*path, str(index)))
+
+
+# --- list selectors: [field=value] ------------------------------------------------------------
+
+
+def _pick(
+    stream: yamlscan.Stream,
+    node: yamlscan.Node,
+    segments: tuple[selectors.Step, ...],
+    depth: int,
+    where: str,
+    key: str,
+    document: int,
+) -> yamlscan.Mapping | str:
+    """The one item the selectors at `depth` (and right after it) choose, or the message why not.
+
+    On a list they choose among its items; on a document root that is a mapping, they test the
+    document itself, so `[kind=Deployment].spec...` picks the document of a multi-document file.
+    """
+    chosen: list[selectors.Select] = []
+    for step in segments[depth:]:
+        if not isinstance(step, selectors.Select):
+            break
+        chosen.append(step)
+    wanted = "".join(str(s) for s in chosen)
+    if isinstance(node, yamlscan.Mapping) and depth == 0:
+        if all(_holds(node, s) for s in chosen):
+            return node
+        roots = stream.documents
+        found = _described(roots, chosen[0].field)
+        what = "the document" if len(roots) == 1 else f"none of the {len(roots)} documents"
+        return (
+            f"key {key} not found: {what} matches {wanted} (documents have "
+            f"{selectors.render(chosen[0].field)}: {found}); fix the selector or the file"
+        )
+    if isinstance(node, yamlscan.Alias):
+        return _alias_problem(stream, node, key, where, segments[depth:])
+    if not isinstance(node, yamlscan.Sequence):
+        kind = "a mapping" if isinstance(node, yamlscan.Mapping) else "a single value"
+        return (
+            f"key {key} not found: {where} holds {kind} (line {node.line}), not a list, so "
+            f"{wanted} has no items to choose from; a selector picks an item of a list"
+        )
+    matches = [
+        (index, item)
+        for index, item in enumerate(node.items)
+        if isinstance(item, yamlscan.Mapping) and all(_holds(item, s) for s in chosen)
+    ]
+    if len(matches) == 1:
+        return matches[0][1]
+    if matches:
+        items = " and ".join(str(index) for index, _ in matches)
+        lines = " and ".join(str(item.line) for _, item in matches)
+        return (
+            f"key {key} is ambiguous: {where} (line {node.line}) has {len(matches)} items "
+            f"matching {wanted} (items {items}, lines {lines}); a selector must pick exactly "
+            "one: add another [field=value] or make the values unique in the file"
+        )
+    found = _described(node.items, chosen[0].field)
+    return (
+        f"key {key} not found: {where} (line {node.line}) has no item matching {wanted}; its "
+        f"{len(node.items)} item(s) have {selectors.render(chosen[0].field)}: {found}; fix the "
+        "selector or the file"
+    )
+
+
+def _holds(item: yamlscan.Mapping, select: selectors.Select) -> bool:
+    """True when `item`'s dotted field is a scalar whose text is the selector's value."""
+    scalar = _field(item, select.field)
+    return scalar is not None and scalar.value == select.value
+
+
+def _field(item: yamlscan.Node, field: tuple[str, ...]) -> yamlscan.Scalar | None:
+    """The scalar at the dotted `field` inside `item`, or None."""
+    node: yamlscan.Node = item
+    for part in field:
+        if not isinstance(node, yamlscan.Mapping):
+            return None
+        values = [v for k, v in node.pairs if isinstance(k, yamlscan.Scalar) and k.value == part]
+        if not values:
+            return None
+        node = values[0]
+    return node if isinstance(node, yamlscan.Scalar) else None
+
+
+def _described(items: tuple[yamlscan.Node, ...], field: tuple[str, ...]) -> str:
+    """`'web', 'sidecar' (1 without it)`: the values of `field` the items hold, for messages.
+
+    The one place a message shows values from the file: a selector's field names items (a
+    container's name, a document's kind), and the user needs the names to fix the selector.
+    """
+    shown: list[str] = []
+    missing = 0
+    for item in items:
+        scalar = _field(item, field)
+        if scalar is None:
+            missing += 1
+        elif len(shown) < 10:
+            text = scalar.value if len(scalar.value) <= 60 else scalar.value[:57] + "..."
+            shown.append(repr(text))
+    more = len(items) - missing - len(shown)
+    parts = [", ".join(shown)] if shown else []
+    if more:
+        parts.append(f"and {more} more")
+    if missing:
+        parts.append(f"({missing} without it)")
+    return " ".join(parts) if parts else "none"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,22 @@ class Changeset:
 # path is missing, a symlink, a directory, inside .git/, or larger than the configured limit.
 FileReader = Callable[[str], bytes]
 Planner = Callable[[FileReader], Changeset]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a folder listing: `kind` is file, symlink or submodule."""
+
+    path: str
+    kind: str
+
+
+class FolderReader(Protocol):
+    """A FileReader that can also list a folder (the git adapter's reader is one)."""
+
+    def __call__(self, path: str) -> bytes: ...
+
+    def walk(self, folder: str, *, limit: int) -> list[Entry]: ...
 
 
 @dataclass(frozen=True)

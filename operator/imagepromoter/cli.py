@@ -6,6 +6,7 @@ concurrently; CRs on the same repository and branch are serialized by the git wr
 land as separate commits, one on top of the other.
 
 Exit codes: 0 when every CR ends Ready=True, 1 when any ends Ready=False, 2 on usage errors.
+`import` exits 0 when every translation is exact, 3 when any is not, 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from imagepromoter import bounded, manifests, reconcile, redact, sanitise, scans, stages
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+EXIT_INEXACT = 3
 
 
 def default_workdir() -> Path:
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument(
         "--workdir", type=Path, default=None, help="git workspace cache (default ~/.cache/...)"
     )
+    _deadline_argument(promote)
 
     run = sub.add_parser(
         "run",
@@ -94,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--webhook-tls-cert", type=Path, default=None, help="PEM certificate (TLS)")
     run.add_argument("--webhook-tls-key", type=Path, default=None, help="PEM private key (TLS)")
+    _deadline_argument(run)
+    run.add_argument(
+        "--unhealthy-after",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="/healthz fails when a due pass could not start for this long (default 300; "
+        "must exceed --pass-deadline); it also fails when the event loop is blocked for 10 s",
+    )
+    _add_import_parser(sub)
     return parser
 
 
@@ -158,6 +171,17 @@ def configure_logging(
         logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
+def _deadline_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pass-deadline",
+        type=float,
+        default=reconcile.DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help="total time one pass may wait on the registry, git and the Kubernetes API "
+        f"(default {reconcile.DEFAULT_DEADLINE:g})",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -168,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "promote":
         return _promote(args)
+    if args.command == "import":
+        return _import(args)
     return _run(args)
 
 
@@ -251,7 +277,12 @@ def _promote(args: argparse.Namespace) -> int:
     secrets = _known_secrets(loaded)
     RedactingFormatter.redactor = secrets
     results = asyncio.run(
-        _promote_all(loaded, workdir=args.workdir or default_workdir(), dry_run=args.dry_run)
+        _promote_all(
+            loaded,
+            workdir=args.workdir or default_workdir(),
+            dry_run=args.dry_run,
+            deadline=args.pass_deadline,
+        )
     )
     if args.output == "json":
         entries = _redacted([_json_entry(r) for r in results], secrets)  # strings, then JSON
@@ -276,7 +307,11 @@ def _read_sources(paths: Sequence[str]) -> dict[str, bytes]:
 
 
 async def _promote_all(
-    loaded: manifests.Manifests, *, workdir: Path, dry_run: bool
+    loaded: manifests.Manifests,
+    *,
+    workdir: Path,
+    dry_run: bool,
+    deadline: float | None = reconcile.DEFAULT_DEADLINE,
 ) -> list[tuple[reconcile.Resource, reconcile.Result]]:
     from imagepromoter.git import history, writer
     from imagepromoter.registry import client
@@ -302,6 +337,7 @@ async def _promote_all(
                         dry_run=dry_run,
                         history=history.History(git),
                         upstreams=upstreams,
+                        deadline=deadline,
                     )
                     for i in wave
                 )
@@ -394,6 +430,17 @@ def _run(args: argparse.Namespace) -> int:
         """One client for the operator; CRs naming the same image share its scans."""
         return scans.SharedScans(client.RegistryClient(on_request=metrics.on_request))
 
+    try:
+        options = handlers.Options(
+            webhook_port=args.webhook_port or None,
+            webhook_ssl=_webhook_tls(args.webhook_tls_cert, args.webhook_tls_key),
+            webhook_namespaces=tuple(args.namespace),
+            pass_deadline=args.pass_deadline,
+            start_after=args.unhealthy_after,
+        )
+    except ValueError as exc:
+        print(f"imagepromoter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     from imagepromoter.git import history
 
     git_writer = writer.GitWriter(args.workdir or default_workdir())
@@ -406,11 +453,7 @@ def _run(args: argparse.Namespace) -> int:
         liveness=args.liveness,
         peering=args.peering,
         standalone=args.standalone,
-        options=handlers.Options(
-            webhook_port=args.webhook_port or None,
-            webhook_ssl=_webhook_tls(args.webhook_tls_cert, args.webhook_tls_key),
-            webhook_namespaces=tuple(args.namespace),
-        ),
+        options=options,
     )
 
 
@@ -424,3 +467,58 @@ def _webhook_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
     return context
+
+
+# --- imagepromoter import ------------------------------------------------------------------
+
+
+def _add_import_parser(sub: Any) -> None:
+    command = sub.add_parser(
+        "import",
+        help="translate Flux or Argo CD Image Updater objects into ImagePromotion manifests",
+        description="Read Flux ImageRepository/ImagePolicy/ImageUpdateAutomation/GitRepository "
+        "objects, Argo CD Image Updater ImageUpdater CRs and annotated Argo CD Applications "
+        "from FILEs and print equivalent ImagePromotion manifests, with a NOTE comment on "
+        "every setting that does not map exactly. Exit 0: every translation is exact; "
+        "3: at least one is not (read the NOTEs); 2: usage error.",
+    )
+    command.add_argument("files", nargs="+", metavar="FILE", help="YAML files ('-' for stdin)")
+    command.add_argument("--output", "-o", type=Path, default=None, help="write here, not stdout")
+
+
+def _import(args: argparse.Namespace) -> int:
+    import yaml
+
+    from imagepromoter.imports import render, translate
+
+    docs: list[Any] = []
+    try:
+        for path, data in _read_sources(args.files).items():
+            try:  # the manifest bounds of `promote` (size, depth, aliases)
+                text = bounded.decode(data, path, max_bytes=bounded.MANIFESTS.max_bytes)
+                docs += [d for d in bounded.yaml_documents(text, path) if isinstance(d, dict)]
+            except (bounded.LimitError, yaml.YAMLError) as exc:
+                print(f"imagepromoter: {path} is not YAML we read: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+    except OSError as exc:
+        print(f"imagepromoter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    docs += [i for d in docs if d.get("kind") == "List" for i in d.get("items") or []]
+    translations = translate.translate([d for d in docs if translate.relevant(d)])
+    if not translations:
+        print(
+            "imagepromoter: no Flux ImagePolicy, Argo CD Image Updater ImageUpdater or annotated "
+            "Application found in the files given",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    text = render(translations)
+    if args.output is not None:
+        args.output.write_text(text, "utf-8")
+    else:
+        sys.stdout.write(text)
+    inexact = [t for t in translations if not t.exact]
+    for t in inexact:
+        print(f"imagepromoter: {t.namespace}/{t.name}: {len(t.notes)} setting(s) do not map "
+              "exactly (see the NOTE comments)", file=sys.stderr)  # fmt: skip
+    return EXIT_INEXACT if inexact else EXIT_READY

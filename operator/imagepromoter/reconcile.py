@@ -8,20 +8,35 @@ The adapters are injected as Protocols, so this module imports no HTTP, git or K
 tests and the CLI hand in real adapters, and the fault-injection suite can hand in hostile ones.
 Every failure ends as a `PromotionError` turned into an Outcome, never as an exception escaping
 to the caller; an unexpected exception is reported under the reason of the phase it broke.
+
+A pass has one total deadline (`deadline` seconds, DEFAULT_DEADLINE unless the caller says):
+every network phase (Secret reads, each registry call, the git write, the history read of a
+held file) gets what is left of it (budgets.Budget), and running out ends the pass with that
+phase's reason (AuthError or GitError for a Secret, RegistryError, GitError) and a message naming
+the phase and the host. The git writer runs in a thread, so it also receives the absolute
+deadline and ends its own socket waits there (git/deadlines.py); the asyncio timeout around it
+is only the backstop. CPU-heavy pure work (the tag selection over the whole tag list) runs in a
+small bounded thread pool, never on the event loop that serves every CR and the probes; the
+value edits run inside the git writer's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import logging
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from imagepromoter import (
+    budgets,
     changes,
     credentials,
     errors,
@@ -32,13 +47,23 @@ from imagepromoter import (
     sanitise,
     spec,
     stages,
+    targets,
     templates,
-    values,
 )
 from imagepromoter import status as statuses
 from imagepromoter.webhooks import model as webhook_model
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_DEADLINE = budgets.DEFAULT_DEADLINE
+Budget = budgets.Budget
+GIT_BACKSTOP = 5.0  # seconds the git thread may overrun its own deadline before we stop waiting
+CPU_WORKERS = 2  # threads for CPU-heavy pure work (tag selection), shared by every pass
+GIT_WORKERS = 32  # threads for git writes and history reads (each bounded by its deadline)
+
+_CPU = concurrent.futures.ThreadPoolExecutor(CPU_WORKERS, thread_name_prefix="imagepromoter-cpu")
+_GIT = concurrent.futures.ThreadPoolExecutor(GIT_WORKERS, thread_name_prefix="imagepromoter-git")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -82,7 +107,10 @@ class GitWriter(Protocol):
         plan: changes.Planner,
         *,
         dry_run: bool = False,
-    ) -> changes.WriteResult: ...
+        deadline: float | None = None,
+    ) -> changes.WriteResult:
+        """Commit and push; `deadline` is a time.monotonic() instant its I/O must end by."""
+        ...
 
 
 class SecretReader(Protocol):
@@ -99,19 +127,24 @@ class GitHistory(Protocol):
         path: str,
         *,
         since: str | None,
+        deadline: float | None = None,
     ) -> list[holds.Revision]:
-        """A target file's history, newest first, back to `since` (bounded; see git/history)."""
+        """A target file's history, newest first, back to `since` (bounded; see git/history).
+
+        `deadline` is a time.monotonic() instant its I/O must end by.
+        """
         ...
 
 
 @dataclass(frozen=True)
 class _Scan:
-    tag: str
+    tag: str | None  # None: no tag qualified (NoMatchingTag: still a scan, recorded as one)
     digest: str
     selection: policy.Selection
     tags_scanned: int
     access: reference.RegistryAccess | None = None
     gated: gates.Gated | None = None
+    no_match: str = ""  # the NoMatchingTag message when tag is None
 
 
 async def reconcile(
@@ -126,13 +159,17 @@ async def reconcile(
     fresh: bool = False,
     history: GitHistory | None = None,
     upstreams: stages.Reader | None = None,
+    deadline: float | None = DEFAULT_DEADLINE,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Result:
     """Run one pass and return the status to write; never raises a PromotionError.
 
     `trigger` is the last webhook event recorded on the CR: its fields become template variables
     only when this pass chooses the tag it announced (else the ones kept in status.trigger for
-    that tag, so a retried pass writes the same values).
+    that tag, so a retried pass writes the same values). `deadline` is the pass's total budget in
+    seconds for its network phases (None: unlimited).
     """
+    budget = Budget.start(deadline, clock)
     promotion: spec.Promotion | None = None
     scan: _Scan | None = None
     scan_time: datetime | None = None
@@ -152,15 +189,28 @@ async def reconcile(
                 promotion=promotion,
             )
         scan_time = now()
-        followed = await stages.followed(
-            resource.name, resource.namespace, promotion.follow, upstreams, scan_time
-        )
+        upstream = promotion.follow.image_promotion if promotion.follow else ""
+        what = f"reading ImagePromotion {upstream} (spec.from) from the Kubernetes API"
+        async with budget.phase(gates.Waiting, what):  # an unreadable upstream is Waiting too
+            followed = await stages.followed(
+                resource.name, resource.namespace, promotion.follow, upstreams, scan_time
+            )
         scan = await _scan(
-            promotion, resource, registry, secrets, fresh=fresh, followed=followed, now=scan_time
+            promotion,
+            resource,
+            registry,
+            secrets,
+            budget,
+            fresh=fresh,
+            followed=followed,
+            now=scan_time,
         )
-        git_creds = await _git_credentials(promotion, resource.namespace, secrets)
+        if scan.tag is None:
+            raise errors.NoMatchingTag(scan.no_match)
+        git_creds = await _git_credentials(promotion, resource.namespace, secrets, budget)
         announced = _announced(scan.tag, trigger, resource.status)
-        extra = {**(announced.fields if announced else {}), **await _oci(promotion, registry, scan)}
+        oci = await _oci(promotion, registry, scan, budget)
+        extra = {**(announced.fields if announced else {}), **oci}
         guard = holds.guard(
             promotion.on_manual_change,
             resource.status,
@@ -168,17 +218,19 @@ async def reconcile(
             pinned=promotion.pin is not None,
         )
         plan = _planner(promotion, resource, scan, extra, guard)
-        write = await asyncio.to_thread(git.write, promotion.git, git_creds, plan, dry_run=dry_run)
+        write = await _write(git, promotion.git, git_creds, plan, budget, dry_run=dry_run)
     except holds.Held as exc:
         assert promotion is not None
-        return await _held(resource, exc, now, promotion, scan, scan_time, history, git_creds)
+        return await _held(
+            resource, exc, now, promotion, scan, scan_time, history, git_creds, budget
+        )
     except gates.Waiting as exc:
         return _waiting(resource, exc, now, promotion, scan_time)
     except errors.PromotionError as exc:
         return _failure(resource, exc, now, promotion, scan, scan_time)
     except Exception as exc:  # an adapter bug must still reach the user as a condition
         logger.exception("unexpected error reconciling %s/%s", resource.namespace, resource.name)
-        wrapped_type = errors.RegistryError if scan is None else errors.GitError
+        wrapped_type = errors.RegistryError if scan is None or scan.tag is None else errors.GitError
         wrapped = wrapped_type(
             f"unexpected {type(exc).__name__} (see the operator log); will retry"
         )
@@ -196,8 +248,14 @@ async def reconcile(
     )
 
 
+async def _cpu(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run CPU-heavy pure work in the bounded CPU pool, off the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_CPU, functools.partial(function, *args, **kwargs))
+
+
 async def _oci(
-    promotion: spec.Promotion, registry: RegistryReader, scan: _Scan
+    promotion: spec.Promotion, registry: RegistryReader, scan: _Scan, budget: Budget
 ) -> dict[str, str]:
     """The oci.* variables, read from the image only when some template uses one."""
     used = templates.oci_variables(
@@ -206,7 +264,9 @@ async def _oci(
     read = getattr(registry, "oci_labels", None)
     if not used or read is None or scan.access is None:
         return {}
-    found: dict[str, str] = await read(scan.access, scan.digest)
+    where = f"{promotion.image_text}:{scan.tag} at registry {promotion.image.host}"
+    async with budget.phase(errors.RegistryError, f"reading the OCI labels of {where}"):
+        found: dict[str, str] = await read(scan.access, scan.digest)
     return found
 
 
@@ -240,6 +300,7 @@ async def _scan(
     resource: Resource,
     registry: RegistryReader,
     secrets: SecretReader,
+    budget: Budget,
     *,
     fresh: bool,
     followed: str | None = None,
@@ -247,12 +308,14 @@ async def _scan(
 ) -> _Scan:
     access = reference.RegistryAccess(
         image=promotion.image,
-        credentials=await _registry_credentials(promotion, resource.namespace, secrets),
+        credentials=await _registry_credentials(promotion, resource.namespace, secrets, budget),
         secret_name=promotion.image_pull_secret,
         insecure=promotion.insecure,
         fresh=fresh,
     )
-    tags = await registry.list_tags(access)
+    where = f"{promotion.image_text} at registry {promotion.image.host}"
+    async with budget.phase(errors.RegistryError, f"listing the tags of {where}"):
+        tags = await registry.list_tags(access)
     # spec.pin and spec.from narrow the pool to one tag, which tagRegex/excludeTags still judge
     pool, chosen_by = list(tags), promotion.policy
     if promotion.pin is not None:
@@ -263,10 +326,11 @@ async def _scan(
         chosen_by = "alphabetical"
     created: dict[str, datetime] | None = None
     if chosen_by == "newest":
-        wanted = policy.candidates(
-            pool, tag_regex=promotion.tag_regex, exclude=promotion.exclude_tags
+        wanted = await _cpu(
+            policy.candidates, pool, tag_regex=promotion.tag_regex, exclude=promotion.exclude_tags
         )
-        created = await registry.created(access, wanted)
+        async with budget.phase(errors.RegistryError, f"reading image creation times of {where}"):
+            created = await registry.created(access, wanted)
 
     def evaluate(candidates: Sequence[str]) -> policy.Selection:
         return policy.evaluate(
@@ -279,11 +343,22 @@ async def _scan(
         )
 
     async def created_of(wanted: Sequence[str]) -> Mapping[str, datetime]:
-        return created if created is not None else await registry.created(access, wanted)
+        if created is not None:
+            return created
+        async with budget.phase(errors.RegistryError, f"reading image creation times of {where}"):
+            return await registry.created(access, wanted)
+
+    # the first evaluation (over the whole pool, usually the only one) runs in the CPU pool;
+    # gates.choose evaluates again on the loop only when minAge sets young tags aside
+    whole = list(pool)
+    first = await _cpu(evaluate, whole)
+
+    def evaluate_once(candidates: Sequence[str]) -> policy.Selection:
+        return first if list(candidates) == whole else evaluate(candidates)
 
     gated = await gates.choose(
         pool,
-        evaluate=evaluate,
+        evaluate=evaluate_once,
         created=created_of,
         min_age=promotion.min_age,
         first_seen=gates.first_seen_of(resource.status),
@@ -298,13 +373,24 @@ async def _scan(
         )
     if selection.tag is None:
         if followed is not None and promotion.pin is None:
-            raise errors.NoMatchingTag(
+            no_match = (
                 f"{promotion.image_text}: {followed}, promoted by "
                 f"{promotion.follow.image_promotion if promotion.follow else 'upstream'}, "
                 "does not match tagRegex or is excluded by excludeTags here"
             )
-        raise errors.NoMatchingTag(f"{promotion.image_text}: {selection.explain()}")
-    digest = await registry.digest(access, selection.tag)
+        else:
+            no_match = f"{promotion.image_text}: {selection.explain()}"
+        return _Scan(
+            tag=None,
+            digest="",
+            selection=selection,
+            tags_scanned=len(tags),
+            gated=gated,
+            no_match=no_match,
+        )
+    tagged = f"{promotion.image_text}:{selection.tag} at registry {promotion.image.host}"
+    async with budget.phase(errors.RegistryError, f"reading the digest of {tagged}"):
+        digest = await registry.digest(access, selection.tag)
     return _Scan(
         tag=selection.tag,
         digest=digest,
@@ -315,8 +401,36 @@ async def _scan(
     )
 
 
+async def _write(
+    git: GitWriter,
+    git_spec: spec.GitSpec,
+    creds: credentials.GitCredentials | None,
+    plan: changes.Planner,
+    budget: Budget,
+    *,
+    dry_run: bool,
+) -> changes.WriteResult:
+    """The git write in the git thread pool; it ends its own I/O at the deadline (backstop here)."""
+    loop = asyncio.get_running_loop()
+    call = functools.partial(git.write, git_spec, creds, plan, dry_run=dry_run, deadline=budget.at)
+    what = f"writing to git at {_display_url(git_spec.url)} (fetch, commit, push)"
+    async with budget.phase(errors.GitError, what, slack=GIT_BACKSTOP):
+        return await loop.run_in_executor(_GIT, call)
+
+
+def _display_url(url: str) -> str:
+    """The URL without any userinfo, for messages (the git adapter redacts its own)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "the git server"
+    if "@" in parts.netloc and parts.scheme in {"http", "https"}:
+        return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return url
+
+
 async def _registry_credentials(
-    promotion: spec.Promotion, namespace: str, secrets: SecretReader
+    promotion: spec.Promotion, namespace: str, secrets: SecretReader, budget: Budget
 ) -> credentials.BasicCredentials | None:
     name = promotion.image_pull_secret
     if not name:
@@ -325,6 +439,7 @@ async def _registry_credentials(
         secrets,
         namespace,
         name,
+        budget,
         errors.AuthError,
         f"imagePullSecret {name} does not exist in namespace {namespace}; create it with "
         f"`kubectl create secret docker-registry {name} -n {namespace} ...` or remove "
@@ -335,7 +450,7 @@ async def _registry_credentials(
 
 
 async def _git_credentials(
-    promotion: spec.Promotion, namespace: str, secrets: SecretReader
+    promotion: spec.Promotion, namespace: str, secrets: SecretReader, budget: Budget
 ) -> credentials.GitCredentials | None:
     name = promotion.git.secret_ref
     if not name:
@@ -344,6 +459,7 @@ async def _git_credentials(
         secrets,
         namespace,
         name,
+        budget,
         errors.GitError,
         f"git.secretRef {name} does not exist in namespace {namespace}; create it with "
         f"`kubectl create secret generic {name} -n {namespace} --from-literal=username=... "
@@ -357,11 +473,21 @@ async def _secret(
     secrets: SecretReader,
     namespace: str,
     name: str,
+    budget: Budget,
     error: type[errors.PromotionError],
     missing: str,
 ) -> dict[str, str]:
-    """The Secret's values, or `error(missing)`: temporary, so creating it later is picked up."""
-    data = await secrets.read(namespace, name)
+    """The Secret's values, or `error(missing)`: temporary, so creating it later is picked up.
+
+    A Secret the API would not give (403, 5xx, unreachable, too slow) is `error` too, with the
+    reader's own message (the 403 one says which RBAC grant is missing).
+    """
+    what = f"reading Secret {name} in namespace {namespace} from the Kubernetes API"
+    try:
+        async with budget.phase(error, what):
+            data = await secrets.read(namespace, name)
+    except errors.SecretReadError as exc:
+        raise error(exc.message) from None
     if data is None:
         raise error(missing)
     return data
@@ -384,6 +510,7 @@ def _planner(
     guard: holds.Guard | None = None,
 ) -> changes.Planner:
     """Build the pure edit function the git adapter runs on each head it tries to push onto."""
+    assert scan.tag is not None
     base_vars: dict[str, str] = {
         **dict(trigger),
         **dict(scan.selection.groups),
@@ -398,70 +525,13 @@ def _planner(
     def plan(read: changes.FileReader) -> changes.Changeset:
         if guard is not None:
             guard.begin()
-        originals: dict[str, str] = {}
-        edited: dict[str, str] = {}
-        previous_values: dict[int, str] = {}  # target index -> the value it replaced
-        pending: dict[str, list[tuple[int, str, str, str]]] = {}  # key edits, one parse per file
-
-        def flush(path: str) -> None:
-            batch = pending.pop(path, [])
-            try:
-                edited[path], written = values.edit_keys(edited[path], [b[1:3] for b in batch])
-            except values.EditFailed as exc:
-                raise errors.TargetError(
-                    f"spec.targets[{batch[exc.index][0]}] ({path}): {exc}"
-                ) from None
-            previous_values.update((batch[i][0], batch[i][3]) for i in written)
-
-        for index, target in enumerate(promotion.targets):
-            if target.path not in edited:
-                originals[target.path] = _decode(target.path, read(target.path))
-                edited[target.path] = originals[target.path]
-            try:
-                if target.key is None:
-                    flush(target.path)
-                text = edited[target.path]
-                previous = values.get_key(text, target.key) if target.key is not None else None
-                variables = {**base_vars, "path": target.path, "previous": previous or ""}
-                value = templates.render(
-                    target.value, variables, field=f"spec.targets[{index}].value"
-                )
-                if guard is not None:  # holds: never overwrite someone else's value
-                    current = (
-                        previous
-                        if target.key is not None
-                        else holds.current_value(text, None, target.regex)
-                    )
-                    identity = holds.ident(target.path, target.key, target.regex)
-                    guard.check(identity, target.path, current, value)
-                if target.key is not None:
-                    pending.setdefault(target.path, []).append(
-                        (index, target.key, value, previous or "")
-                    )
-                    continue
-                assert target.regex is not None
-                edited[target.path] = values.set_regex(text, target.regex, value)
-            except errors.TargetError as exc:
-                if str(exc).startswith("spec.targets["):
-                    raise
-                raise errors.TargetError(f"spec.targets[{index}] ({target.path}): {exc}") from None
-            if edited[target.path] != text:
-                previous_values[index] = ""
-        for path in list(pending):
-            flush(path)
-        changed = tuple(
-            changes.FileChange(
-                path=p, before=originals[p].encode("utf-8"), after=edited[p].encode("utf-8")
-            )
-            for p in edited
-            if edited[p] != originals[p]
-        )
+        edits = targets.apply(promotion.targets, read, base_vars, guard=guard)
+        changed = edits.changes()
+        previous_values = edits.previous
         message_vars = {  # outside text: no control characters; `previous` on one line
             **{k: sanitise.terminal(v) for k, v in base_vars.items()},
             "path": ", ".join(c.path for c in changed),
-            "previous": sanitise.one_line(previous_values[min(previous_values)], 1024)
-            if previous_values
-            else "",
+            "previous": sanitise.one_line(previous_values[0], 1024) if previous_values else "",
         }
         message = templates.render(
             promotion.git.commit_message, message_vars, field="spec.git.commitMessage"
@@ -469,15 +539,6 @@ def _planner(
         return changes.Changeset(changes=changed, message=message)
 
     return plan
-
-
-def _decode(path: str, data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise errors.TargetError(
-            f"{path} is not UTF-8 text (byte {exc.start}); only YAML text files can be targets"
-        ) from None
 
 
 def _promoted(
@@ -488,6 +549,7 @@ def _promoted(
     now: Callable[[], datetime],
     dry_run: bool,
 ) -> statuses.Outcome:
+    assert scan.tag is not None
     unique_paths = list(dict.fromkeys(t.path for t in promotion.targets))
     paths = ", ".join(unique_paths)
     verb = "holds" if len(unique_paths) == 1 else "hold"
@@ -500,6 +562,16 @@ def _promoted(
         tags_scanned=scan.tags_scanned,
         scan_time=scan_time,
     )
+    if not write.changeset.changes and write.commit is not None:
+        # our earlier push whose answer never came: the remote holds the commit we built
+        return dataclasses.replace(
+            scanned,
+            reason="Promoted",
+            message=f"Promoted {scan.tag} in {write.commit[:7]} on {write.branch} (found on the "
+            "remote: the answer to that push was lost)",
+            commit=write.commit,
+            promotion_time=now(),
+        )
     if not write.changeset.changes:
         return scanned
     changed = ", ".join(c.path for c in write.changeset.changes)
@@ -599,6 +671,7 @@ async def _held(
     scan_time: datetime | None,
     history: GitHistory | None,
     git_creds: credentials.GitCredentials | None,
+    budget: Budget,
 ) -> Result:
     """Held: name the commit and author that changed the value, and the three ways out."""
     previous = resource.status.get("hold")
@@ -618,14 +691,22 @@ async def _held(
         path, kind, name = exc.ident.split("\x00", 2)
         key, regex = (name, None) if kind == "key" else (None, name)
         since = resource.status.get("lastCommit") or None
-        revisions = await asyncio.to_thread(
-            history.revisions, promotion.git, git_creds, path, since=since
+        loop = asyncio.get_running_loop()
+        read = functools.partial(
+            history.revisions, promotion.git, git_creds, path, since=since, deadline=budget.at
         )
-        exc.commit = holds.introduced(
-            revisions,
-            exc.found,
-            lambda data: holds.current_value(data.decode("utf-8", "replace"), key, regex),
-        )
+        what = f"reading the history of {path} at {_display_url(promotion.git.url)}"
+        try:
+            async with budget.phase(errors.GitError, what):
+                revisions = await loop.run_in_executor(_GIT, read)
+        except errors.PromotionError as problem:  # the Held message stands without the commit
+            logger.info("%s/%s: %s", resource.namespace, resource.name, problem.message)
+        else:
+            exc.commit = holds.introduced(
+                revisions,
+                exc.found,
+                lambda data: holds.current_value(data.decode("utf-8", "replace"), key, regex),
+            )
     outcome = statuses.Outcome(
         reason=exc.reason,
         message=holds.message(exc, resource.name, resource.namespace),

@@ -30,9 +30,13 @@ Rules worth knowing (each one is a row in tests/test_spec.py):
   with invisible Unicode skipped), and has no backslash or control character; `./a//b.yaml` is
   stored normalised as `a/b.yaml`. Two targets may not edit the same key or regex of one file.
 - A key is dotted segments with `\.` for a literal dot and `\\` for a backslash; no segment is
-  empty. A target regex must compile for RE2 (`regexes`: linear time, so no backreferences or
+  empty; `[field=value]` selects a list item (the values editor's own grammar, `_selectors`). A
+  target regex must compile for RE2 (`regexes`: linear time, so no backreferences or
   lookaround) and have a group to replace (`value` or the first group). So must tagRegex and
   every excludeTags entry.
+- A target has exactly one of key, regex, kustomizeImage and `markers: true` (false is unset).
+  Only a markers target may name a folder (`apps/`, or `.` for the whole repository); its value
+  template, the whole-reference form, defaults to `${image}:${tag}`.
 - Templates (`git.commitMessage`, `targets[].value`) may use the variables of
   `templates.known_variables(groups)`, where `groups` are tagRegex's named groups. A named group
   may not shadow another built-in variable (`tag`, `path`, ...); `version` is the ordering group.
@@ -50,6 +54,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from imagepromoter import _selectors as selectors
 from imagepromoter import (
     errors,
     gates,
@@ -75,12 +80,23 @@ MAX_EXCLUDES = 100
 
 @dataclass(frozen=True)
 class Target:
-    """One value in one file: by dotted `key`, or by `regex` (exactly one of them is set)."""
+    """What to edit in one file (or folder): exactly one of key, regex, kustomize_image, markers."""
 
     path: str
     key: str | None
     regex: str | None
     value: str = "${tag}"
+    kustomize_image: str | None = None  # the `images:` entry's name in a kustomization
+    markers: bool = False  # Flux-style setter markers in the file, or every YAML file below
+
+    @property
+    def kind(self) -> str:
+        """The target's kind as the CR names it: key, regex, kustomizeImage or markers."""
+        if self.markers:
+            return "markers"
+        if self.kustomize_image is not None:
+            return "kustomizeImage"
+        return "key" if self.key is not None else "regex"
 
 
 @dataclass(frozen=True)
@@ -166,7 +182,9 @@ _SPEC_FIELDS = (
 )
 _GIT_FIELDS = ("url", "insecure", "branch", "pushBranch", "secretRef", "author", "commitMessage")
 _AUTHOR_FIELDS = ("name", "email")
-_TARGET_FIELDS = ("path", "key", "regex", "value")
+_TARGET_FIELDS = ("path", "key", "regex", "kustomizeImage", "markers", "value")
+_TARGET_KINDS = ("key", "regex", "kustomizeImage", "markers")
+MARKERS_DEFAULT_VALUE = "${image}:${tag}"
 _NOTIFY_FIELDS = ("type", "url", "secretRef")
 _SHADOWING_GROUPS = templates.BUILTIN_VARIABLES - {"version"}
 _MAX_INTERVAL = timedelta(hours=8760)
@@ -487,14 +505,20 @@ class _Checker:
             self.add("spec.targets", "must be a non-empty list of {path, key or regex} targets")
             return ()
         parsed: list[Target] = []
-        seen: dict[tuple[str, str | None, str | None], int] = {}
+        seen: dict[tuple[str, str | None, str | None, str | None, bool], int] = {}
         for index, item in enumerate(value):
             target = self.target(f"spec.targets[{index}]", item, known)
             if target is None:
                 continue
-            identity = (target.path, target.key, target.regex)
+            identity = (
+                target.path,
+                target.key,
+                target.regex,
+                target.kustomize_image,
+                target.markers,
+            )
             if identity in seen:
-                what = "key" if target.key is not None else "regex"
+                what = target.kind
                 self.add(
                     f"spec.targets[{index}]",
                     f"edits the same {what} of {target.path} as spec.targets[{seen[identity]}]; "
@@ -510,15 +534,38 @@ class _Checker:
             self.add(where, f"must be a mapping with path and key or regex, not {_kind(value)}")
             return None
         self.unknown_fields(where, value, _TARGET_FIELDS)
+        marked = self.boolean(f"{where}.markers", value.get("markers"), default=False)
         path = self.required_string(f"{where}.path", value.get("path"))
         if path is not None:
-            path = self.run(_check_path, path, f"{where}.path")
+            path = self.run(_check_path, path, f"{where}.path", marked)
         key, regex = value.get("key"), value.get("regex")
-        if (key is None) == (regex is None):
-            both = " (both are set)" if key is not None else ""
-            self.add(where, f"needs exactly one of key and regex{both}")
+        image = value.get("kustomizeImage")
+        kinds = [
+            kind
+            for kind, given in zip(_TARGET_KINDS, (key, regex, image, marked or None), strict=True)
+            if given is not None
+        ]
+        if len(kinds) != 1:
+            set_ = " and ".join(kinds)
+            both = f" (both are set: {set_})" if len(kinds) == 2 else f" ({set_} are set)"
+            both = both if kinds else ""
+            self.add(
+                where, f"needs exactly one of key, regex, kustomizeImage and markers: true{both}"
+            )
             key = regex = None
             ok = False
+        elif marked:
+            ok = True
+        elif image is not None:
+            image = self.string(f"{where}.kustomizeImage", image, allow_empty=False)
+            if image is not None and re.search(r"[\s@]", image):
+                self.add(
+                    f"{where}.kustomizeImage",
+                    f"{image!r} must be an image name as in the kustomization's images: "
+                    "(no spaces, no @digest)",
+                )
+                image = None
+            ok = image is not None
         elif key is not None:
             key = self.string(f"{where}.key", key, allow_empty=False)
             key = self.run(_check_key, key, f"{where}.key") if key is not None else None
@@ -528,12 +575,20 @@ class _Checker:
             regex = self.run(_check_target_regex, regex, f"{where}.regex") if regex else None
             ok = regex is not None
         raw_value = value.get("value")
+        default = MARKERS_DEFAULT_VALUE if marked else "${tag}"
         template = (
-            "${tag}" if raw_value is None else self.template(f"{where}.value", raw_value, known)
+            default if raw_value is None else self.template(f"{where}.value", raw_value, known)
         )
         if path is None or not ok or template is None:
             return None
-        return Target(path=path, key=key, regex=regex, value=template)
+        return Target(
+            path=path,
+            key=key if not marked and image is None else None,
+            regex=regex if not marked and image is None else None,
+            value=template,
+            kustomize_image=image if not marked else None,
+            markers=marked,
+        )
 
 
 def _gates(
@@ -585,8 +640,8 @@ def ref_name_problem(name: str) -> str | None:
     return None
 
 
-def key_segments(key: str) -> list[str]:
-    """Split a dotted key with the grammar `values` edits by; raise ValueError if malformed."""
+def key_segments(key: str) -> list[selectors.Step]:
+    """Split a key (names and [field=value] selectors) with the grammar `values` edits by."""
     return list(values.split_key(key))
 
 
@@ -598,16 +653,19 @@ def _check_key(key: str, field: str) -> str:
     return key
 
 
-def _check_path(path: str, field: str) -> str:
+def _check_path(path: str, field: str, folder: bool = False) -> str:
+    """The normalised path; a folder (`apps/`, `.` for the root) only when `folder`."""
     if "\\" in path or re.search(r"[\x00-\x1f\x7f]", path):
         raise errors.InvalidSpec(field, "must use / separators and no control characters")
     if path.startswith("/"):
         raise errors.InvalidSpec(
             field, f"{path!r} is absolute; give the path relative to the repository root"
         )
-    if path.endswith("/"):
+    if path.endswith("/") and not folder:
         raise errors.InvalidSpec(field, f"{path!r} names a directory; name the values file")
     normal = posixpath.normpath(path)
+    if normal == "." and folder:
+        return normal
     if normal == "." or normal == ".." or normal.startswith("../"):
         raise errors.InvalidSpec(field, f"{path!r} must stay inside the repository")
     if any(is_dotgit(part) for part in normal.split("/")):

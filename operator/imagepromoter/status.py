@@ -36,9 +36,7 @@ from imagepromoter import sanitise
 READY_REASONS = frozenset({"Promoted", "UpToDate", "Pinned", "Waiting"})
 READY = "Ready"
 _GENERATION = "observedGeneration"
-_FIRST_RETRY = timedelta(seconds=10)
 _MAX_MESSAGE = 4096
-_TEMPORARY_REASONS = frozenset({"RegistryError", "AuthError", "GitError", "PushRejected"})
 GATE_FIELDS = ("written", "hold", "firstSeen", "waitingUntil", "promotedSince")
 _REASON_SYNTAX = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?\Z")
 
@@ -123,20 +121,6 @@ def is_due(status: Mapping[str, Any], interval: timedelta, now: datetime) -> boo
     if until is not None and last < until <= now:
         return True
     return now < last or now - last >= interval
-
-
-def retry_delay(reason: str, interval: timedelta, attempt: int) -> timedelta:
-    """How long to wait before the next pass after a pass that ended with `reason`.
-
-    Ready outcomes, Suspended and permanent problems (InvalidSpec, TargetError, NoMatchingTag:
-    only a spec edit, which starts a pass by itself, or a new tag can fix them) wait a full
-    `interval`. Temporary failures (registry, auth, git, push races) back off from 10 seconds,
-    doubling with each consecutive `attempt` (1, 2, ...), never beyond `interval`.
-    """
-    if reason not in _TEMPORARY_REASONS:
-        return interval
-    backoff = _FIRST_RETRY * (1 << min(max(attempt, 1) - 1, 16))
-    return min(backoff, interval)
 
 
 def timestamp(moment: datetime) -> str:

@@ -109,9 +109,12 @@ def get_key(text: str, key: str) -> str | None:
     return target.value
 
 
-def set_key(text: str, key: str, value: str) -> str:
-    """`text` with the scalar at `key` set to the string `value`, every other byte unchanged."""
-    return set_keys(text, [(key, value)])
+def set_key(text: str, key: str, value: str, *, document: int | None = None) -> str:
+    """`text` with the scalar at `key` set to the string `value`, every other byte unchanged.
+
+    `document` (0-based) looks the key up in that document of the file only (for markers).
+    """
+    return set_keys(text, [(key, value, document)])
 
 
 class EditFailed(errors.TargetError):
@@ -122,7 +125,11 @@ class EditFailed(errors.TargetError):
         super().__init__(message)
 
 
-def set_keys(text: str, edits: Sequence[tuple[str, str]]) -> str:
+Edit = tuple[str, str] | tuple[str, str, int | None]
+"""(key, value), or (key, value, document): the key looked up in that document only."""
+
+
+def set_keys(text: str, edits: Sequence[Edit]) -> str:
     """`text` with each (key, value) set: planned on one parse, checked by one re-parse.
 
     Many targets on one file cost two parses in all, not two per target. A TargetError
@@ -132,7 +139,7 @@ def set_keys(text: str, edits: Sequence[tuple[str, str]]) -> str:
     return edit_keys(text, edits)[0]
 
 
-def edit_keys(text: str, edits: Sequence[tuple[str, str]]) -> tuple[str, tuple[int, ...]]:
+def edit_keys(text: str, edits: Sequence[Edit]) -> tuple[str, tuple[int, ...]]:
     """Like `set_keys`, and the indices of the edits that changed the text."""
     try:
         stream = _parse(text)
@@ -166,13 +173,15 @@ class _Failed(Exception):
         self.error = error
 
 
-def _plan(stream: yamlscan.Stream, edits: Sequence[tuple[str, str]]) -> list[_Planned]:
+def _plan(stream: yamlscan.Stream, edits: Sequence[Edit]) -> list[_Planned]:
     """The scalars to rewrite, each with the texts to try; _Failed for the first bad edit."""
     planned: list[_Planned] = []
     seen: dict[int, str] = {}
-    for index, (key, value) in enumerate(edits):
+    for index, edit in enumerate(edits):
+        key, value = edit[0], edit[1]
+        document = edit[2] if len(edit) > 2 else None
         try:
-            item = _plan_one(stream, key, value, seen)
+            item = _plan_one(stream, key, value, seen, document)
         except errors.TargetError as exc:
             raise _Failed(index, exc) from None
         if item is not None:
@@ -181,10 +190,10 @@ def _plan(stream: yamlscan.Stream, edits: Sequence[tuple[str, str]]) -> list[_Pl
 
 
 def _plan_one(
-    stream: yamlscan.Stream, key: str, value: str, seen: dict[int, str]
+    stream: yamlscan.Stream, key: str, value: str, seen: dict[int, str], document: int | None
 ) -> _Planned | None:
     """How to write one key (None: it already holds the value); TargetError if it cannot be."""
-    found = yamlpaths.locate(stream, key)
+    found = yamlpaths.locate(stream, key, document=document)
     target = found.node
     assert isinstance(target, yamlscan.Scalar)
     if target.event in seen:

@@ -13,6 +13,9 @@ Why it is built this way:
   (false unless asked), because the adapter must be safe against servers that accept a push built
   on a stale parent.
 - The git CLI is used here to set up and to verify, never by the operator itself.
+- `StallingProxy` is a TCP proxy of ours that makes the faults a real server will not make on
+  demand: an answer trickled one byte at a time, a server that never answers, a push carried out
+  whose answer never comes back.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.servers import free_port, require_binary, spawned
 
@@ -356,3 +360,173 @@ def stop_group(group: int, processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=1)
+
+
+class StallingProxy:
+    """A TCP proxy of ours on 127.0.0.1 that misbehaves on purpose in front of a real server.
+
+    Modes (settable while running; each connection reads the mode when it is accepted):
+    - "pass": bytes flow both ways untouched;
+    - "trickle": the request reaches the server, the answer comes back one byte every `every`
+      seconds (a 30 s read timeout is never hit, so only a total deadline ends it);
+    - "silent": connections are accepted and read, and nothing is ever answered (no upstream
+      is contacted; `upstream` may be None);
+    - "drop-answer": like "pass", until the client sends a chunk for which `drop_after(chunk)`
+      holds (say, `POST .../git-receive-pack`): from then on the server's answer is read and
+      thrown away, so the request is carried out but the client never hears back.
+    `freeze()` makes every connection, open or new, go silent both ways without closing (a
+    server or network gone dead after the handshake: only keep-alive or a deadline notices).
+    `accepted` counts connections, `open` the ones not yet closed by either side.
+    """
+
+    def __init__(
+        self,
+        upstream: tuple[str, int] | None,
+        *,
+        mode: str = "pass",
+        every: float = 10.0,
+        drop_after: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        import socket
+        import threading
+
+        self.upstream = upstream
+        self.mode = mode
+        self.every = every
+        self.drop_after = drop_after or (
+            lambda chunk: chunk.startswith(b"POST ") and b"/git-receive-pack " in chunk[:300]
+        )
+        self.accepted = 0
+        self.dropped_answers = 0
+        self.frozen = False
+        self._open: set[Any] = set()
+        self._clients: set[Any] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._thread = threading.Thread(target=self._accept, name="stalling-proxy", daemon=True)
+        self._thread.start()
+
+    @property
+    def open(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
+    def url(self, path: str) -> str:
+        """`http://127.0.0.1:<port><path>`."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def freeze(self) -> None:
+        """From now on, forward nothing in either direction (connections stay open)."""
+        self.frozen = True
+
+    def stop(self) -> None:
+        """Close the listener and every connection (blocked clients see a reset or EOF)."""
+        import socket
+
+        self._stopped.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> StallingProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            mode = self.mode
+            with self._lock:
+                self.accepted += 1
+                self._open.add(client)
+                self._clients.add(client)
+            if mode == "silent":
+                threading.Thread(target=self._drain, args=(client,), daemon=True).start()
+                continue
+            assert self.upstream is not None
+            try:
+                server = socket.create_connection(self.upstream, timeout=10)
+                server.settimeout(None)
+            except OSError:
+                self._close(client)
+                continue
+            with self._lock:
+                self._open.add(server)
+            state = {"dropping": False}
+            threading.Thread(
+                target=self._forward, args=(client, server, mode, state, True), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._forward, args=(server, client, mode, state, False), daemon=True
+            ).start()
+
+    def _drain(self, client: Any) -> None:
+        try:
+            while client.recv(65536):
+                pass
+        except OSError:
+            pass
+        self._close(client)
+
+    def _forward(
+        self, source: Any, sink: Any, mode: str, state: dict[str, bool], upstream: bool
+    ) -> None:
+        try:
+            while True:
+                chunk = source.recv(65536)
+                if not chunk:
+                    break
+                if self.frozen:
+                    continue
+                if upstream:
+                    if mode == "drop-answer" and self.drop_after(chunk):
+                        state["dropping"] = True
+                    sink.sendall(chunk)
+                elif state["dropping"]:
+                    with self._lock:
+                        self.dropped_answers += 1
+                elif mode == "trickle":
+                    for index in range(len(chunk)):
+                        if self._stopped.wait(self.every if index else 0):
+                            return
+                        sink.sendall(chunk[index : index + 1])
+                else:
+                    sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            self._close(source)
+            if not (state["dropping"] and not upstream):
+                self._close(sink)  # a dropped answer leaves the client waiting, as if lost
+
+    def _close(self, sock: Any) -> None:
+        import socket
+
+        with self._lock:
+            known = sock in self._open
+            self._open.discard(sock)
+            self._clients.discard(sock)
+        if known:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()

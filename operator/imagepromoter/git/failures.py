@@ -3,7 +3,9 @@
 Dulwich reports the same situations in many shapes (HTTPUnauthorized, NotGitRepository, a
 GitProtocolError wrapping a urllib3 error, a HangupException carrying ssh's stderr, a bare
 OSError). `translate` maps each to one sentence that says what happened at which (redacted) URL
-and what to check next. Library text is only ever included after `urls.redact_text`.
+and what to check next. Library text is only ever included after `urls.redact_text`. When the
+operation's watchdog (git/deadlines.py) ended it at the pass deadline, whatever Dulwich raised
+then is reported as that: the phase, the remote, and the deadline.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dulwich import client as dulwich_client
 from dulwich import errors as dulwich_errors
 
 from imagepromoter import errors
-from imagepromoter.git import urls
+from imagepromoter.git import deadlines, urls
 
 _SSH_HINTS = (
     ("host key verification failed", "the server's host key is not in known_hosts (or changed)"),
@@ -30,6 +32,9 @@ _SSH_HINTS = (
 def translate(exc: BaseException, display: str, *, secret_name: str | None) -> errors.GitError:
     """One actionable GitError for a failure talking to the remote at `display`."""
     secret = f"Secret {secret_name}" if secret_name else "spec.git.secretRef"
+    watchdog = deadlines.current()
+    if watchdog is not None and watchdog.expired:
+        return deadline_error(watchdog, display)
     if isinstance(exc, dulwich_client.HTTPUnauthorized):
         if secret_name:
             return errors.GitError(
@@ -67,6 +72,21 @@ def translate(exc: BaseException, display: str, *, secret_name: str | None) -> e
     return errors.GitError(
         f"talking to {display} failed: {type(exc).__name__}: {text or '(no detail)'}; will retry"
     )
+
+
+def deadline_error(watchdog: deadlines.Watchdog, display: str) -> errors.GitError:
+    """The GitError of an operation the watchdog ended at the pass deadline."""
+    return errors.GitError(
+        f"the pass deadline ran out during git {watchdog.phase} at {display}; the git server is "
+        "slow or not answering, will retry (imagepromoter run --pass-deadline sets the deadline)"
+    )
+
+
+def raise_if_expired(display: str) -> None:
+    """After an operation returned: if the watchdog ended it, its result is not to be trusted."""
+    watchdog = deadlines.current()
+    if watchdog is not None and watchdog.expired:
+        raise deadline_error(watchdog, display)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -5,7 +5,8 @@ directory, same lock), so no second clone exists, and the writer's push path is 
 workspace is shallow (depth 1), so the branch is fetched again at depth `limit` first; the walk
 follows first parents from the head and stops at our last commit, the shallow boundary or `limit`
 commits, whichever comes first. It is only run when a pass is held, and only best-effort: a hold
-stands whatever this finds, so any failure reads as "no history" (the message says so).
+stands whatever this finds, so any failure reads as "no history" (the message says so). Like a
+write, it runs under the pass deadline (git/deadlines.py): sockets, ssh and the lock wait end then.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import ObjectID
 
 from imagepromoter import credentials, errors, holds, spec
-from imagepromoter.git import trees, urls, workspace, writer
+from imagepromoter.git import deadlines, trees, urls, workspace, writer
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +39,15 @@ class History:
         path: str,
         *,
         since: str | None,
+        deadline: float | None = None,
     ) -> list[holds.Revision]:
-        """The file at each commit from the branch head back (newest first; see module doc)."""
+        """The file at each commit from the branch head back (newest first; see module doc).
+
+        `deadline` is a time.monotonic() instant by which every network wait ends.
+        """
         try:
-            return self._revisions(git, creds, path, since=since)
+            with deadlines.Watchdog(deadline):
+                return self._revisions(git, creds, path, since=since)
         except errors.PromotionError as exc:
             logger.info("history of %s not read: %s", path, exc.message)
         except Exception as exc:  # best effort: the hold stands without it
@@ -59,11 +65,20 @@ class History:
         with urls.connect(
             git.url, creds, timeout=self._writer.timeout, secret_name=git.secret_ref
         ) as remote:
+            deadlines.instrument(
+                remote.client,
+                alive_interval=self._writer.ssh_alive_interval,
+                alive_count=self._writer.ssh_alive_count,
+            )
             branch = git.branch or workspace.default_branch(
                 workspace.ls_remote(remote, secret_name=git.secret_ref), remote.display
             )
             where = self._writer.workspaces.path(git.url, branch)
-            with self._writer.workspaces.lock(where), workspace.open_repo(where) as repo:
+            busy = f"another promotion into {remote.display} {branch} to finish"
+            with (
+                deadlines.bounded(self._writer.workspaces.lock(where), busy),
+                workspace.open_repo(where) as repo,
+            ):
                 seen = workspace.fetch(
                     repo,
                     remote,

@@ -9,7 +9,9 @@ left half-written.
 safe: a path is refused (TargetError) when it is absolute, escapes the repository (`..`), enters
 `.git/` (any letter case), crosses or names a symlink or submodule, names a directory, does not
 exist, or is larger than `max_file_bytes`. Refusing symlinks (rather than following them) is what
-keeps a link to `../../etc` or into `.git/` from being edited.
+keeps a link to `../../etc` or into `.git/` from being edited. Its `walk(folder, limit=...)` lists
+a folder for `markers` targets by the same rules: symlinks and submodules are reported, never
+entered, `.git` is skipped, and more than `limit` entries is a TargetError.
 """
 
 from __future__ import annotations
@@ -44,11 +46,22 @@ def split_path(path: str) -> list[str]:
     return parts
 
 
-def reader(store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) -> changes.FileReader:
+def reader(store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) -> TreeReader:
     """A FileReader over the tree `tree_id` that enforces the target safety rules."""
+    return TreeReader(store, tree_id, max_file_bytes=max_file_bytes)
 
-    def read(path: str) -> bytes:
-        mode, sha = _lookup(store, tree_id, path)
+
+class TreeReader:
+    """`read(path)` -> bytes (a changes.FileReader), and `walk(folder)` for folder targets."""
+
+    def __init__(self, store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) -> None:
+        self._store = store
+        self._tree_id = tree_id
+        self._max_file_bytes = max_file_bytes
+
+    def __call__(self, path: str) -> bytes:
+        store, max_file_bytes = self._store, self._max_file_bytes
+        mode, sha = _lookup(store, self._tree_id, path)
         if stat.S_ISLNK(mode) or mode == SYMLINK_MODE:
             raise errors.TargetError(
                 f"{path} is a symlink; point the target at the real file instead"
@@ -67,7 +80,51 @@ def reader(store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) ->
             )
         return bytes(blob.as_raw_string())
 
-    return read
+    def walk(self, folder: str, *, limit: int) -> list[changes.Entry]:
+        """Every entry under `folder` (a file: itself), symlinks and submodules never entered.
+
+        `folder` follows the path rules of `read` ('.' is the repository root). More than
+        `limit` entries is a TargetError: a folder target must stay a bounded amount of work.
+        """
+        if posixpath.normpath(folder) == ".":
+            mode, sha = stat.S_IFDIR, self._tree_id
+            prefix = ""
+        else:
+            mode, sha = _lookup(self._store, self._tree_id, folder)
+            prefix = posixpath.normpath(folder)
+        if not stat.S_ISDIR(mode) or mode == SUBMODULE_MODE:
+            return [changes.Entry(prefix, _kind(mode))]
+        found: list[changes.Entry] = []
+        pending = [(prefix, sha)]
+        while pending:
+            here, tree_sha = pending.pop()
+            tree = self._store[tree_sha]
+            assert isinstance(tree, objects.Tree)
+            for item in sorted(tree.items(), key=lambda i: i.path):
+                name = item.path.decode("utf-8", "replace")
+                path = f"{here}/{name}" if here else name
+                if len(found) >= limit:
+                    raise errors.TargetError(
+                        f"{folder} holds more than {limit} files and folders; point the target "
+                        "at a smaller folder"
+                    )
+                kind = _kind(item.mode)
+                if kind == "dir":
+                    if name.lower() != ".git":
+                        pending.append((path, item.sha))
+                    continue
+                found.append(changes.Entry(path, kind))
+        return sorted(found, key=lambda e: e.path)
+
+
+def _kind(mode: int) -> str:
+    if mode == SYMLINK_MODE or stat.S_ISLNK(mode):
+        return "symlink"
+    if mode == SUBMODULE_MODE:
+        return "submodule"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file"
 
 
 def _lookup(store: BaseObjectStore, tree_id: ObjectID, path: str) -> tuple[int, ObjectID]:

@@ -20,6 +20,8 @@ Design:
 - A damaged workspace (not a repository, missing objects, a recorded head whose commit or tree is
   gone, a leftover of an interrupted first clone) is deleted and cloned again, never half-used.
 - One `threading.Lock` per workspace serializes writers in this process (`Workspaces.lock`).
+- A push whose answer never came is remembered as a ref of the workspace (`pending`), so the
+  next pass can tell our own commit on the remote from someone else's (see writer.py).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from imagepromoter import errors
-from imagepromoter.git import failures, urls
+from imagepromoter.git import deadlines, failures, urls
 
 _SEEN_PREFIX = Ref(b"refs/heads/")
 _COMPLETE_MARKER = "imagepromoter-complete"
@@ -146,14 +148,16 @@ def fetch(
         shas = [refs[r] for r in wanted if refs.get(r)]
         return [s for s in dict.fromkeys(shas) if s and (deepen or s not in repo.object_store)]
 
-    try:
-        result = remote.client.fetch(
-            remote.path, repo, determine_wants=determine_wants, depth=depth
-        )
-    except errors.PromotionError:
-        raise
-    except Exception as exc:
-        raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+    with deadlines.phase("fetch"):
+        try:
+            result = remote.client.fetch(
+                remote.path, repo, determine_wants=determine_wants, depth=depth
+            )
+        except errors.PromotionError:
+            raise
+        except Exception as exc:
+            raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+        failures.raise_if_expired(remote.display)
     refs = {name: sha for name, sha in result.refs.items() if sha is not None}
     for name in wanted:
         sha = refs.get(name)
@@ -163,6 +167,29 @@ def fetch(
     return RemoteRefs(refs=refs, symrefs=dict(result.symrefs))
 
 
+_PENDING_PREFIX = b"refs/imagepromoter/pending/"
+
+
+def pending(repo: Repo, branch: str) -> ObjectID | None:
+    """The commit of a push to `branch` whose answer we never got, if any."""
+    ref = Ref(_PENDING_PREFIX + branch.encode("utf-8"))
+    try:
+        sha = repo.refs[ref]
+    except KeyError:
+        return None
+    return sha if sha in repo.object_store else None
+
+
+def set_pending(repo: Repo, branch: str, sha: ObjectID | None) -> None:
+    """Remember (or, with None, forget) a push to `branch` whose outcome is unknown."""
+    ref = Ref(_PENDING_PREFIX + branch.encode("utf-8"))
+    if sha is None:
+        with contextlib.suppress(KeyError):
+            del repo.refs[ref]
+    else:
+        repo.refs[ref] = sha
+
+
 def record_head(repo: Repo, branch: str, sha: ObjectID) -> None:
     """Remember that the remote's `branch` is at `sha` (after our own push), as a future "have"."""
     repo.refs[branch_ref(branch)] = sha
@@ -170,10 +197,12 @@ def record_head(repo: Repo, branch: str, sha: ObjectID) -> None:
 
 def ls_remote(remote: urls.Remote, *, secret_name: str | None = None) -> RemoteRefs:
     """The remote's refs and symrefs, without fetching anything."""
-    try:
-        result = remote.client.get_refs(remote.path)
-    except Exception as exc:
-        raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+    with deadlines.phase("ls-remote"):
+        try:
+            result = remote.client.get_refs(remote.path)
+        except Exception as exc:
+            raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+        failures.raise_if_expired(remote.display)
     refs = {name: sha for name, sha in result.refs.items() if sha is not None}
     return RemoteRefs(refs=refs, symrefs=dict(result.symrefs))
 

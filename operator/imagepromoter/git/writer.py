@@ -31,13 +31,27 @@ pushBranch (a review branch), the exact rule:
   history cannot be checked within `HISTORY_LIMIT` commits, it is PushRejected: merge or delete
   the review branch. `branch` itself is never written in this mode, so no commit pushed to
   `branch` by someone else can be lost.
+
+Deadlines and limits: `write(..., deadline=)` takes the pass's deadline (a time.monotonic()
+instant) and runs under a `deadlines.Watchdog`, which ends every socket and ssh process of the
+write at that instant; the GitError then names the phase (fetch, push, ls-remote) and the remote.
+Waiting for the workspace lock (another CR on the same repository and branch) and for one of the
+`max_per_host` connection slots of the git host is bounded by the same deadline.
+
+A push whose answer never came (the deadline ended it, the connection dropped) may still have
+landed. Its commit is kept as the workspace's pending ref; the next write that finds that commit
+at the remote tip, or in the tip's ancestry, with the targets already holding our values,
+reports that commit as its own (WriteResult.commit), so the status shows it instead of ''.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -50,13 +64,14 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from imagepromoter import changes, credentials, errors, spec
-from imagepromoter.git import failures, trees, urls, workspace
+from imagepromoter.git import deadlines, failures, trees, urls, workspace
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_COMMITTER = "imagepromoter <imagepromoter@localhost>"
 DEFAULT_MAX_FILE_BYTES = 5 * 2**20
 HISTORY_LIMIT = 50  # commits examined on a pushBranch that diverged from branch
+DEFAULT_MAX_PER_HOST = 4  # git operations at once against one host
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,15 @@ class GitWriter:
         timeout: float = urls.DEFAULT_TIMEOUT,
         backoff: float = 0.1,
         sleep: Callable[[float], None] = time.sleep,
+        max_per_host: int = DEFAULT_MAX_PER_HOST,
+        ssh_alive_interval: int = deadlines.SSH_ALIVE_INTERVAL,
+        ssh_alive_count: int = deadlines.SSH_ALIVE_COUNT,
     ) -> None:
+        self.max_per_host = max_per_host
+        self.ssh_alive_interval = ssh_alive_interval
+        self.ssh_alive_count = ssh_alive_count
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._hosts_lock = threading.Lock()
         self.workspaces = workspace.Workspaces(workdir)
         self.max_file_bytes = max_file_bytes
         self.retries = retries
@@ -101,16 +124,39 @@ class GitWriter:
         plan: changes.Planner,
         *,
         dry_run: bool = False,
+        deadline: float | None = None,
     ) -> changes.WriteResult:
-        """Plan on the branch head, commit, and push with compare-and-swap (see module doc)."""
-        with urls.connect(
-            git.url, creds, timeout=self.timeout, secret_name=git.secret_ref
-        ) as remote:
-            branch = git.branch or workspace.default_branch(
-                workspace.ls_remote(remote, secret_name=git.secret_ref), remote.display
+        """Plan on the branch head, commit, and push with compare-and-swap (see module doc).
+
+        `deadline` is a time.monotonic() instant by which every network wait ends.
+        """
+        with (
+            deadlines.Watchdog(deadline),
+            urls.connect(
+                git.url, creds, timeout=self.timeout, secret_name=git.secret_ref
+            ) as remote,
+        ):
+            deadlines.instrument(
+                remote.client,
+                alive_interval=self.ssh_alive_interval,
+                alive_count=self.ssh_alive_count,
             )
+            host = _host(git.url)
+            slot = self._host_slot(host)
+            busy = f"a free connection to {host}"
+            branch = git.branch
+            if not branch:
+                with deadlines.bounded(slot, busy):
+                    refs = workspace.ls_remote(remote, secret_name=git.secret_ref)
+                branch = workspace.default_branch(refs, remote.display)
             path = self.workspaces.path(git.url, branch)
-            with self.workspaces.lock(path):
+            what = f"another promotion into {remote.display} {branch} to finish"
+            # the workspace lock first: a writer queued behind another on the same branch holds
+            # no connection slot that writers to other repositories on this host could use
+            with (
+                deadlines.bounded(self.workspaces.lock(path), what),
+                deadlines.bounded(slot, busy),
+            ):
                 try:
                     return self._write_locked(remote, path, git, branch, plan, dry_run=dry_run)
                 except errors.PromotionError:
@@ -123,6 +169,13 @@ class GitWriter:
                     )
                     workspace.discard(path)
                     return self._write_locked(remote, path, git, branch, plan, dry_run=dry_run)
+
+    def _host_slot(self, host: str) -> threading.BoundedSemaphore:
+        with self._hosts_lock:
+            slot = self._hosts.get(host)
+            if slot is None:
+                slot = self._hosts[host] = threading.BoundedSemaphore(self.max_per_host)
+            return slot
 
     def _write_locked(
         self,
@@ -147,11 +200,24 @@ class GitWriter:
                 result = changes.WriteResult(
                     commit=None, branch=target, base=chosen.base.decode(), changeset=changeset
                 )
-                if not changeset.changes or dry_run:
+                if dry_run:
+                    return result
+                landed = self._pending_landed(repo, remote, git, chosen, target)
+                if landed is not None and not changeset.changes:
+                    logger.info(
+                        "push of %s to %s %s had no answer but landed; reporting it",
+                        landed.decode()[:7],
+                        remote.display,
+                        target,
+                    )
+                    return dataclasses.replace(result, commit=landed.decode())
+                if not changeset.changes:
                     return result
                 commit, created = self._commit(repo, base_commit, changeset, git.author)
                 try:
-                    self._push(repo, remote, chosen, commit, created, secret_name=git.secret_ref)
+                    self._push(
+                        repo, remote, chosen, commit, created, target, secret_name=git.secret_ref
+                    )
                 except _LostRace:
                     logger.info(
                         "push to %s %s lost a race (attempt %d); re-planning on the new head",
@@ -168,11 +234,40 @@ class GitWriter:
                         changeset=changeset,
                     )
             if attempt < self.retries:
-                self._sleep(random.uniform(0, self.backoff * 2**attempt))  # noqa: S311
+                pause = random.uniform(0, self.backoff * 2**attempt)  # noqa: S311
+                watchdog = deadlines.current()
+                left = watchdog.remaining() if watchdog is not None else None
+                self._sleep(pause if left is None else min(pause, left))
+                failures.raise_if_expired(remote.display)
         raise errors.PushRejected(
             f"pushing to {target} at {remote.display} lost to other writers {self.retries + 1} "
             "times in a row; will retry at the next interval"
         )
+
+    def _pending_landed(
+        self, repo: Repo, remote: urls.Remote, git: spec.GitSpec, chosen: _Attempt, target: str
+    ) -> ObjectID | None:
+        """Our unanswered push's commit, if the remote's `target` is it or descends from it.
+
+        The pending record is dropped either way: it is answered now.
+        """
+        sha = workspace.pending(repo, target)
+        if sha is None:
+            return None
+        workspace.set_pending(repo, target, None)
+        tip = chosen.expected
+        if tip is None:
+            return None
+        if tip == sha:
+            return sha
+        seen, complete = workspace.ancestors(repo, tip, HISTORY_LIMIT)
+        if sha not in seen and not complete:
+            names = [target]
+            workspace.fetch(
+                repo, remote, names, depth=HISTORY_LIMIT, deepen=True, secret_name=git.secret_ref
+            )
+            seen, complete = workspace.ancestors(repo, tip, HISTORY_LIMIT)
+        return sha if sha in seen else None
 
     def _prepare(self, repo: Repo, remote: urls.Remote, git: spec.GitSpec, branch: str) -> _Attempt:
         """Fetch the heads and decide what to build on and which ref to move (pushBranch rule)."""
@@ -252,10 +347,14 @@ class GitWriter:
         attempt: _Attempt,
         commit: ObjectID,
         created: list[objects.ShaFile],
+        target: str,
         *,
         secret_name: str | None,
     ) -> None:
-        """Compare-and-swap push of `commit` to `attempt.ref`; raise _LostRace or PushRejected."""
+        """Compare-and-swap push of `commit` to `attempt.ref`; raise _LostRace or PushRejected.
+
+        Until the server answers, `commit` is the workspace's pending push to `target`.
+        """
         moved: list[ObjectID | None] = []
 
         def update_refs(remote_refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
@@ -265,14 +364,18 @@ class GitWriter:
                 return {}  # send nothing: we built on a head that is no longer there
             return {attempt.ref: commit}
 
-        try:
-            result = remote.client.send_pack(
-                remote.path, update_refs, generate_pack_data=_pack_data(repo, commit, created)
-            )
-        except errors.PromotionError:
-            raise
-        except Exception as exc:
-            raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+        workspace.set_pending(repo, target, commit)
+        with deadlines.phase("push"):
+            try:
+                result = remote.client.send_pack(
+                    remote.path, update_refs, generate_pack_data=_pack_data(repo, commit, created)
+                )
+            except errors.PromotionError:
+                raise
+            except Exception as exc:
+                raise failures.translate(exc, remote.display, secret_name=secret_name) from None
+            failures.raise_if_expired(remote.display)
+        workspace.set_pending(repo, target, None)  # answered: success or refusal, not unknown
         if moved:
             raise _LostRace()
         statuses = result.ref_status
@@ -323,6 +426,15 @@ def _pack_data(
         return repo.generate_pack_data(set(have), set(want), ofs_delta=ofs_delta)
 
     return generate
+
+
+def _host(url: str) -> str:
+    """host[:port] of a git URL (scp-like `user@host:path` too), for the per-host limit."""
+    if "://" in url:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or url
+        return f"{host}:{parts.port}" if parts.port else host
+    return url.rpartition("@")[2].partition(":")[0] or url
 
 
 def _commit(repo: Repo, sha: ObjectID) -> objects.Commit:

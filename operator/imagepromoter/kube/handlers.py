@@ -10,11 +10,18 @@
     timer (fixed `tick`, 10s)      -> a pass when `schedule.Schedule.due` says so (per-CR interval)
     event DELETED                  -> forget the CR (and stop its timer: see below)
 
-Every pass runs under a per-CR lock (timer and change handlers never overlap on one CR) and a
-global semaphore (`Options.concurrency`); passes on the same repository and branch are further
-serialized by the git writer. The status from `reconcile` is patched through the status
-subresource, the outcome posts a de-duplicated Event, counts in the metrics, and, when it failed,
-raises the Kopf error that `retrying` maps it to.
+Every pass runs under a per-CR lock (timer and change handlers never overlap on one CR) and
+within `Options.pass_deadline` (reconcile enforces it on every network phase). There is no limit
+on whole passes: a pass waiting on a slow remote holds nothing another CR needs. What is limited
+is CPU work (reconcile's small thread pool) and connections per host (the git writer's slots, the
+registry client's pool); passes on the same repository and branch are serialized by the git
+writer. The status from `reconcile` is patched through the status subresource, the outcome posts a
+de-duplicated Event and counts in the metrics. A failed pass does not raise a Kopf error: our
+timer is the only retry (kube/retrying.py says why), so Kopf sees every handler succeed.
+
+The liveness probe (`liveness`, default http://0.0.0.0:8081/healthz) is ours, not Kopf's:
+kube/health.py serves it from a thread, unhealthy when the loop is blocked for
+`Options.blocked_after` or a due pass could not start for `Options.start_after`.
 
 No finalizers. Deleting a CR needs no cleanup in git, and a finalizer left behind by a stopped
 operator blocks the deletion of the CR and of its namespace. Kopf puts a finalizer on every object
@@ -46,7 +53,7 @@ from typing import Any
 import kopf
 
 from imagepromoter import changes, credentials, gates, reconcile, spec
-from imagepromoter.kube import events, metrics, notifying, retrying, schedule, secrets
+from imagepromoter.kube import events, health, metrics, notifying, schedule, secrets
 from imagepromoter.kube import stages as kube_stages
 from imagepromoter.kube import webhooks as kube_webhooks
 from imagepromoter.webhooks import model as webhook_model
@@ -72,7 +79,6 @@ class Options:
     """Operator behaviour that is not in any CR."""
 
     tick: float = 10.0  # seconds between timer checks; the per-CR interval is checked on each
-    concurrency: int = 4  # passes running at once across all CRs
     base_backoff: timedelta = timedelta(seconds=10)  # first retry after a temporary failure
     event_window: timedelta = events.DEFAULT_WINDOW  # an identical event is not re-posted within
     dry_run: bool = False
@@ -80,6 +86,17 @@ class Options:
     webhook_host: str = "0.0.0.0"  # noqa: S104 - a pod's port
     webhook_ssl: ssl.SSLContext | None = None  # TLS from a mounted Secret; None: plain HTTP
     webhook_namespaces: tuple[str, ...] = ()  # ImageWebhooks read only here (default all)
+    pass_deadline: float | None = reconcile.DEFAULT_DEADLINE  # seconds per pass (network phases)
+    blocked_after: float = 10.0  # /healthz: the event loop silent this long is unhealthy
+    start_after: float = 300.0  # /healthz: a due pass not started after this long is unhealthy
+    heartbeat: float = 1.0  # seconds between the event loop's heartbeats
+
+    def __post_init__(self) -> None:
+        if self.pass_deadline is not None and self.start_after <= self.pass_deadline:
+            raise ValueError(
+                f"start_after ({self.start_after:g}s) must exceed the pass deadline "
+                f"({self.pass_deadline:g}s): a pass may wait that long behind an earlier one"
+            )
 
 
 _configured: Adapters | None = None
@@ -140,24 +157,36 @@ async def operate(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
 ) -> None:
-    """Run Kopf with this project's handlers in the current event loop until `stop_flag`."""
+    """Run Kopf with this project's handlers in the current event loop until `stop_flag`.
+
+    `liveness` is where /healthz is served (kube/health.py), from a thread of its own.
+    """
     state = Operator(adapters, options=options, metrics_=metrics_, now=now)
     registry = build_registry(state, connection=connection)
     if priority is None and not standalone:
         # Kopf pauses every operator when peers share a priority; a random one per replica
         # makes exactly one of them (the highest) active.
         priority = random.randint(1, 2**31 - 1)  # noqa: S311 - not a secret
-    await kopf.operator(
-        registry=registry,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        standalone=standalone,
-        peering_name=peering,
-        priority=priority,
-        liveness_endpoint=liveness,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    probe = health.Server(state.health, liveness) if liveness else None
+    beating = asyncio.create_task(state.health.heartbeat(options.heartbeat))
+    if probe is not None:
+        probe.start()
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            standalone=standalone,
+            peering_name=peering,
+            priority=priority,
+            liveness_endpoint=None,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        beating.cancel()
+        if probe is not None:
+            probe.stop()
 
 
 @dataclass
@@ -181,10 +210,11 @@ class _TimedGit:
         plan: changes.Planner,
         *,
         dry_run: bool = False,
+        deadline: float | None = None,
     ) -> changes.WriteResult:
         self._timings.write_started = time.monotonic()
         try:
-            return self._git.write(git, creds, plan, dry_run=dry_run)
+            return self._git.write(git, creds, plan, dry_run=dry_run, deadline=deadline)
         finally:
             self._timings.write_finished = time.monotonic()
 
@@ -209,7 +239,9 @@ class Operator:
         self.metrics: metrics.Metrics = self.metrics_ or metrics.METRICS
         self.schedule = schedule.Schedule(base_backoff=self.options.base_backoff)
         self.events = events.Events(window=self.options.event_window, now=self.clock)
-        self.limit = asyncio.Semaphore(self.options.concurrency)
+        self.health = health.Health(
+            blocked_after=self.options.blocked_after, start_after=self.options.start_after
+        )
         self.notifier = notifying.Notifier(secrets=lambda: self.secrets, post=self.events.post)
 
     async def start(self, settings: kopf.OperatorSettings) -> None:
@@ -248,7 +280,10 @@ class Operator:
         spec_dict: Mapping[str, Any] = body.get("spec") or {}
         generation = meta.get("generation")
         lock = self.locks.setdefault(uid, asyncio.Lock())
-        async with lock:
+        with self.health.waiting() as started:
+            await lock.acquire()
+            started()
+        try:
             previous = self.statuses.get(uid) or dict(body.get("status") or {})
             if uid in self.gone:
                 return
@@ -257,10 +292,9 @@ class Operator:
                 uid, spec_dict=spec_dict, status=previous, generation=generation, now=now
             ):
                 return
-            async with self.limit:
-                result, timings = await self._reconcile(
-                    meta, spec_dict, previous, generation, fresh=force
-                )
+            result, timings = await self._reconcile(
+                meta, spec_dict, previous, generation, fresh=force
+            )
             self.statuses[uid] = result.status
             interval = (
                 result.promotion.interval if result.promotion else schedule.interval_of(spec_dict)
@@ -273,20 +307,21 @@ class Operator:
                 interval=interval,
                 now=self.clock(),
             )
+        finally:
+            lock.release()
         _patch_status(patch, {**(body.get("status") or {}), **previous}, result.status)
         self.events.report(body, result.outcome)
         self.notifier.after(body, result)
         self._count(result, timings)
         logger.info(
-            "%s/%s (%s): %s: %s",
+            "%s/%s (%s): %s: %s (next pass %s)",
             meta.get("namespace"),
             meta.get("name"),
             why,
             result.outcome.reason,
             result.outcome.message,
+            f"in {retry_in.total_seconds():g}s" if retry_in is not None else "on a spec change",
         )
-        if result.error is not None:
-            raise retrying.handler_error(result.error, retry_in=retry_in)
 
     async def _reconcile(
         self,
@@ -321,6 +356,7 @@ class Operator:
             ),
             history=self.adapters.history,
             upstreams=self.upstreams,
+            deadline=self.options.pass_deadline,
         )
         return result, timings
 
@@ -383,9 +419,9 @@ def build_registry(
         return meta.get("uid") not in state.gone
 
     @kopf.timer(*res, interval=state.options.tick, when=alive, registry=registry)
-    async def tick(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
-        why = "retry" if kwargs.get("retry") else "interval"
-        await state.run_pass(body, patch, force=False, why=why)
+    async def tick(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        # never a Kopf retry (run_pass raises none): the schedule decides, retries included
+        await state.run_pass(body, patch, force=False, why="interval")
 
     @kopf.on.event(*res, registry=registry)
     def watched(type: str | None, meta: kopf.Meta, **_: Any) -> None:

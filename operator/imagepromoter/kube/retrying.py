@@ -1,37 +1,51 @@
-"""The one place that maps a failed pass to Kopf's retry semantics.
+"""The one place a pass's outcome becomes the time of the next pass.
 
-    InvalidSpec, TargetError        -> kopf.PermanentError   (no retry until the spec changes;
-                                       the timer still looks again at the interval for
-                                       TargetError, since the repository can change)
-    NoMatchingTag                   -> kopf.PermanentError   (the timer looks again at the interval)
-    RegistryError, AuthError,
-    GitError, PushRejected          -> kopf.TemporaryError(delay=backoff), the backoff capped at
-                                       the interval (see schedule.Schedule.record)
+Each error class carries its policy as one attribute, `errors.<Class>.retry` (read here through
+`errors.retry_of(reason)`, since what survives a pass and a restart is the condition's reason):
 
-The status has already been patched with the condition when this is raised: the exception only
-tells Kopf whether to call the handler again soon. Messages are the error's own, which are
-secret-free by contract (errors.py).
+    SPEC_CHANGE (InvalidSpec)                       -> no next pass until the spec changes
+    INTERVAL    (NoMatchingTag, TargetError, Ready) -> one interval later
+    BACKOFF     (RegistryError, AuthError, GitError,
+                 PushRejected)                      -> `first` (10 s), doubling per consecutive
+                                                       failure, never later than the interval
+
+Only our per-CR timer (kube/schedule.py) acts on this. The handlers never raise
+kopf.TemporaryError or kopf.PermanentError after a failed pass: Kopf would re-run the handler on
+its own backoff while the timer also retried, giving two passes per failure. The condition and the
+event already tell the user; Kopf sees a handler that finished.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import kopf
-
 from imagepromoter import errors
 
-
-def is_permanent(error: errors.PromotionError) -> bool:
-    """Whether retrying soon cannot help (the spec, the registry or the repository must change)."""
-    return error.permanent or isinstance(error, errors.NoMatchingTag)
+DEFAULT_FIRST = timedelta(seconds=10)
+_MAX_DOUBLINGS = 16
 
 
-def handler_error(
-    error: errors.PromotionError, *, retry_in: timedelta
-) -> kopf.PermanentError | kopf.TemporaryError:
-    """The Kopf exception a handler raises after a failed pass."""
-    message = f"{error.reason}: {error.message}"
-    if is_permanent(error):
-        return kopf.PermanentError(message)
-    return kopf.TemporaryError(message, delay=max(retry_in.total_seconds(), 0.1))
+def policy(reason: str) -> errors.Retry:
+    """The retry policy of a Ready condition's reason."""
+    return errors.retry_of(reason)
+
+
+def delay(
+    reason: str, *, interval: timedelta, failures: int, first: timedelta = DEFAULT_FIRST
+) -> timedelta | None:
+    """How long after a pass ending with `reason` the next one is due; None = on a spec change.
+
+    `failures` counts consecutive BACKOFF outcomes including this one (1 for the first).
+    """
+    rule = policy(reason)
+    if rule is errors.Retry.SPEC_CHANGE:
+        return None
+    if rule is errors.Retry.INTERVAL:
+        return interval
+    step = first * (1 << min(max(failures, 1) - 1, _MAX_DOUBLINGS))
+    return min(step, interval)
+
+
+def counts_as_failure(reason: str) -> bool:
+    """Whether an outcome extends the backoff streak (only BACKOFF outcomes do)."""
+    return policy(reason) is errors.Retry.BACKOFF

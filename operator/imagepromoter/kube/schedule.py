@@ -7,18 +7,17 @@ every tick; a tick that is not due returns at once without touching the API.
 What decides "due", in order:
 - a changed spec (`metadata.generation` differs from what the last pass saw) is due at once;
 - `suspend: true` is due only until the status shows Suspended for this generation;
-- InvalidSpec is never retried until the spec changes (the same spec gives the same error);
-- a temporary failure (RegistryError, AuthError, GitError, PushRejected) retries with an
-  exponential backoff from `base_backoff`, never later than the interval;
-- anything else (Promoted, UpToDate, NoMatchingTag, TargetError) waits one interval. TargetError
-  is retried at the interval because the repository can change under us without a spec change.
+- otherwise `retrying.delay` decides from the reason (the one place the error classes' `retry`
+  policy is read): InvalidSpec never until the spec changes; RegistryError, AuthError, GitError,
+  PushRejected back off from `base_backoff`, doubling, capped at the interval; everything else
+  (Promoted, UpToDate, NoMatchingTag, TargetError) one interval later.
 
 The memory is in-process. After a restart it is empty, and `is_due` falls back to the persisted
 status (`observedGeneration`, `lastScanTime`), so a restart does not rescan everything at once.
 
 `status.is_due` (pure) reads the persisted status; `Schedule` only keeps a small dict keyed by the
-CR's uid. The backoff follows `status.retry_delay` (doubling, capped at the interval) but its first
-step is configurable, so the end-to-end tests can retry in a fraction of a second.
+CR's uid. The first backoff step is configurable, so the end-to-end tests can retry in a fraction
+of a second. This timer is the only retry mechanism (see kube/retrying.py for why not Kopf's).
 """
 
 from __future__ import annotations
@@ -30,8 +29,7 @@ from typing import Any
 
 from imagepromoter import errors, spec
 from imagepromoter import status as status_module
-
-TEMPORARY_REASONS = frozenset({"RegistryError", "AuthError", "GitError", "PushRejected"})
+from imagepromoter.kube import retrying
 
 
 def ready_reason(status: Mapping[str, Any]) -> str | None:
@@ -54,7 +52,7 @@ class Entry:
 
     generation: int | None
     reason: str
-    next_at: datetime
+    next_at: datetime | None  # None: only a spec change makes it due
     failures: int = 0
 
 
@@ -82,10 +80,11 @@ class Schedule:
             )
         entry = self._entries.get(key)
         if entry is not None and entry.generation == generation:
-            return entry.reason != errors.InvalidSpec.reason and now >= entry.next_at
+            return entry.next_at is not None and now >= entry.next_at
         if status.get("observedGeneration") != generation:
             return True
-        if ready_reason(status) == errors.InvalidSpec.reason:
+        reason = ready_reason(status)
+        if reason is not None and retrying.policy(reason) is errors.Retry.SPEC_CHANGE:
             return False
         return status_module.is_due(status, interval_of(spec_dict), now)
 
@@ -97,16 +96,20 @@ class Schedule:
         reason: str,
         interval: timedelta,
         now: datetime,
-    ) -> timedelta:
-        """Remember a finished pass; return how long until the next one."""
+    ) -> timedelta | None:
+        """Remember a finished pass; return how long until the next one (None: a spec change)."""
         previous = self._entries.get(key)
         failures = 0
-        delay = interval
-        if reason in TEMPORARY_REASONS:
+        if retrying.counts_as_failure(reason):
             failures = (previous.failures if previous is not None else 0) + 1
-            delay = min(interval, self._base_backoff * 2 ** (failures - 1))
+        delay = retrying.delay(
+            reason, interval=interval, failures=failures, first=self._base_backoff
+        )
         self._entries[key] = Entry(
-            generation=generation, reason=reason, next_at=now + delay, failures=failures
+            generation=generation,
+            reason=reason,
+            next_at=now + delay if delay is not None else None,
+            failures=failures,
         )
         return delay
 

@@ -10,6 +10,12 @@ public API, so the kopf version is pinned below 2 and this is the only module th
 A Secret is read on every pass and never cached, so editing a Secret takes effect at the next
 pass without restarting the operator. Values are returned decoded; they are never logged.
 Only the CR's namespace is ever asked: a CR cannot name a Secret elsewhere.
+
+Failures are `errors.SecretReadError` (in the error tree, so the 403 advice reaches the status
+as written); reconcile files it under the phase that needed the Secret. How long a read may take
+is the pass's deadline, enforced by reconcile around the call. Base64 is decoded leniently about
+whitespace (line breaks every 76 characters, as `base64` and some tools wrap), strictly otherwise.
+Kopf's own request retries are turned off for these reads (it would retry a 403 for a minute).
 """
 
 from __future__ import annotations
@@ -17,17 +23,21 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import urllib.parse
 
+import aiohttp
 import kopf
 from kopf._cogs.clients import api as kopf_api
 from kopf._cogs.clients import errors as kopf_errors
+from kopf._cogs.structs import credentials as kopf_credentials
+
+from imagepromoter import errors
 
 logger = logging.getLogger(__name__)
 
-
-class SecretReadError(RuntimeError):
-    """A Secret could not be read for a reason other than its absence (RBAC, API down)."""
+SecretReadError = errors.SecretReadError  # the name this module exported before
+_WHITESPACE = re.compile(r"\s+")
 
 
 class KopfSecrets:
@@ -43,7 +53,13 @@ class KopfSecrets:
             f"/secrets/{urllib.parse.quote(name, safe='')}"
         )
         try:
-            body = await kopf_api.get(url, settings=self._settings, logger=logger)
+            # No retries inside the read: Kopf's default retries a 403 or a 5xx for about a
+            # minute (1+1+2+3+5+8+13+21 s); the pass reports it now and the schedule retries.
+            response = await kopf_api.request(
+                "get", url, settings=self._settings, backoffs=(), logger=logger
+            )
+            async with response:
+                body = await response.json()
         except kopf_errors.APINotFoundError:
             return None
         except kopf_errors.APIForbiddenError:
@@ -56,7 +72,18 @@ class KopfSecrets:
                 f"reading Secret {name} in namespace {namespace} failed with HTTP {exc.status}; "
                 "will retry"
             ) from None
-        return decode(body.get("data") or {}, namespace=namespace, name=name)
+        except kopf_credentials.LoginError:
+            raise SecretReadError(
+                f"reading Secret {name} in namespace {namespace}: the operator's own credentials "
+                "for the Kubernetes API were refused (HTTP 401); check its service account token"
+            ) from None
+        except (OSError, aiohttp.ClientError, ValueError) as exc:
+            raise SecretReadError(
+                f"reading Secret {name} in namespace {namespace}: the Kubernetes API could not be "
+                f"reached or answered nonsense ({type(exc).__name__}); will retry"
+            ) from None
+        data = body.get("data") if isinstance(body, dict) else None
+        return decode(data if isinstance(data, dict) else {}, namespace=namespace, name=name)
 
 
 def decode(data: dict[str, str], *, namespace: str, name: str) -> dict[str, str]:
@@ -64,8 +91,9 @@ def decode(data: dict[str, str], *, namespace: str, name: str) -> dict[str, str]
     decoded: dict[str, str] = {}
     for key, value in data.items():
         try:
-            decoded[key] = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+            compact = _WHITESPACE.sub("", value) if isinstance(value, str) else value
+            decoded[key] = base64.b64decode(compact, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, TypeError):
             raise SecretReadError(
                 f"Secret {name} in namespace {namespace}: key {key} is not base64 of UTF-8 text"
             ) from None

@@ -61,7 +61,13 @@ class KopfUpstreams:
         if self.settings is None:
             raise RuntimeError("the operator has not started")
         try:
-            body = await kopf_api.get(_url(namespace, name), settings=self.settings, logger=logger)
+            # no retries inside the read (Kopf's default retries a 403 for about a minute):
+            # the pass says Waiting now and the timer looks again (as kube/secrets.py does)
+            response = await kopf_api.request(
+                "get", _url(namespace, name), settings=self.settings, backoffs=(), logger=logger
+            )
+            async with response:
+                body = await response.json()
         except kopf_errors.APINotFoundError:
             return None
         except kopf_errors.APIError as exc:  # RBAC or the API server: look again later
