@@ -20,6 +20,10 @@ Design:
 - A damaged workspace (not a repository, missing objects, a recorded head whose commit or tree is
   gone, a leftover of an interrupted first clone) is deleted and cloned again, never half-used.
 - One `threading.Lock` per workspace serializes writers in this process (`Workspaces.lock`).
+- Storage stays bounded: every fetch brings a pack and every commit adds loose objects, and
+  Dulwich consults every pack index per lookup, so a workspace nobody folds gets slower with every
+  past cycle. Leaving `open_repo` normally folds them into one pack once there are more than
+  MAX_PACKS packs or MAX_LOOSE loose objects (always under the workspace's lock).
 - A push whose answer never came is remembered as a ref of the workspace (`pending`), so the
   next pass can tell our own commit on the remote from someone else's (see writer.py).
 """
@@ -46,6 +50,8 @@ from imagepromoter.git import deadlines, failures, urls
 
 _SEEN_PREFIX = Ref(b"refs/heads/")
 _COMPLETE_MARKER = "imagepromoter-complete"
+MAX_PACKS = 8  # more packs than this are folded into one (see consolidate)
+MAX_LOOSE = 512  # and so are more loose objects than this
 
 
 class Workspaces:
@@ -80,8 +86,26 @@ def open_repo(path: Path) -> Iterator[Repo]:
         repo = Repo.init_bare(str(path))
     try:
         yield repo
+        consolidate(repo)
     finally:
         repo.close()
+
+
+def consolidate(repo: Repo) -> bool:
+    """Fold the packs and loose objects into one pack once over MAX_PACKS or MAX_LOOSE."""
+    if len(repo.object_store.packs) <= MAX_PACKS and not _more_loose_than(repo, MAX_LOOSE):
+        return False
+    repo.object_store.repack()
+    return True
+
+
+def _more_loose_than(repo: Repo, bound: int) -> bool:
+    count = 0
+    for fanout in Path(repo.path, "objects").glob("[0-9a-f][0-9a-f]"):
+        count += sum(1 for _ in fanout.iterdir())
+        if count > bound:
+            return True
+    return False
 
 
 def discard(path: Path) -> None:

@@ -1,0 +1,74 @@
+"""Workspace object storage stays bounded: packs are consolidated, so cycle cost does not grow.
+
+Every promotion fetches and pushes through its own small pack; Dulwich loads every pack index to
+look an object up, so without consolidation each write costs more than the last (issue 11: 7.1 s
+on the first cycle of 100 CRs, 16.3 s on the ninth). `workspace.consolidate` folds the packs
+(and the loose objects the writer adds) into one once there are more than `workspace.MAX_PACKS`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dulwich import objects
+from dulwich.repo import Repo
+
+from imagepromoter import credentials, spec
+from imagepromoter.git import workspace, writer
+from tests.servers import git_http
+from tests.test_git_writer import DEV, SEED, set_tag
+
+
+def packs(path: Path) -> list[Path]:
+    return sorted((path / "objects/pack").glob("*.pack"))
+
+
+@pytest.mark.parametrize(
+    ("made", "folded"),
+    [(1, False), (workspace.MAX_PACKS, False), (workspace.MAX_PACKS + 1, True)],
+    ids=["one-pack", "at-the-bound", "over-the-bound"],
+)
+def test_packs_over_the_bound_are_folded_into_one(tmp_path: Path, made: int, folded: bool) -> None:
+    repo = Repo.init_bare(str(tmp_path), mkdir=False)
+    blobs = [objects.Blob.from_string(f"blob {i}\n".encode()) for i in range(made)]
+    for blob in blobs:
+        repo.object_store.add_objects([(blob, None)])
+    assert len(packs(tmp_path)) == made
+    assert workspace.consolidate(repo) is folded
+    assert len(packs(tmp_path)) == (1 if folded else made)
+    repo.close()
+    reopened = Repo(str(tmp_path))
+    assert all(reopened.object_store[b.id].as_raw_string() == b.data for b in blobs)
+    reopened.close()
+
+
+@pytest.mark.servers
+def test_many_promotions_keep_the_workspace_to_a_few_packs(
+    tmp_path: Path,
+    git_http_server: git_http.GitHttpServer,
+    git_http_creds: credentials.BasicCredentials,
+) -> None:
+    url = git_http_server.create_repo("scale-packs", SEED)
+    git_writer = writer.GitWriter(tmp_path / "ws")
+    git = spec.GitSpec(url=url, branch="main")
+    bare = git_http_server.repo_path("scale-packs")
+    rounds = 2 * workspace.MAX_PACKS + 3
+    for i in range(rounds):
+        git_http.push_commit(bare, "main", {"OTHER.md": f"{i}\n"})  # each fetch brings a pack
+        result = git_writer.write(git, git_http_creds, set_tag(f"2.0.{i}-dev"))
+        assert result.commit is not None
+    (path,) = [p for p in (tmp_path / "ws").iterdir() if p.is_dir()]
+    assert 1 <= len(packs(path)) <= workspace.MAX_PACKS + 1
+    assert f"tag: 2.0.{rounds - 1}-dev".encode() in git_http.read_file(bare, "main", DEV)
+    assert git_writer.write(git, git_http_creds, set_tag("3.0.0-dev")).commit is not None
+
+
+def test_loose_objects_over_the_bound_are_packed(tmp_path: Path) -> None:
+    repo = Repo.init_bare(str(tmp_path), mkdir=False)
+    for i in range(workspace.MAX_LOOSE + 1):
+        repo.object_store.add_object(objects.Blob.from_string(f"loose {i}\n".encode()))
+    assert workspace.consolidate(repo)
+    assert len(packs(tmp_path)) == 1
+    assert not list(repo.object_store._iter_loose_objects())
+    repo.close()
