@@ -20,6 +20,7 @@ import argparse
 import base64
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -192,6 +193,7 @@ def main() -> None:
     parser.add_argument("--big", action="store_true", help=f"also {BIG}")
     args = parser.parse_args()
     sizes = [*args.sizes, *([BIG] if args.big else [])]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout`: still stop the servers
     cycles: list[Cycle] = []
     floors: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as name:

@@ -81,7 +81,7 @@ async def test_not_base64_names_the_key_not_the_value(api: Emulator) -> None:
 
 
 def requests_to(api: Emulator, path: str) -> int:
-    return sum(1 for r in list(api) if str(getattr(r, "url", "")).endswith(path))
+    return sum(1 for r in list(api.history) if str(getattr(r, "url", "")).endswith(path))
 
 
 async def test_forbidden_says_which_grant_is_missing(api: Emulator) -> None:
