@@ -162,7 +162,7 @@ class SpecErrors(errors.InvalidSpec):
         self.args = (joined,)  # str() is "spec.a: ...; spec.b: ...", each naming its own field
 
 
-_SPEC_FIELDS = (
+SPEC_FIELDS = (  # every field of spec, in the order the docs and `import` write them
     "image",
     "imagePullSecret",
     "insecure",
@@ -201,7 +201,7 @@ def parse(spec: Mapping[str, Any]) -> Promotion:
     check = _Checker()
     if not isinstance(spec, Mapping):
         raise SpecErrors([errors.InvalidSpec("spec", "must be a mapping")])
-    check.unknown_fields("spec", spec, _SPEC_FIELDS)
+    check.unknown_fields("spec", spec, SPEC_FIELDS)
     image_text = check.required_string("spec.image", spec.get("image"))
     image = check.run(reference.parse, image_text) if image_text is not None else None
     tag_regex = check.required_string("spec.tagRegex", spec.get("tagRegex"))

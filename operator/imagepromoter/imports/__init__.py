@@ -21,24 +21,13 @@ from typing import Any
 
 import yaml
 
+from imagepromoter import spec as specs
+
 API_VERSION = "imagepromoter.dev/v1alpha1"
 PLACEHOLDER_URL = "https://git.example.invalid/REPLACE-ME.git"
 PLACEHOLDER_IMAGE = "registry.example.invalid/replace-me"
 
 Path = tuple[str | int, ...]
-_SPEC_ORDER = (
-    "image",
-    "imagePullSecret",
-    "insecure",
-    "tagRegex",
-    "excludeTags",
-    "policy",
-    "semverRange",
-    "interval",
-    "suspend",
-    "git",
-    "targets",
-)
 
 
 @dataclass(frozen=True)
@@ -69,7 +58,7 @@ class Translation:
 
     def manifest(self) -> dict[str, Any]:
         """The ImagePromotion as data, its spec's fields in the order API.md lists them."""
-        ordered = {k: self.spec[k] for k in _SPEC_ORDER if k in self.spec}
+        ordered = {k: self.spec[k] for k in specs.SPEC_FIELDS if k in self.spec}
         ordered.update({k: v for k, v in self.spec.items() if k not in ordered})
         return {
             "apiVersion": API_VERSION,

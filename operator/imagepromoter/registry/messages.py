@@ -181,7 +181,7 @@ def too_many_tags(call: Call, cap: int) -> errors.RegistryError:
     return call.error(
         errors.RegistryError,
         f"{call.host} lists more than {cap} tags for {call.repository} (the limit per scan); "
-        "delete old tags or raise the operator's tag limit",
+        "delete old tags in the registry (the limit is not configurable yet)",
     )
 
 
