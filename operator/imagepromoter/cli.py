@@ -20,6 +20,7 @@ import logging
 import os
 import ssl
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -317,6 +318,7 @@ async def _promote_all(
     from imagepromoter.registry import client
 
     registry = scans.SharedScans(client.RegistryClient())  # CRs on one image: one scan
+    started = time.time()  # every CR takes a scan made during this run: one per image
     git = writer.GitWriter(workdir)
     secrets = FileSecrets(loaded.secrets)
     resources = [_resource(doc) for doc in loaded.promotions]
@@ -338,6 +340,7 @@ async def _promote_all(
                         history=history.History(git),
                         upstreams=upstreams,
                         deadline=deadline,
+                        not_before=started,
                     )
                     for i in wave
                 )

@@ -156,7 +156,7 @@ async def reconcile(
     now: Callable[[], datetime],
     dry_run: bool = False,
     trigger: webhook_model.Trigger | None = None,
-    fresh: bool = False,
+    not_before: float | None = None,
     history: GitHistory | None = None,
     upstreams: stages.Reader | None = None,
     deadline: float | None = DEFAULT_DEADLINE,
@@ -167,7 +167,8 @@ async def reconcile(
     `trigger` is the last webhook event recorded on the CR: its fields become template variables
     only when this pass chooses the tag it announced (else the ones kept in status.trigger for
     that tag, so a retried pass writes the same values). `deadline` is the pass's total budget in
-    seconds for its network phases (None: unlimited).
+    seconds for its network phases (None: unlimited). `not_before` is how fresh the registry's
+    answers must be (wall-clock epoch seconds; see scans.py): None takes any answer still kept.
     """
     budget = Budget.start(deadline, clock)
     promotion: spec.Promotion | None = None
@@ -201,7 +202,7 @@ async def reconcile(
             registry,
             secrets,
             budget,
-            fresh=fresh,
+            not_before=not_before,
             followed=followed,
             now=scan_time,
         )
@@ -302,7 +303,7 @@ async def _scan(
     secrets: SecretReader,
     budget: Budget,
     *,
-    fresh: bool,
+    not_before: float | None,
     followed: str | None = None,
     now: datetime,
 ) -> _Scan:
@@ -311,7 +312,7 @@ async def _scan(
         credentials=await _registry_credentials(promotion, resource.namespace, secrets, budget),
         secret_name=promotion.image_pull_secret,
         insecure=promotion.insecure,
-        fresh=fresh,
+        not_before=not_before,
     )
     where = f"{promotion.image_text} at registry {promotion.image.host}"
     async with budget.phase(errors.RegistryError, f"listing the tags of {where}"):

@@ -1,23 +1,32 @@
-"""One registry scan per image, however many ImagePromotions name it.
+"""One registry scan per image, however many ImagePromotions name it, and for every kind of pass.
 
 A common layout has one ImagePromotion per environment, all naming the same image; with thousands
 of CRs on one operator, letting each pass list the tags itself multiplies the requests to the
-registry by the number of environments. `SharedScans` wraps any registry reader (the Protocol
+registry by the number of CRs. `SharedScans` wraps any registry reader (the Protocol
 `reconcile.RegistryReader`; here restated as `Reader`, since the pure core may not import
 reconcile) and shares the answers:
 
-- Single flight: concurrent identical calls make one call to the inner reader; every waiter gets
-  its result, or its exception. A failure is never cached, so the next pass asks again.
-- A short cache: a successful answer is kept for `max_age` seconds (tag lists) or
-  `digest_max_age` (tag -> digest; shorter, since tags move), measured on an injectable clock.
+- Freshness is a time, not a flag: `RegistryAccess.not_before` (epoch seconds). An answer whose
+  request STARTED at or after it is good enough; so is a request still in flight that started at
+  or after it (the caller joins it); otherwise a new request is made. The caller says what it
+  needs (a created CR: its creationTimestamp; a timer pass: now minus the image's shortest
+  interval; see pipeline/freshness.py), so 1,000 CRs created at once share one scan while a CR
+  created after a scan started gets a new one. None accepts any answer still kept.
+- The newest answer per key is kept (tag lists and digests alike) with its start time, bounded by
+  `max_entries` (least recently used first out) and `max_age` (generous: one tag list per image
+  and credential identity is little memory), on an injectable wall clock. A failure is never
+  kept, so the next pass asks again.
 - Keys: (host, repository, insecure, who). `who` is an HMAC of the username and password under a
   key drawn once per instance, so the cache never holds a password in clear and its keys cannot be
   compared across processes or attacked with a dictionary offline. Two CRs with different
   credentials never share an answer: one must not read through the other's access.
 - A flight is also keyed by the Secret name, since error messages name it ("the credentials in
   Secret X cannot read it") and a waiter must not be told about another CR's Secret. Successes
-  are not: a listing fetched through Secret `a` is served from the cache to a CR whose Secret `b`
-  holds the same credentials.
+  are not: a listing fetched through Secret `a` is served to a CR whose Secret `b` holds the same
+  credentials.
+- `on_change(host, repository)` is called when a tag listing differs from the one kept before it
+  for the same key (not on the first listing: there is nothing to compare), so the operator can
+  make every other CR of that image act on it now instead of at its own interval.
 - `created` passes straight through: the client already caches creation times by digest.
 
 A flight runs as its own task, shielded from its waiters: a waiter that is cancelled (its pass
@@ -40,11 +49,11 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from imagepromoter.reference import RegistryAccess
 
-DEFAULT_MAX_AGE = 10.0
-DEFAULT_DIGEST_MAX_AGE = 2.0
+DEFAULT_MAX_AGE = 3600.0  # seconds: longer than any sensible interval, short enough to forget
 DEFAULT_MAX_ENTRIES = 100_000
 
 T = TypeVar("T")
+OnChange = Callable[[str, str], None]  # (host, repository)
 
 
 class Reader(Protocol):
@@ -69,6 +78,7 @@ class Counters:
 @dataclass
 class _Flight(Generic[T]):
     task: asyncio.Future[T]
+    started: float  # on the wall clock: what a waiter's not_before is compared with
     waiters: int = 0
 
 
@@ -82,30 +92,44 @@ class _Shared(Generic[T]):
     cache: OrderedDict[Hashable, tuple[float, T]] = field(default_factory=OrderedDict)
     flights: dict[Hashable, _Flight[T]] = field(default_factory=dict)
 
-    def fresh(self, key: Hashable, now: float) -> tuple[float, T] | None:
-        """The cached answer for `key` if it is younger than max_age (dropping it if not)."""
+    def kept(self, key: Hashable, not_before: float | None, now: float) -> tuple[float, T] | None:
+        """The kept answer for `key` if its request started at or after `not_before`."""
         entry = self.cache.get(key)
         if entry is None:
             return None
-        if now - entry[0] < self.max_age:
-            return entry
-        del self.cache[key]
-        return None
+        if now - entry[0] >= self.max_age:
+            del self.cache[key]
+            return None
+        if not_before is not None and entry[0] < not_before:
+            return None
+        self.cache.move_to_end(key)  # least recently used leaves first
+        return entry
+
+    def joinable(self, flight_key: Hashable, not_before: float | None) -> _Flight[T] | None:
+        """The flight in progress for `flight_key` if it started at or after `not_before`."""
+        flight = self.flights.get(flight_key)
+        if flight is None or (not_before is not None and flight.started < not_before):
+            return None
+        return flight
 
     def cancel(self) -> None:
         """Cancel every flight still running."""
         for flight in list(self.flights.values()):
             flight.task.cancel()
 
-    def store(self, key: Hashable, value: T, now: float) -> None:
-        """Remember `value`; entries are kept in age order, so the expired ones are in front."""
-        self.cache[key] = (now, value)
+    def store(self, key: Hashable, value: T, started: float, now: float) -> tuple[bool, T | None]:
+        """Keep `value` unless a newer answer is kept; (kept it, the value it replaced)."""
+        previous = self.cache.get(key)
+        if previous is not None and previous[0] > started:
+            return False, None  # a request that started later landed first: it is the newer
+        self.cache[key] = (started, value)
         self.cache.move_to_end(key)
         while self.cache:
             oldest_key, (stored, _) = next(iter(self.cache.items()))
             if now - stored < self.max_age and len(self.cache) <= self.max_entries:
                 break
             del self.cache[oldest_key]
+        return True, previous[1] if previous is not None else None
 
 
 class SharedScans:
@@ -116,39 +140,42 @@ class SharedScans:
         inner: Reader,
         *,
         max_age: float = DEFAULT_MAX_AGE,
-        digest_max_age: float = DEFAULT_DIGEST_MAX_AGE,
         max_entries: int = DEFAULT_MAX_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        on_change: OnChange | None = None,
     ) -> None:
         self.inner = inner
-        self.clock = clock
+        self.clock = clock  # the wall clock, in epoch seconds like RegistryAccess.not_before
+        self.on_change = on_change  # set by the operator (kube/handlers.py) once it runs
         self._tags: _Shared[list[str]] = _Shared(max_age, max_entries)
-        self._digests: _Shared[str] = _Shared(digest_max_age, max_entries)
+        self._digests: _Shared[str] = _Shared(max_age, max_entries)
         self._who_key = secrets.token_bytes(32)
 
     # the RegistryReader Protocol -----------------------------------------------------------------
 
     async def list_tags(self, access: RegistryAccess) -> list[str]:
-        """Every tag of the repository, as the inner reader lists it, at most max_age old."""
+        """Every tag of the repository, from a request started at or after access.not_before."""
         key = self._key(access)
         tags = await self._answer(
             self._tags,
             key,
             (key, access.secret_name),
             lambda: self.inner.list_tags(access),
-            bypass_cache=access.fresh,
+            access,
+            changed=lambda old, new: set(old) != set(new),
         )
         return list(tags)  # a copy each: one caller's edits must not reach another
 
     async def digest(self, access: RegistryAccess, tag: str) -> str:
-        """The digest `tag` points to, at most digest_max_age old."""
+        """The digest `tag` points to, from a request started at or after access.not_before."""
         key = (self._key(access), tag)
         return await self._answer(
             self._digests,
             key,
             (key, access.secret_name),
             lambda: self.inner.digest(access, tag),
-            bypass_cache=access.fresh,
+            access,
+            changed=lambda old, new: old != new,  # the tag moved
         )
 
     async def created(self, access: RegistryAccess, tags: Sequence[str]) -> dict[str, datetime]:
@@ -222,21 +249,21 @@ class SharedScans:
         key: Hashable,
         flight_key: Hashable,
         fetch: Callable[[], Awaitable[T]],
+        access: RegistryAccess,
         *,
-        bypass_cache: bool = False,
+        changed: Callable[[T, T], bool],
     ) -> T:
-        cached = None if bypass_cache else shared.fresh(key, self.clock())
+        cached = shared.kept(key, access.not_before, self.clock())
         if cached is not None:
             shared.counters.hits += 1
             return cached[1]
-        flight = shared.flights.get(flight_key)
+        flight = shared.joinable(flight_key, access.not_before)
         if flight is None:
             shared.counters.misses += 1
-            flight = _Flight(asyncio.ensure_future(fetch()))
-            shared.flights[flight_key] = flight
-            flight.task.add_done_callback(
-                lambda task: self._landed(shared, key, flight_key, flight, task)
-            )
+            flight = _Flight(asyncio.ensure_future(fetch()), started=self.clock())
+            shared.flights[flight_key] = flight  # an older flight still runs for its own waiters
+            landed = self._landed(shared, key, flight_key, flight, access, changed)
+            flight.task.add_done_callback(landed)
         else:
             shared.counters.coalesced += 1
         flight.waiters += 1
@@ -253,9 +280,19 @@ class SharedScans:
         key: Hashable,
         flight_key: Hashable,
         flight: _Flight[T],
-        task: asyncio.Future[T],
-    ) -> None:
-        if shared.flights.get(flight_key) is flight:
-            del shared.flights[flight_key]
-        if not task.cancelled() and task.exception() is None:
-            shared.store(key, task.result(), self.clock())
+        access: RegistryAccess,
+        changed: Callable[[T, T], bool],
+    ) -> Callable[[asyncio.Future[T]], None]:
+        """The done-callback of `flight`: forget it, keep its answer, tell on_change."""
+
+        def done(task: asyncio.Future[T]) -> None:
+            if shared.flights.get(flight_key) is flight:
+                del shared.flights[flight_key]
+            if task.cancelled() or task.exception() is not None:
+                return
+            value = task.result()
+            stored, previous = shared.store(key, value, flight.started, self.clock())
+            if stored and previous is not None and changed(previous, value) and self.on_change:
+                self.on_change(access.image.host, access.image.repository)
+
+        return done

@@ -52,10 +52,12 @@ from typing import Any
 
 import kopf
 
-from imagepromoter import changes, credentials, gates, reconcile, spec
+from imagepromoter import changes, credentials, gates, reconcile, scans, spec
 from imagepromoter.kube import events, health, metrics, notifying, schedule, secrets
 from imagepromoter.kube import stages as kube_stages
 from imagepromoter.kube import webhooks as kube_webhooks
+from imagepromoter.pipeline import freshness
+from imagepromoter.pipeline import index as image_index
 from imagepromoter.webhooks import model as webhook_model
 
 logger = logging.getLogger(__name__)
@@ -233,6 +235,7 @@ class Operator:
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     upstreams: kube_stages.KopfUpstreams = field(default_factory=kube_stages.KopfUpstreams)
+    images: image_index.ImageIndex = field(default_factory=image_index.ImageIndex)
 
     def __post_init__(self) -> None:
         self.clock: Callable[[], datetime] = self.now or _utcnow
@@ -254,6 +257,8 @@ class Operator:
         settings.posting.reporting_component = "imagepromoter"
         settings.posting.event_name_prefix = "imagepromoter-"
         self.registry = self.adapters.registry_factory()
+        if isinstance(self.registry, scans.SharedScans):
+            self.registry.on_change = self.image_changed
         self.secrets = secrets.KopfSecrets(settings)
 
     async def stop(self) -> None:
@@ -267,14 +272,38 @@ class Operator:
         """A CR was deleted: drop everything kept about it and stop its timer."""
         self.gone.add(uid)
         self.schedule.forget(uid)
+        self.images.remove(uid)
         self.events.forget(uid)
         self.statuses.pop(uid, None)
         self.locks.pop(uid, None)
 
+    def image_changed(self, host: str, repository: str) -> None:
+        """A scan found new tags: every CR of the image is due at its next tick (fan-out)."""
+        now = self.clock()
+        for uid in self.images.members((host, repository)):
+            self.schedule.poke(uid, now)
+
+    def not_before(self, uid: str, spec_dict: Mapping[str, Any], now: datetime) -> float:
+        """A timer pass's freshness: a scan within the shortest interval of the CR's image."""
+        shortest = schedule.interval_of(spec_dict)
+        key = image_index.image_key(spec_dict)
+        indexed = self.images.min_interval(key) if key is not None else None
+        return freshness.timer(now, min(shortest, indexed) if indexed is not None else shortest)
+
     async def run_pass(
-        self, body: Mapping[str, Any], patch: kopf.Patch, *, force: bool, why: str
+        self,
+        body: Mapping[str, Any],
+        patch: kopf.Patch,
+        *,
+        force: bool,
+        why: str,
+        not_before: float | None = None,
     ) -> None:
-        """One reconcile pass for one CR (if due or forced), patched into `patch`."""
+        """One reconcile pass for one CR (if due or forced), patched into `patch`.
+
+        `not_before` is how fresh its scan must be (pipeline/freshness.py); a forced pass without
+        one asks for now, a timer pass for its image's shortest interval.
+        """
         meta = body.get("metadata") or {}
         uid = str(meta.get("uid", ""))
         spec_dict: Mapping[str, Any] = body.get("spec") or {}
@@ -292,8 +321,10 @@ class Operator:
                 uid, spec_dict=spec_dict, status=previous, generation=generation, now=now
             ):
                 return
+            if not_before is None:
+                not_before = now.timestamp() if force else self.not_before(uid, spec_dict, now)
             result, timings = await self._reconcile(
-                meta, spec_dict, previous, generation, fresh=force
+                meta, spec_dict, previous, generation, not_before=not_before
             )
             self.statuses[uid] = result.status
             interval = (
@@ -330,7 +361,7 @@ class Operator:
         previous: Mapping[str, Any],
         generation: int | None,
         *,
-        fresh: bool,
+        not_before: float | None,
     ) -> tuple[reconcile.Result, _Timings]:
         if self.registry is None or self.secrets is None:
             raise RuntimeError("the operator has not started")
@@ -350,7 +381,7 @@ class Operator:
             secrets=self.secrets,
             now=self.clock,
             dry_run=self.options.dry_run,
-            fresh=fresh,
+            not_before=not_before,
             trigger=webhook_model.decode(
                 (meta.get("annotations") or {}).get(webhook_model.TRIGGER_ANNOTATION)
             ),
@@ -398,22 +429,28 @@ def build_registry(
 
     @kopf.on.create(*res, registry=registry)
     async def created(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await state.run_pass(body, patch, force=True, why="created")
+        since = freshness.created(body.meta, state.clock())
+        await state.run_pass(body, patch, force=True, why="created", not_before=since)
 
     @kopf.on.update(*res, field="spec", registry=registry)
     async def spec_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await state.run_pass(body, patch, force=True, why="spec changed")
+        since = freshness.changed(body.meta, state.clock())
+        await state.run_pass(body, patch, force=True, why="spec changed", not_before=since)
 
     @kopf.on.update(*res, field=("metadata", "annotations", REQUESTED_AT), registry=registry)
     async def requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
         if new:
-            await state.run_pass(body, patch, force=True, why=f"requested at {new}")
+            since = freshness.requested(new, state.clock())
+            why = f"requested at {new}"
+            await state.run_pass(body, patch, force=True, why=why, not_before=since)
 
     @kopf.on.resume(*res, registry=registry)
     async def resumed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         status = body.get("status") or {}
         if status.get("observedGeneration") != body.meta.get("generation"):
-            await state.run_pass(body, patch, force=True, why="changed while stopped")
+            since = freshness.changed(body.meta, state.clock())
+            why = "changed while stopped"
+            await state.run_pass(body, patch, force=True, why=why, not_before=since)
 
     def alive(meta: kopf.Meta, **_: Any) -> bool:
         return meta.get("uid") not in state.gone
@@ -424,9 +461,12 @@ def build_registry(
         await state.run_pass(body, patch, force=False, why="interval")
 
     @kopf.on.event(*res, registry=registry)
-    def watched(type: str | None, meta: kopf.Meta, **_: Any) -> None:
+    def watched(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+        uid = str(meta.get("uid", ""))
         if type == "DELETED":
-            state.forget(str(meta.get("uid", "")))
+            state.forget(uid)
+        elif uid not in state.gone:  # ADDED, MODIFIED, or None for the initial listing
+            state.images.update(uid, body.get("spec") or {})
 
     kube_webhooks.register(registry, state)
     kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold

@@ -12,6 +12,11 @@ What decides "due", in order:
   PushRejected back off from `base_backoff`, doubling, capped at the interval; everything else
   (Promoted, UpToDate, NoMatchingTag, TargetError) one interval later.
 
+`poke` makes a CR due at its next tick whatever its interval: a scan of its image found a new
+tag (scans.SharedScans.on_change), and every CR of that image should act on it now, from that
+scan. A CR waiting for a spec change (InvalidSpec) stays waiting; a backoff is cut short, since
+the new scan may be what it was waiting for. The CR's next pass clears the poke.
+
 The memory is in-process. After a restart it is empty, and `is_due` falls back to the persisted
 status (`observedGeneration`, `lastScanTime`), so a restart does not rescan everything at once.
 
@@ -23,13 +28,14 @@ of a second. This timer is the only retry mechanism (see kube/retrying.py for wh
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from imagepromoter import errors, spec
+from imagepromoter import errors
 from imagepromoter import status as status_module
 from imagepromoter.kube import retrying
+from imagepromoter.pipeline import index
 
 
 def ready_reason(status: Mapping[str, Any]) -> str | None:
@@ -39,11 +45,7 @@ def ready_reason(status: Mapping[str, Any]) -> str | None:
     return str(reason) if reason is not None else None
 
 
-def interval_of(spec_dict: Mapping[str, Any]) -> timedelta:
-    """The spec's interval, or the default when it is absent or malformed (the pass reports it)."""
-    text = spec_dict.get("interval")
-    parsed = spec.parse_interval(text) if isinstance(text, str) else None
-    return parsed if parsed is not None and parsed > timedelta(0) else spec.DEFAULT_INTERVAL
+interval_of = index.interval_of  # the spec's interval, or the default (one rule for both)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Schedule:
 
     def __init__(self, *, base_backoff: timedelta = timedelta(seconds=10)) -> None:
         self._entries: dict[str, Entry] = {}
+        self._poked: set[str] = set()
         self._base_backoff = base_backoff
 
     def due(
@@ -86,7 +89,17 @@ class Schedule:
         reason = ready_reason(status)
         if reason is not None and retrying.policy(reason) is errors.Retry.SPEC_CHANGE:
             return False
+        if key in self._poked:
+            return True
         return status_module.is_due(status, interval_of(spec_dict), now)
+
+    def poke(self, key: str, now: datetime) -> None:
+        """Make a CR due now (at its next tick), unless only a spec change can make it due."""
+        entry = self._entries.get(key)
+        if entry is None:
+            self._poked.add(key)  # no pass since the start: `due` reads the persisted status
+        elif entry.next_at is not None and entry.next_at > now:
+            self._entries[key] = replace(entry, next_at=now)
 
     def record(
         self,
@@ -105,6 +118,7 @@ class Schedule:
         delay = retrying.delay(
             reason, interval=interval, failures=failures, first=self._base_backoff
         )
+        self._poked.discard(key)
         self._entries[key] = Entry(
             generation=generation,
             reason=reason,
@@ -116,6 +130,7 @@ class Schedule:
     def forget(self, key: str) -> None:
         """Drop a deleted CR."""
         self._entries.pop(key, None)
+        self._poked.discard(key)
 
     def __len__(self) -> int:
         return len(self._entries)
