@@ -137,3 +137,56 @@ def test_forget() -> None:
 )  # fmt: skip
 def test_interval_of(spec: dict[str, Any], interval: timedelta) -> None:
     assert schedule.interval_of(spec) == interval
+
+
+# --- poke: a scan of the CR's image found new tags ----------------------------------------------
+
+POKES = [
+    # (the last pass's reason, or None for no pass since the start; due after a poke)
+    ("UpToDate", True),
+    ("Promoted", True),
+    ("RegistryError", True),  # the backoff is cut short: the new scan may be what it waited for
+    ("InvalidSpec", False),  # only a spec change helps
+    (None, True),  # no pass in this process: the persisted status says not due, the poke does
+]
+
+
+@pytest.mark.parametrize(("reason", "due"), POKES, ids=[str(r) for r, _ in POKES])
+def test_a_poke_makes_a_cr_due_at_its_next_tick(reason: str | None, due: bool) -> None:
+    c = Clocked()
+    if reason is not None:
+        c.finish(reason)
+    c.advance(seconds=1)
+    assert not c.due(), "not due before the poke"
+    c.schedule.poke("uid", c.now)
+    assert c.due() is due
+    assert c.due(status=ready("InvalidSpec")) is (due and reason is not None), (
+        "no pass yet: a persisted InvalidSpec still waits for a spec change"
+    )
+
+
+def test_the_next_pass_clears_a_poke() -> None:
+    c = Clocked()
+    c.schedule.poke("uid", c.now)
+    assert c.due()
+    c.finish("UpToDate")
+    assert not c.due(), "one poke, one pass"
+    c.advance(minutes=5)
+    assert c.due()
+
+
+def test_a_poke_never_delays_a_cr_already_due() -> None:
+    c = Clocked()
+    c.finish("UpToDate")
+    c.advance(minutes=6)
+    c.schedule.poke("uid", c.now - timedelta(minutes=10))  # an old poke arriving late
+    assert c.due()
+    c.schedule.poke("uid", c.now + timedelta(minutes=10))
+    assert c.due(), "a poke only moves the next pass earlier"
+
+
+def test_forget_drops_a_poke() -> None:
+    c = Clocked()
+    c.schedule.poke("uid", c.now)
+    c.schedule.forget("uid")
+    assert not c.due()

@@ -1,0 +1,160 @@
+"""The not_before each Kopf handler of kube/handlers.py gives its pass, and the poke fan-out.
+
+The handlers are taken from the Kopf registry `build_registry` fills and called as Kopf calls
+them; the registry reader records the RegistryAccess of every listing, so what each cause asks
+of the scan cache is read off the access itself. The clock is fixed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import prometheus_client
+import pytest
+
+from imagepromoter import scans
+from imagepromoter.kube import events, handlers, metrics
+from imagepromoter.webhooks import model as webhook_model
+from tests.test_reconcile import VALUES, MemoryGit, MemoryRegistry, MemorySecrets, make_spec
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+EARLIER = NOW - timedelta(seconds=30)
+STAMP = EARLIER.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def operator(registry: Any) -> tuple[handlers.Operator, kopf.OperatorRegistry]:
+    state = handlers.Operator(
+        handlers.Adapters(
+            registry_factory=lambda: registry,
+            git=MemoryGit({"env/dev/values.yaml": VALUES.encode()}),
+        ),
+        metrics_=metrics.Metrics(prometheus_client.CollectorRegistry()),
+        now=lambda: NOW,
+    )
+    state.registry = registry
+    state.secrets = MemorySecrets()
+    state.events = events.Events(post=lambda *args: None, now=lambda: NOW)
+    return state, handlers.build_registry(state)
+
+
+def handler(registry: kopf.OperatorRegistry, name: str) -> Any:
+    """The function Kopf would call for the handler named `name`."""
+    kinds = (registry._changing, registry._spawning, registry._watching)
+    (found,) = [h.fn for kind in kinds for h in kind._handlers if h.fn.__name__ == name]
+    return found
+
+
+def body(uid: str = "u1", *, annotations: dict[str, str] | None = None, **meta: Any) -> kopf.Body:
+    return kopf.Body(
+        {
+            "metadata": {
+                "uid": uid,
+                "name": uid,
+                "namespace": "gitops",
+                "generation": 1,
+                "annotations": annotations or {},
+                **meta,
+            },
+            "spec": make_spec(),
+        }
+    )
+
+
+TRIGGER = webhook_model.Trigger(
+    tag="1.1.0-dev", source="ci", type="generic-hmac", delivery="d1",
+    received_at="2026-12-01T09:59:30.000Z",
+).encode()  # fmt: skip
+
+CAUSES = [
+    ("created", body(creationTimestamp=STAMP), {}, EARLIER),
+    ("created", body(creationTimestamp="2027-01-01T00:00:00Z"), {}, NOW),  # clock ahead
+    ("spec_changed", body(managedFields=[{"time": STAMP}]), {}, EARLIER),
+    ("spec_changed", body(), {}, NOW),
+    ("requested", body(), {"new": f"{EARLIER.timestamp():.0f}"}, EARLIER),
+    ("requested", body(), {"new": "x"}, NOW),
+    ("resumed", body(managedFields=[{"time": STAMP}]), {}, EARLIER),
+    (
+        "triggered",
+        body(annotations={webhook_model.TRIGGER_ANNOTATION: TRIGGER}),
+        {"new": TRIGGER},
+        EARLIER,
+    ),
+    ("upstream_changed", body(), {"new": "x"}, NOW),  # any other forced pass: now
+    ("release_hold", body(), {}, NOW),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "cr", "kwargs", "expected"),
+    CAUSES,
+    ids=[f"{n}-{i}" for i, (n, *_) in enumerate(CAUSES)],
+)
+async def test_each_cause_gives_its_pass_a_not_before(
+    name: str, cr: kopf.Body, kwargs: dict[str, Any], expected: datetime
+) -> None:
+    registry = MemoryRegistry(["1.0.0-dev", "1.1.0-dev"])
+    _, kopf_registry = operator(registry)
+    await handler(kopf_registry, name)(body=cr, patch=kopf.Patch(), logger=None, **kwargs)
+    (access,) = registry.seen
+    assert access.not_before == expected.timestamp()
+
+
+TIMERS = [
+    # (intervals of the CRs on the image, the ticked CR's index, the shortest interval used)
+    (["1h"], 0, timedelta(hours=1)),
+    (["1h", "1m"], 0, timedelta(minutes=1)),
+    (["1m", "1h"], 0, timedelta(minutes=1)),
+    (["1h", "1m (suspended)"], 0, timedelta(hours=1)),
+]
+
+
+@pytest.mark.parametrize(
+    ("intervals", "ticked", "shortest"), TIMERS, ids=[",".join(i) for i, *_ in TIMERS]
+)
+async def test_a_timer_pass_takes_a_scan_within_the_images_shortest_interval(
+    intervals: list[str], ticked: int, shortest: timedelta
+) -> None:
+    registry = MemoryRegistry(["1.0.0-dev"])
+    _, kopf_registry = operator(registry)
+    watched = handler(kopf_registry, "watched")
+    crs = []
+    for i, text in enumerate(intervals):
+        cr = body(f"u{i}")
+        cr["spec"]["interval"] = text.split()[0]
+        cr["spec"]["suspend"] = "suspended" in text
+        crs.append(cr)
+        watched(type="ADDED", body=cr, meta=cr.meta)
+    await handler(kopf_registry, "tick")(body=crs[ticked], patch=kopf.Patch(), logger=None)
+    (access,) = registry.seen
+    assert access.not_before == (NOW - shortest).timestamp()
+
+
+async def test_new_tags_found_by_one_cr_are_acted_on_by_every_cr_of_the_image_at_once() -> None:
+    clock = [NOW]
+    inner = MemoryRegistry(["1.0.0-dev"])
+    shared = scans.SharedScans(inner, clock=lambda: clock[0].timestamp())
+    state, kopf_registry = operator(None)
+    state.now, state.clock = (lambda: clock[0]), (lambda: clock[0])
+    state.adapters = handlers.Adapters(registry_factory=lambda: shared, git=state.adapters.git)
+    await state.start(kopf.OperatorSettings())
+    assert shared.on_change == state.image_changed
+    watched, tick = handler(kopf_registry, "watched"), handler(kopf_registry, "tick")
+    crs = [body(f"u{i}") for i in range(3)]
+    crs[2]["spec"]["image"] = "ghcr.io/myorg/another"
+    for i, cr in enumerate(crs):
+        cr["spec"]["interval"] = "1m" if i == 0 else "1h"
+        watched(type="ADDED", body=cr, meta=cr.meta)
+    patches = {cr.meta["uid"]: kopf.Patch() for cr in crs}
+    for cr in crs:  # a first pass each
+        await tick(body=cr, patch=patches[cr.meta["uid"]], logger=None)
+    assert len(inner.seen) == 2, "one listing per image"
+    inner.tags.append("1.1.0-dev")
+    clock[0] += timedelta(minutes=1, seconds=1)  # u0 is due (1m), the others are not (1h)
+    patches = {cr.meta["uid"]: kopf.Patch() for cr in crs}
+    for cr in crs:
+        await tick(body=cr, patch=patches[cr.meta["uid"]], logger=None)
+    assert len(inner.seen) == 3, "u0 listed the image; u1 took its scan"
+    promoted = {uid: (p.get("status") or {}).get("promotedTag") for uid, p in patches.items()}
+    assert promoted == {"u0": "1.1.0-dev", "u1": "1.1.0-dev", "u2": None}, "u2: another image"
