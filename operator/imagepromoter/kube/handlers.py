@@ -9,6 +9,12 @@
                                       otherwise the timer decides from the persisted status
     timer (fixed `tick`, 10s)      -> a pass when `schedule.Schedule.due` says so (per-CR interval)
     event DELETED                  -> forget the CR (and stop its timer: see below)
+    event ADDED/MODIFIED           -> the image index (pipeline/index.py): image -> CRs, intervals
+
+Each pass says how fresh its scan must be (`not_before`, pipeline/freshness.py: the creation,
+change, request or webhook time; a timer pass, its image's shortest interval), and the shared
+scans (scans.py) serve every pass of an image from one request; when a scan finds new tags,
+`image_changed` pokes every CR of the image so they act on it at their next tick.
 
 Every pass runs under a per-CR lock (timer and change handlers never overlap on one CR) and
 within `Options.pass_deadline` (reconcile enforces it on every network phase). There is no limit
