@@ -610,13 +610,30 @@ async def test_each_caller_gets_its_own_list() -> None:
     assert await shared.list_tags(image()) == ["1.0.0", "1.1.0"]
 
 
-async def test_created_passes_through_every_time() -> None:
+CREATED = [
+    (["1.0.0", "1.1.0"], None, 1, "the same candidates"),
+    (["1.1.0", "1.0.0", "1.1.0"], None, 1, "the same set in another order"),
+    (["1.0.0"], None, 2, "another set of candidates"),
+    (["1.0.0", "1.1.0"], T0 + 1, 2, "a not_before after the kept answer"),
+]
+
+
+@pytest.mark.parametrize(
+    ("second", "not_before", "requests"),
+    [(t, n, r) for t, n, r, _ in CREATED],
+    ids=[i for *_, i in CREATED],
+)
+async def test_creation_times_are_shared_per_image_and_candidate_set(
+    second: list[str], not_before: float | None, requests: int
+) -> None:
     inner = memory()
-    shared = scans.SharedScans(inner, clock=Clock())
-    for _ in range(2):
-        assert await shared.created(image(), ["1.0.0"]) == {}
-    assert inner.count("created") == 2
-    assert (shared.misses, shared.hits, shared.coalesced) == (0, 0, 0)
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock)
+    assert await shared.created(image(), ["1.0.0", "1.1.0"]) == {}
+    clock.now += 1
+    assert await shared.created(dataclasses.replace(image(), not_before=not_before), second) == {}
+    assert inner.count("created") == requests
+    assert shared.creation_times.misses == requests
 
 
 class NoClose:
@@ -739,3 +756,20 @@ def _cr(env: str, image_text: str, git_url: str) -> dict[str, Any]:
             "targets": [{"path": f"{env}/values.yaml", "key": "image.tag"}],
         },
     }
+
+
+async def test_aclose_cancels_an_older_flight_a_newer_one_replaced() -> None:
+    inner = Manual()
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock)
+    older = asyncio.ensure_future(shared.list_tags(image()))
+    await until(lambda: len(inner.pending) == 1, "the older request is made")
+    clock.now += 10
+    newer = asyncio.ensure_future(
+        shared.list_tags(dataclasses.replace(image(), not_before=clock.now))
+    )
+    await until(lambda: len(inner.pending) == 2, "the newer request is made")
+    await shared.aclose()
+    await asyncio.wait([older, newer], timeout=10)  # a bound for the failure, not a sleep
+    assert older.cancelled() and newer.cancelled()
+    assert all(future.cancelled() for future in inner.pending)

@@ -27,7 +27,9 @@ reconcile) and shares the answers:
 - `on_change(host, repository)` is called when a tag listing differs from the one kept before it
   for the same key (not on the first listing: there is nothing to compare), so the operator can
   make every other CR of that image act on it now instead of at its own interval.
-- `created` passes straight through: the client already caches creation times by digest.
+- `created` (policy newest) is shared the same way, keyed by the image and the set of candidate
+  tags (CRs of one image with one tagRegex ask for the same set): the client caches the times by
+  digest, but still reads each candidate's digest on every call.
 
 A flight runs as its own task, shielded from its waiters: a waiter that is cancelled (its pass
 timed out, its CR was deleted) does not cancel the others; the task is cancelled only when its
@@ -90,7 +92,8 @@ class _Shared(Generic[T]):
     max_entries: int
     counters: Counters = field(default_factory=Counters)
     cache: OrderedDict[Hashable, tuple[float, T]] = field(default_factory=OrderedDict)
-    flights: dict[Hashable, _Flight[T]] = field(default_factory=dict)
+    flights: dict[Hashable, _Flight[T]] = field(default_factory=dict)  # the newest per key
+    live: set[asyncio.Future[T]] = field(default_factory=set)  # every request still running
 
     def kept(self, key: Hashable, not_before: float | None, now: float) -> tuple[float, T] | None:
         """The kept answer for `key` if its request started at or after `not_before`."""
@@ -114,8 +117,8 @@ class _Shared(Generic[T]):
 
     def cancel(self) -> None:
         """Cancel every flight still running."""
-        for flight in list(self.flights.values()):
-            flight.task.cancel()
+        for task in list(self.live):
+            task.cancel()
 
     def store(self, key: Hashable, value: T, started: float, now: float) -> tuple[bool, T | None]:
         """Keep `value` unless a newer answer is kept; (kept it, the value it replaced)."""
@@ -149,6 +152,7 @@ class SharedScans:
         self.on_change = on_change  # set by the operator (kube/handlers.py) once it runs
         self._tags: _Shared[list[str]] = _Shared(max_age, max_entries)
         self._digests: _Shared[str] = _Shared(max_age, max_entries)
+        self._created: _Shared[dict[str, datetime]] = _Shared(max_age, max_entries)
         self._who_key = secrets.token_bytes(32)
 
     # the RegistryReader Protocol -----------------------------------------------------------------
@@ -179,8 +183,18 @@ class SharedScans:
         )
 
     async def created(self, access: RegistryAccess, tags: Sequence[str]) -> dict[str, datetime]:
-        """Creation times, straight from the inner reader (it caches them by digest)."""
-        return await self.inner.created(access, tags)
+        """Creation times of `tags`, from a request started at or after access.not_before."""
+        wanted = tuple(sorted(set(tags)))
+        key = (self._key(access), wanted)
+        times = await self._answer(
+            self._created,
+            key,
+            (key, access.secret_name),
+            lambda: self.inner.created(access, wanted),
+            access,
+            changed=lambda old, new: False,  # the listing and the digests tell changes
+        )
+        return dict(times)  # a copy each
 
     async def oci_labels(self, access: RegistryAccess, digest: str) -> dict[str, str]:
         """The image's oci.* variables, straight from the inner reader ({} if it cannot)."""
@@ -191,8 +205,8 @@ class SharedScans:
 
     async def aclose(self) -> None:
         """Cancel the flights still running and close the inner reader if it can be closed."""
-        self._tags.cancel()
-        self._digests.cancel()
+        for shared in (self._tags, self._digests, self._created):
+            shared.cancel()
         close: Callable[[], Awaitable[Any]] | None = getattr(self.inner, "aclose", None)
         if close is not None:
             await close()
@@ -210,19 +224,27 @@ class SharedScans:
         return self._digests.counters
 
     @property
+    def creation_times(self) -> Counters:
+        """How created calls were answered."""
+        return self._created.counters
+
+    @property
     def hits(self) -> int:
         """Calls answered from the cache."""
-        return self._tags.counters.hits + self._digests.counters.hits
+        return sum(c.hits for c in self._all())
 
     @property
     def misses(self) -> int:
         """Calls that made a request to the inner reader."""
-        return self._tags.counters.misses + self._digests.counters.misses
+        return sum(c.misses for c in self._all())
 
     @property
     def coalesced(self) -> int:
         """Calls that joined a request already in flight."""
-        return self._tags.counters.coalesced + self._digests.counters.coalesced
+        return sum(c.coalesced for c in self._all())
+
+    def _all(self) -> tuple[Counters, ...]:
+        return (self._tags.counters, self._digests.counters, self._created.counters)
 
     # internals -----------------------------------------------------------------------------------
 
@@ -262,6 +284,7 @@ class SharedScans:
             shared.counters.misses += 1
             flight = _Flight(asyncio.ensure_future(fetch()), started=self.clock())
             shared.flights[flight_key] = flight  # an older flight still runs for its own waiters
+            shared.live.add(flight.task)
             landed = self._landed(shared, key, flight_key, flight, access, changed)
             flight.task.add_done_callback(landed)
         else:
@@ -286,6 +309,7 @@ class SharedScans:
         """The done-callback of `flight`: forget it, keep its answer, tell on_change."""
 
         def done(task: asyncio.Future[T]) -> None:
+            shared.live.discard(task)
             if shared.flights.get(flight_key) is flight:
                 del shared.flights[flight_key]
             if task.cancelled() or task.exception() is not None:
