@@ -7,6 +7,8 @@ of the scan cache is read off the access itself. The clock is fixed.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -158,3 +160,55 @@ async def test_new_tags_found_by_one_cr_are_acted_on_by_every_cr_of_the_image_at
     assert len(inner.seen) == 3, "u0 listed the image; u1 took its scan"
     promoted = {uid: (p.get("status") or {}).get("promotedTag") for uid, p in patches.items()}
     assert promoted == {"u0": "1.1.0-dev", "u1": "1.1.0-dev", "u2": None}, "u2: another image"
+
+
+class GatedGit(MemoryGit):
+    """A git writer whose writes for one path wait until the test opens the gate."""
+
+    def __init__(self, files: dict[str, bytes], held: str) -> None:
+        super().__init__(files)
+        self.held, self.entered, self.gate = held, threading.Event(), threading.Event()
+
+    def write(self, git: Any, creds: Any, plan: Any, **options: Any) -> Any:
+        if self.held in self.touched(plan):
+            self.entered.set()
+            assert self.gate.wait(30), "the test never opened the gate"
+        return super().write(git, creds, plan, **options)
+
+    def touched(self, plan: Any) -> set[str]:
+        return {change.path for change in plan(lambda path: self.files[path]).changes}
+
+
+async def test_a_cr_busy_with_an_older_listing_when_new_tags_are_found_acts_on_them() -> None:
+    clock = [NOW]
+    inner = MemoryRegistry(["1.0.0-dev"])
+    shared = scans.SharedScans(inner, clock=lambda: clock[0].timestamp())
+    old = VALUES.replace("1.0.0-dev", "0.9.0-dev").encode()
+    files = {"env/dev/values.yaml": old, "env/prod/values.yaml": old}
+    git = GatedGit(files, held="env/prod/values.yaml")
+    state, kopf_registry = operator(None)
+    state.now, state.clock = (lambda: clock[0]), (lambda: clock[0])
+    state.adapters = handlers.Adapters(registry_factory=lambda: shared, git=git)
+    await state.start(kopf.OperatorSettings())
+    watched, tick = handler(kopf_registry, "watched"), handler(kopf_registry, "tick")
+    dev, prod = body("dev"), body("prod")
+    dev["spec"]["interval"], prod["spec"]["interval"] = "1m", "1h"
+    prod["spec"]["targets"] = [{"path": "env/prod/values.yaml", "key": "image.tag"}]
+    for cr in (dev, prod):
+        watched(type="ADDED", body=cr, meta=cr.meta)
+    # prod's first pass lists 1.0.0-dev and is held in its git write ...
+    busy = asyncio.ensure_future(tick(body=prod, patch=kopf.Patch(), logger=None))
+    assert await asyncio.to_thread(git.entered.wait, 30), "prod's pass reached git"
+    # ... while dev, a minute later, finds 1.1.0-dev
+    inner.tags.append("1.1.0-dev")
+    clock[0] += timedelta(minutes=1, seconds=1)
+    dev_patch = kopf.Patch()
+    await tick(body=dev, patch=dev_patch, logger=None)
+    assert dev_patch["status"]["promotedTag"] == "1.1.0-dev"
+    git.gate.set()
+    await busy
+    assert b"tag: 1.0.0-dev" in git.files["env/prod/values.yaml"], "prod promoted the older tag"
+    prod_patch = kopf.Patch()
+    await tick(body=prod, patch=prod_patch, logger=None)  # its next tick: due again at once
+    assert prod_patch["status"]["promotedTag"] == "1.1.0-dev"
+    assert len(inner.seen) == 2, "from dev's scan"

@@ -190,3 +190,43 @@ def test_forget_drops_a_poke() -> None:
     c.schedule.poke("uid", c.now)
     c.schedule.forget("uid")
     assert not c.due()
+
+
+SCAN = 5000.0  # the start of the scan that found new tags (epoch seconds)
+DURING = [
+    # (the listing the running pass used, or None for none; due again at once, poke kept)
+    (SCAN - 1, True),  # an older listing: one more pass, from the new scan
+    (SCAN, False),  # the very scan that found the change (the finder, or a CR that joined it)
+    (SCAN + 1, False),  # a newer one
+    (None, False),  # no listing (failed before it): no loop of passes
+]
+
+
+@pytest.mark.parametrize(("seen", "again"), DURING, ids=[str(s) for s, _ in DURING])
+def test_a_poke_during_a_pass_that_used_an_older_listing_keeps_the_cr_due(
+    seen: float | None, again: bool
+) -> None:
+    c = Clocked()
+    c.finish("UpToDate")
+    c.advance(minutes=5)  # a pass starts ...
+    c.schedule.poke("uid", c.now, SCAN)  # ... a scan of another CR finds new tags ...
+    delay = c.schedule.record(  # ... the pass ends
+        "uid", generation=1, reason="UpToDate", interval=timedelta(minutes=5), now=c.now,
+        seen=seen,
+    )  # fmt: skip
+    assert (delay == timedelta(0)) is again
+    assert c.due() is again
+    assert c.schedule.poked("uid") == (SCAN if again else None), "the next pass asks for it"
+    if again:
+        c.finish("UpToDate")  # that pass, from the new scan (record without seen: clears)
+        assert not c.due() and c.schedule.poked("uid") is None
+
+
+def test_poked_names_the_newest_scan_asked_for() -> None:
+    c = Clocked()
+    assert c.schedule.poked("uid") is None
+    c.schedule.poke("uid", c.now)
+    assert c.schedule.poked("uid") is None, "unknown scan: any will do"
+    c.schedule.poke("uid", c.now, SCAN)
+    c.schedule.poke("uid", c.now, SCAN - 10)
+    assert c.schedule.poked("uid") == SCAN

@@ -390,8 +390,8 @@ async def test_a_flight_is_joined_only_if_it_started_at_or_after_not_before(
 async def test_the_newest_answer_is_kept_whichever_lands_last(order: tuple[int, int]) -> None:
     inner = Manual()
     clock = Clock()
-    changes: list[tuple[str, str]] = []
-    shared = scans.SharedScans(inner, clock=clock, on_change=lambda *hr: changes.append(hr))
+    changes: list[tuple[str, str, float]] = []
+    shared = scans.SharedScans(inner, clock=clock, on_change=lambda *hrs: changes.append(hrs))
     older = asyncio.ensure_future(shared.list_tags(image()))
     await until(lambda: len(inner.pending) == 1, "the older request is made")
     clock.now += 10
@@ -405,7 +405,33 @@ async def test_the_newest_answer_is_kept_whichever_lands_last(order: tuple[int, 
         await (older, newer)[i]
     assert await shared.list_tags(dataclasses.replace(image(), not_before=clock.now)) == answers[1]
     assert len(inner.pending) == 2, "served from the newer answer"
-    assert changes == ([(HOST, "org/app")] if order == (0, 1) else []), "older then newer: a change"
+    told = [(HOST, "org/app", T0 + 10)] if order == (0, 1) else []
+    assert changes == told, "older, then newer: a change, found by the newer request"
+
+
+async def test_recording_tells_a_pass_when_the_listing_it_got_was_requested() -> None:
+    inner = Manual()
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock)
+    first = asyncio.ensure_future(shared.list_tags(image()))
+    await until(lambda: len(inner.pending) == 1, "the request is made")
+    inner.pending[0].set_result(["1.0.0"])
+    await first
+    clock.now += 5
+
+    async def a_pass(not_before: float | None) -> dict[tuple[str, str], float]:
+        with scans.recording() as served:
+            await shared.list_tags(dataclasses.replace(image(), not_before=not_before))
+        return served
+
+    assert await a_pass(None) == {(HOST, "org/app"): T0}, "the kept answer's start"
+    newer = asyncio.ensure_future(a_pass(clock.now))
+    await until(lambda: len(inner.pending) == 2, "a newer request is made")
+    joined = asyncio.ensure_future(a_pass(T0 + 1))
+    await until(lambda: shared.coalesced == 1, "a second pass joins it")
+    inner.pending[1].set_result(["1.0.0"])
+    assert await newer == await joined == {(HOST, "org/app"): T0 + 5}
+    await shared.list_tags(image())  # outside recording(): nothing to record into
 
 
 # --- on_change: a listing that differs from the one kept before it ------------------------------
@@ -430,31 +456,31 @@ async def test_on_change_is_told_when_a_listing_differs_from_the_kept_one(
     repository = f"{HOST}/org/app"
     inner = MemoryRegistry({repository: dict.fromkeys(before or [], SHA_A)})
     clock = Clock()
-    changes: list[tuple[str, str]] = []
-    shared = scans.SharedScans(inner, clock=clock, on_change=lambda *hr: changes.append(hr))
+    changes: list[tuple[str, str, float]] = []
+    shared = scans.SharedScans(inner, clock=clock, on_change=lambda *hrs: changes.append(hrs))
     if before is not None:
         await shared.list_tags(image())
     inner.repositories[repository] = dict.fromkeys(after, SHA_A)
     clock.now += 1
     assert await shared.list_tags(dataclasses.replace(image(), not_before=clock.now)) == after
-    assert changes == ([(HOST, "org/app")] if told else [])
+    assert changes == ([(HOST, "org/app", T0 + 1)] if told else [])
 
 
 async def test_on_change_is_told_when_a_tag_moves_not_on_a_failure() -> None:
     inner = memory()
     clock = Clock()
-    changes: list[tuple[str, str]] = []
-    shared = scans.SharedScans(inner, clock=clock, on_change=lambda *hr: changes.append(hr))
+    changes: list[tuple[str, str, float]] = []
+    shared = scans.SharedScans(inner, clock=clock, on_change=lambda *hrs: changes.append(hrs))
     await shared.digest(image(), "1.1.0")
     inner.repositories[f"{HOST}/org/app"]["1.1.0"] = SHA_A  # re-pushed
     clock.now += 1
     assert await shared.digest(dataclasses.replace(image(), not_before=clock.now), "1.1.0") == SHA_A
-    assert changes == [(HOST, "org/app")]
+    assert changes == [(HOST, "org/app", T0 + 1)]
     del inner.repositories[f"{HOST}/org/app"]
     clock.now += 1
     with pytest.raises(errors.RegistryError):
         await shared.list_tags(dataclasses.replace(image(), not_before=clock.now))
-    assert changes == [(HOST, "org/app")], "a failure is no change"
+    assert changes == [(HOST, "org/app", T0 + 1)], "a failure is no change"
 
 
 # --- single flight ------------------------------------------------------------------------------

@@ -24,9 +24,12 @@ reconcile) and shares the answers:
   Secret X cannot read it") and a waiter must not be told about another CR's Secret. Successes
   are not: a listing fetched through Secret `a` is served to a CR whose Secret `b` holds the same
   credentials.
-- `on_change(host, repository)` is called when a tag listing differs from the one kept before it
-  for the same key (not on the first listing: there is nothing to compare), so the operator can
-  make every other CR of that image act on it now instead of at its own interval.
+- `on_change(host, repository, started)` is called when a tag listing differs from the one kept
+  before it for the same key, or a kept digest moved (not on a first answer: there is nothing to
+  compare), so the operator can make every other CR of that image act on it now instead of at
+  its own interval. `started` is when the request that found it started; within `recording()`,
+  each listing served records the start of the request it came from, so a pass can tell whether
+  it saw that answer or an older one (kube/schedule.py keeps the poke of a pass that did not).
 - `created` (policy newest) is shared the same way, keyed by the image and the set of candidate
   tags (CRs of one image with one tagRegex ask for the same set): the client caches the times by
   digest, but still reads each candidate's digest on every call.
@@ -39,12 +42,14 @@ last waiter is gone. `aclose()` cancels what is still in flight and closes the i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import hashlib
 import hmac
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -55,7 +60,22 @@ DEFAULT_MAX_AGE = 3600.0  # seconds: longer than any sensible interval, short en
 DEFAULT_MAX_ENTRIES = 100_000
 
 T = TypeVar("T")
-OnChange = Callable[[str, str], None]  # (host, repository)
+OnChange = Callable[[str, str, float], None]  # (host, repository, the finding request's start)
+ImageKey = tuple[str, str]  # (host, repository)
+_SERVED: contextvars.ContextVar[dict[ImageKey, float] | None] = contextvars.ContextVar(
+    "imagepromoter_scans_served", default=None
+)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[dict[ImageKey, float]]:
+    """Within it, each tag listing served to this task records its request's start, by image."""
+    served: dict[ImageKey, float] = {}
+    token = _SERVED.set(served)
+    try:
+        yield served
+    finally:
+        _SERVED.reset(token)
 
 
 class Reader(Protocol):
@@ -160,7 +180,7 @@ class SharedScans:
     async def list_tags(self, access: RegistryAccess) -> list[str]:
         """Every tag of the repository, from a request started at or after access.not_before."""
         key = self._key(access)
-        tags = await self._answer(
+        started, tags = await self._answer(
             self._tags,
             key,
             (key, access.secret_name),
@@ -168,12 +188,15 @@ class SharedScans:
             access,
             changed=lambda old, new: set(old) != set(new),
         )
+        served = _SERVED.get()
+        if served is not None:
+            served[(access.image.host, access.image.repository)] = started
         return list(tags)  # a copy each: one caller's edits must not reach another
 
     async def digest(self, access: RegistryAccess, tag: str) -> str:
         """The digest `tag` points to, from a request started at or after access.not_before."""
         key = (self._key(access), tag)
-        return await self._answer(
+        _, digest = await self._answer(
             self._digests,
             key,
             (key, access.secret_name),
@@ -181,12 +204,13 @@ class SharedScans:
             access,
             changed=lambda old, new: old != new,  # the tag moved
         )
+        return digest
 
     async def created(self, access: RegistryAccess, tags: Sequence[str]) -> dict[str, datetime]:
         """Creation times of `tags`, from a request started at or after access.not_before."""
         wanted = tuple(sorted(set(tags)))
         key = (self._key(access), wanted)
-        times = await self._answer(
+        _, times = await self._answer(
             self._created,
             key,
             (key, access.secret_name),
@@ -274,11 +298,12 @@ class SharedScans:
         access: RegistryAccess,
         *,
         changed: Callable[[T, T], bool],
-    ) -> T:
+    ) -> tuple[float, T]:
+        """(when the request that answers started, its answer)."""
         cached = shared.kept(key, access.not_before, self.clock())
         if cached is not None:
             shared.counters.hits += 1
-            return cached[1]
+            return cached
         flight = shared.joinable(flight_key, access.not_before)
         if flight is None:
             shared.counters.misses += 1
@@ -291,7 +316,7 @@ class SharedScans:
             shared.counters.coalesced += 1
         flight.waiters += 1
         try:
-            return await asyncio.shield(flight.task)
+            return flight.started, await asyncio.shield(flight.task)
         finally:
             flight.waiters -= 1
             if flight.waiters == 0 and not flight.task.done():
@@ -317,6 +342,6 @@ class SharedScans:
             value = task.result()
             stored, previous = shared.store(key, value, flight.started, self.clock())
             if stored and previous is not None and changed(previous, value) and self.on_change:
-                self.on_change(access.image.host, access.image.repository)
+                self.on_change(access.image.host, access.image.repository, flight.started)
 
         return done

@@ -283,11 +283,11 @@ class Operator:
         self.statuses.pop(uid, None)
         self.locks.pop(uid, None)
 
-    def image_changed(self, host: str, repository: str) -> None:
+    def image_changed(self, host: str, repository: str, started: float) -> None:
         """A scan found new tags: every CR of the image is due at its next tick (fan-out)."""
         now = self.clock()
         for uid in self.images.members((host, repository)):
-            self.schedule.poke(uid, now)
+            self.schedule.poke(uid, now, started)
 
     def not_before(self, uid: str, spec_dict: Mapping[str, Any], now: datetime) -> float:
         """A timer pass's freshness: a scan within the shortest interval of the CR's image."""
@@ -329,9 +329,12 @@ class Operator:
                 return
             if not_before is None:
                 not_before = now.timestamp() if force else self.not_before(uid, spec_dict, now)
-            result, timings = await self._reconcile(
-                meta, spec_dict, previous, generation, not_before=not_before
-            )
+            asked = self.schedule.poked(uid)  # a fan-out: the scan that found new tags, or newer
+            not_before = not_before if asked is None else max(not_before, asked)
+            with scans.recording() as served:
+                result, timings = await self._reconcile(
+                    meta, spec_dict, previous, generation, not_before=not_before
+                )
             self.statuses[uid] = result.status
             interval = (
                 result.promotion.interval if result.promotion else schedule.interval_of(spec_dict)
@@ -343,6 +346,7 @@ class Operator:
                 reason=result.outcome.reason,
                 interval=interval,
                 now=self.clock(),
+                seen=max(served.values(), default=None),
             )
         finally:
             lock.release()

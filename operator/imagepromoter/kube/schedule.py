@@ -15,7 +15,10 @@ What decides "due", in order:
 `poke` makes a CR due at its next tick whatever its interval: a scan of its image found a new
 tag (scans.SharedScans.on_change), and every CR of that image should act on it now, from that
 scan. A CR waiting for a spec change (InvalidSpec) stays waiting; a backoff is cut short, since
-the new scan may be what it was waiting for. The CR's next pass clears the poke.
+the new scan may be what it was waiting for. The poke names the scan (`scan`: its request's
+start): `poked` tells the next pass to take nothing older, and the pass that used it clears the
+poke. A pass already running when the poke came may have used an older listing (`record(seen=)`:
+the start of the one it used); then the CR stays due for one more pass, from the new scan.
 
 The memory is in-process. After a restart it is empty, and `is_due` falls back to the persisted
 status (`observedGeneration`, `lastScanTime`), so a restart does not rescan everything at once.
@@ -27,6 +30,7 @@ of a second. This timer is the only retry mechanism (see kube/retrying.py for wh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -63,7 +67,7 @@ class Schedule:
 
     def __init__(self, *, base_backoff: timedelta = timedelta(seconds=10)) -> None:
         self._entries: dict[str, Entry] = {}
-        self._poked: set[str] = set()
+        self._poked: dict[str, float] = {}  # uid -> the newest scan it was poked for (-inf: any)
         self._base_backoff = base_backoff
 
     def due(
@@ -93,13 +97,21 @@ class Schedule:
             return True
         return status_module.is_due(status, interval_of(spec_dict), now)
 
-    def poke(self, key: str, now: datetime) -> None:
-        """Make a CR due now (at its next tick), unless only a spec change can make it due."""
+    def poke(self, key: str, now: datetime, scan: float | None = None) -> None:
+        """Make a CR due now (at its next tick), unless only a spec change can make it due.
+
+        `scan` is when the request of the scan that found the change started (None: unknown).
+        """
+        asked = -math.inf if scan is None else scan
+        self._poked[key] = max(asked, self._poked.get(key, -math.inf))
         entry = self._entries.get(key)
-        if entry is None:
-            self._poked.add(key)  # no pass since the start: `due` reads the persisted status
-        elif entry.next_at is not None and entry.next_at > now:
+        if entry is not None and entry.next_at is not None and entry.next_at > now:
             self._entries[key] = replace(entry, next_at=now)
+
+    def poked(self, key: str) -> float | None:
+        """The start of the scan a pending poke asks the CR's next pass to use (None: any)."""
+        asked = self._poked.get(key)
+        return asked if asked is not None and asked > -math.inf else None
 
     def record(
         self,
@@ -109,8 +121,12 @@ class Schedule:
         reason: str,
         interval: timedelta,
         now: datetime,
+        seen: float | None = None,
     ) -> timedelta | None:
-        """Remember a finished pass; return how long until the next one (None: a spec change)."""
+        """Remember a finished pass; return how long until the next one (None: a spec change).
+
+        `seen` is when the tag listing the pass used was requested (None: it used none).
+        """
         previous = self._entries.get(key)
         failures = 0
         if retrying.counts_as_failure(reason):
@@ -118,7 +134,10 @@ class Schedule:
         delay = retrying.delay(
             reason, interval=interval, failures=failures, first=self._base_backoff
         )
-        self._poked.discard(key)
+        poked = self._poked.pop(key, None)
+        if delay is not None and poked is not None and seen is not None and seen < poked:
+            delay = timedelta(0)  # poked during this pass for a scan newer than the one it used
+            self._poked[key] = poked  # the next pass asks for that scan
         self._entries[key] = Entry(
             generation=generation,
             reason=reason,
@@ -130,7 +149,7 @@ class Schedule:
     def forget(self, key: str) -> None:
         """Drop a deleted CR."""
         self._entries.pop(key, None)
-        self._poked.discard(key)
+        self._poked.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._entries)
