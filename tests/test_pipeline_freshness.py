@@ -68,6 +68,19 @@ CAUSES = [
         ),
         EARLIER,
     ),
+    (
+        "spec change: the spec's writer, not a later status write",
+        lambda: freshness.changed(
+            {
+                "managedFields": [
+                    {"time": _iso(EARLIER), "fieldsV1": {"f:spec": {"f:interval": {}}}},
+                    {"time": _iso(NOW), "subresource": "status", "fieldsV1": {"f:status": {}}},
+                ]
+            },
+            NOW,
+        ),
+        EARLIER,
+    ),
     ("spec change, no managedFields", lambda: freshness.changed({}, NOW), NOW),
     (
         "spec change, clock ahead",

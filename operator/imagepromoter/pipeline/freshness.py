@@ -7,7 +7,8 @@ earliest instant whose registry state the cause asks for, taken from the cluster
 and capped at `now`, so a client with a clock ahead of ours cannot force a scan per CR:
 
 - created: metadata.creationTimestamp. A spec change or a change seen at start: the newest
-  metadata.managedFields[].time (the write that made the change), else now.
+  metadata.managedFields[].time of an entry owning spec fields (the write that made the
+  change; any entry if none says), else now.
 - manual trigger: the value of imagepromoter.dev/requested-at when it reads as epoch seconds
   (`date +%s`, fractions allowed) or RFC 3339 and is within REQUEST_HORIZON of now; anything
   else ("1", "x", a date long gone) is now: the user asks for a pass that sees the registry as
@@ -56,12 +57,14 @@ def created(meta: Mapping[str, Any], now: datetime) -> float:
 
 
 def changed(meta: Mapping[str, Any], now: datetime) -> float:
-    """A spec change (or one made while the operator was away): the newest managedFields time."""
-    times = [
-        parse_time(entry.get("time"))
-        for entry in meta.get("managedFields") or ()
-        if isinstance(entry, Mapping)
-    ]
+    """A spec change (or one made while the operator was away): the newest managedFields time.
+
+    Entries that own spec fields count first (our own status and annotation writes are later
+    than the change they follow, and would only make the bound later than it needs to be).
+    """
+    entries = [e for e in meta.get("managedFields") or () if isinstance(e, Mapping)]
+    of_spec = [e for e in entries if "f:spec" in (e.get("fieldsV1") or {})]
+    times = [parse_time(e.get("time")) for e in of_spec or entries]
     known = [t for t in times if t is not None]
     return _capped(max(known) if known else None, now)
 
