@@ -225,7 +225,8 @@ async def test_each_cycle_lists_each_image_once_however_many_crs_name_it(fleet: 
     fanned = (fleet.listings(), fleet.digests())
     assert fanned == ([fleet.images[0]], [f"{fleet.images[0]}/manifests/1.1.0"]), fanned
     print(  # the figures the report quotes (pytest -s)
-        "registry requests per cycle (listings, digests) for 30 CRs over 3 images:",
+        "registry requests per cycle (listings, digests),",
+        f"{IMAGES * PER_IMAGE} CRs over {IMAGES} images:",
         f"create {len(created[0])},{len(created[1])};",
         f"requested-at {len(triggered[0])},{len(triggered[1])};",
         f"timer {len(timer[0])},{len(timer[1])};",
