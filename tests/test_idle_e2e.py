@@ -205,8 +205,10 @@ async def test_twenty_crs_an_idle_cycle_writes_nothing(
         assert idle_counts[STATUS_PATCH] == 0, [r.data for r in idle if method(r) == "PATCH"]
         assert idle_counts[EVENT_POST] == 0
         assert idle_counts[SECRET_GET] <= 2, "each Secret read at most once in the cycle"
-        others = {k: v for k, v in idle_counts.items() if k != SECRET_GET}
-        assert others == {}, f"an idle cycle makes no other request: {others}"
+        housekeeping = [r for r in idle if method(r) == "GET" and r.name is None]  # Kopf's watches
+        others = tally([r for r in idle if r not in housekeeping])
+        others.pop(SECRET_GET, None)
+        assert others == {}, f"an idle pass makes no other request: {others}"
         assert {n: cluster.status(n) for n in names} == before_idle
 
         # an hour later: lastScanTime alone is refreshed, once per CR
