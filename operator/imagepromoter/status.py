@@ -1,7 +1,7 @@
 """The `status` block, computed from the previous status and what one reconcile pass found.
 
-Pure: the operator patches what `compute` returns, and `imagepromoter promote --output json`
-prints the same thing, so the two can never disagree.
+Pure: the operator writes what `compute` returns (only what differs, see below), and
+`imagepromoter promote --output json` prints the same thing, so the two can never disagree.
 
 The rules of `compute`:
 - A field the outcome leaves None keeps its previous value; a field never learned is absent

@@ -76,15 +76,17 @@ class KopfSecrets:
         self._clock = clock
         self._answers: dict[_Key, tuple[float, dict[str, str] | None]] = {}
         self._flights: dict[_Key, _Flight] = {}
+        self._pruned = clock()
 
     async def read(self, namespace: str, name: str) -> dict[str, str] | None:
         """The Secret's decoded values, or None when it does not exist."""
         key = (namespace, name)
         now = self._clock()
-        self._prune(now)
-        if key in self._answers:
-            values = self._answers[key][1]
-            return dict(values) if values is not None else None
+        if now - self._pruned >= self._max_age:  # at most once per max_age: O(1) per read
+            self._prune(now)
+        answer = self._answers.get(key)
+        if answer is not None and now - answer[0] < self._max_age:
+            return dict(answer[1]) if answer[1] is not None else None
         flight = self._flights.get(key)
         if flight is None:
             flight = _Flight(asyncio.ensure_future(self._fetch(key)))
@@ -115,6 +117,7 @@ class KopfSecrets:
         return values
 
     def _prune(self, now: float) -> None:
+        self._pruned = now
         stale = [k for k, (at, _) in self._answers.items() if now - at >= self._max_age]
         for key in stale:
             del self._answers[key]
