@@ -285,3 +285,20 @@ async def test_a_failed_write_is_retried_by_the_schedule(
     assert uid not in state.statuses, "not known to be written: the body is the truth"
     entry = state.schedule._entries[uid]
     assert entry.next_at == T0 + timedelta(seconds=10) and entry.failures == 1
+
+
+@pytest.mark.parametrize(
+    ("failures", "interval", "delay"),
+    [(1, 60, 10), (2, 60, 20), (3, 60, 40), (4, 60, 60), (5, 30, 30)],
+    ids=["first", "doubles", "doubles-again", "capped-at-the-interval", "short-interval"],
+)
+def test_failed_writes_back_off(failures: int, interval: int, delay: int) -> None:
+    from imagepromoter.kube import schedule
+
+    plan = schedule.Schedule(base_backoff=timedelta(seconds=10))
+    got = None
+    for _ in range(failures):
+        got = plan.retry("u1", generation=1, interval=timedelta(seconds=interval), now=T0)
+    assert got == timedelta(seconds=delay)
+    assert plan.due("u1", spec_dict={}, status={}, generation=1, now=T0 + got)
+    assert not plan.due("u1", spec_dict={}, status={}, generation=1, now=T0 + got / 2)
