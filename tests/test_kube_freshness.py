@@ -26,6 +26,21 @@ EARLIER = NOW - timedelta(seconds=30)
 STAMP = EARLIER.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class Statuses:
+    """`patching.StatusWriter` in memory: the last status patch written per CR name."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, dict[str, Any]] = {}
+
+    async def patch(self, namespace: str, name: str, patch: Any) -> str | None:
+        self.last[name] = dict(patch)
+        return str(len(self.last))
+
+    def promoted(self, name: str) -> str | None:
+        """The promotedTag the last pass on `name` wrote, if any pass wrote one."""
+        return (self.last.get(name) or {}).get("promotedTag")
+
+
 def operator(registry: Any) -> tuple[handlers.Operator, kopf.OperatorRegistry]:
     state = handlers.Operator(
         handlers.Adapters(
@@ -38,6 +53,7 @@ def operator(registry: Any) -> tuple[handlers.Operator, kopf.OperatorRegistry]:
     state.registry = registry
     state.secrets = MemorySecrets()
     state.events = events.Events(post=lambda *args: None, now=lambda: NOW)
+    state.status_writer = Statuses()
     return state, handlers.build_registry(state)
 
 
@@ -141,6 +157,7 @@ async def test_new_tags_found_by_one_cr_are_acted_on_by_every_cr_of_the_image_at
     state.now, state.clock = (lambda: clock[0]), (lambda: clock[0])
     state.adapters = handlers.Adapters(registry_factory=lambda: shared, git=state.adapters.git)
     await state.start(kopf.OperatorSettings())
+    state.status_writer = statuses = Statuses()
     assert shared.on_change == state.image_changed
     watched, tick = handler(kopf_registry, "watched"), handler(kopf_registry, "tick")
     crs = [body(f"u{i}") for i in range(3)]
@@ -148,17 +165,16 @@ async def test_new_tags_found_by_one_cr_are_acted_on_by_every_cr_of_the_image_at
     for i, cr in enumerate(crs):
         cr["spec"]["interval"] = "1m" if i == 0 else "1h"
         watched(type="ADDED", body=cr, meta=cr.meta)
-    patches = {cr.meta["uid"]: kopf.Patch() for cr in crs}
     for cr in crs:  # a first pass each
-        await tick(body=cr, patch=patches[cr.meta["uid"]], logger=None)
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
     assert len(inner.seen) == 2, "one listing per image"
     inner.tags.append("1.1.0-dev")
     clock[0] += timedelta(minutes=1, seconds=1)  # u0 is due (1m), the others are not (1h)
-    patches = {cr.meta["uid"]: kopf.Patch() for cr in crs}
+    statuses.last.clear()
     for cr in crs:
-        await tick(body=cr, patch=patches[cr.meta["uid"]], logger=None)
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
     assert len(inner.seen) == 3, "u0 listed the image; u1 took its scan"
-    promoted = {uid: (p.get("status") or {}).get("promotedTag") for uid, p in patches.items()}
+    promoted = {cr.meta["name"]: statuses.promoted(cr.meta["name"]) for cr in crs}
     assert promoted == {"u0": "1.1.0-dev", "u1": "1.1.0-dev", "u2": None}, "u2: another image"
 
 
@@ -190,6 +206,7 @@ async def test_a_cr_busy_with_an_older_listing_when_new_tags_are_found_acts_on_t
     state.now, state.clock = (lambda: clock[0]), (lambda: clock[0])
     state.adapters = handlers.Adapters(registry_factory=lambda: shared, git=git)
     await state.start(kopf.OperatorSettings())
+    state.status_writer = statuses = Statuses()
     watched, tick = handler(kopf_registry, "watched"), handler(kopf_registry, "tick")
     dev, prod = body("dev"), body("prod")
     dev["spec"]["interval"], prod["spec"]["interval"] = "1m", "1h"
@@ -202,13 +219,11 @@ async def test_a_cr_busy_with_an_older_listing_when_new_tags_are_found_acts_on_t
     # ... while dev, a minute later, finds 1.1.0-dev
     inner.tags.append("1.1.0-dev")
     clock[0] += timedelta(minutes=1, seconds=1)
-    dev_patch = kopf.Patch()
-    await tick(body=dev, patch=dev_patch, logger=None)
-    assert dev_patch["status"]["promotedTag"] == "1.1.0-dev"
+    await tick(body=dev, patch=kopf.Patch(), logger=None)
+    assert statuses.promoted("dev") == "1.1.0-dev"
     git.gate.set()
     await busy
     assert b"tag: 1.0.0-dev" in git.files["env/prod/values.yaml"], "prod promoted the older tag"
-    prod_patch = kopf.Patch()
-    await tick(body=prod, patch=prod_patch, logger=None)  # its next tick: due again at once
-    assert prod_patch["status"]["promotedTag"] == "1.1.0-dev"
+    await tick(body=prod, patch=kopf.Patch(), logger=None)  # its next tick: due again at once
+    assert statuses.promoted("prod") == "1.1.0-dev"
     assert len(inner.seen) == 2, "from dev's scan"
