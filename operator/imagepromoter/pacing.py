@@ -140,14 +140,14 @@ class Pacer:
         """Take one request's token; seconds to wait before sending it (0: at once)."""
         self._refill(now)
         self.tokens -= 1
-        wait = max(0.0, -self.tokens / self.rate) if self.tokens < -1e-9 else 0.0
         if self.quota is not None and self.quota_resets is not None and now >= self.quota_resets:
             self.quota, self.quota_resets = None, None  # the window has turned over
         if self.quota is not None:
             if self.quota <= 0 and self.quota_resets is not None:
                 self.held_until = max(self.held_until, min(self.quota_resets, now + MAX_HOLD))
             self.quota -= 1
-        return max(wait, self.held_until - now)
+        debt = -self.tokens / self.rate if self.tokens < -1e-9 else 0.0
+        return self.held(now) + debt  # a debt is paid off after the hold, not during it
 
     def held(self, now: float) -> float:
         """Seconds the host is still held (a 429 that arrived while a request waited)."""
@@ -163,8 +163,20 @@ class Pacer:
             and signal.remaining < self.burst
         )
         if signal.remaining is not None:
-            self.quota = signal.remaining
-            self.quota_resets = now + signal.reset if signal.reset is not None else None
+            resets = now + signal.reset if signal.reset is not None else None
+            same_window = (
+                resets is not None
+                and self.quota is not None
+                and self.quota_resets is not None
+                and resets <= self.quota_resets + 1.0  # Reset is in whole seconds
+            )
+            # In one window our own count wins when lower (an older answer may arrive late);
+            # without a reset the registry's count wins (it knows what it did not count).
+            if same_window and self.quota is not None:
+                self.quota = min(self.quota, signal.remaining)
+            else:
+                self.quota = signal.remaining
+            self.quota_resets = resets
         slowed = False
         if signal.throttled:
             if signal.retry_after is not None:
@@ -194,9 +206,11 @@ class Pacer:
         return True
 
     def _refill(self, now: float) -> None:
-        if now > self.stamp:
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
+        """Tokens accrue with time, but not while the host is held (no burst after a hold)."""
+        start = max(self.stamp, self.held_until)
+        if now > start:
+            self.tokens = min(self.burst, self.tokens + (now - start) * self.rate)
+        self.stamp = max(self.stamp, now)
 
 
 def _first(headers: Mapping[str, str], *names: str) -> str | None:
