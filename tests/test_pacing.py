@@ -163,6 +163,16 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[tuple[Any, ...]]]] = {
             ("answer", 0.0, 0.0, hub(0), 100.0, 0.0),
             ("reserve", 0.0, 0.0),  # no reset to wait for: the registry decides what counts
             ("answer", 0.1, 0.0, hub(0), 100.0, 0.0),  # the count did not move: HEADs
+            ("answer", 0.1, 0.0, hub(0), 100.0, 0.0),  # ... answers to requests sent at once
+        ],
+    ),
+    "docker-hub-concurrent-answers-cut-once": (
+        {},
+        [
+            ("answer", 0.0, 0.0, hub(76), 100.0, 0.0),
+            ("answer", 0.1, 0.05, hub(75), 50.0, 0.0),
+            ("answer", 0.11, 0.05, hub(74), 50.0, 0.0),  # sent before the cut
+            ("answer", 0.12, 0.05, hub(75), 51.0, 0.0),  # a late answer: the count did not fall
         ],
     ),
     "a-long-retry-after-is-capped": (

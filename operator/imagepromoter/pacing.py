@@ -130,6 +130,7 @@ class Pacer:
         self.cut_at = float("-inf")  # when the rate was last cut
         self.quota: int | None = None  # requests the registry still allows, counted down
         self.quota_resets: float | None = None
+        self.reported: int | None = None  # the last RateLimit-Remaining the registry sent
 
     @property
     def burst(self) -> float:
@@ -156,12 +157,14 @@ class Pacer:
     def observe(self, now: float, signal: Signal, *, sent: float) -> Verdict:
         """Adapt to one answer to a request sent at `sent`."""
         self._refill(now)
-        spent = (
+        spent = (  # the registry's own count fell between two answers: our requests count
             signal.remaining is not None
-            and self.quota is not None
-            and signal.remaining < self.quota + 1  # our own count ran one ahead of the answer
+            and self.reported is not None
+            and signal.remaining < self.reported
             and signal.remaining < self.burst
         )
+        if signal.remaining is not None:
+            self.reported = signal.remaining
         if signal.remaining is not None:
             resets = now + signal.reset if signal.reset is not None else None
             same_window = (
