@@ -165,7 +165,6 @@ class Pacer:
         )
         if signal.remaining is not None:
             self.reported = signal.remaining
-        if signal.remaining is not None:
             resets = now + signal.reset if signal.reset is not None else None
             same_window = (
                 resets is not None
