@@ -42,6 +42,7 @@ from tests.test_operator_e2e import (
 )
 
 SHARD = shards.SHARD_LABEL
+LOADED = 3 * TIMEOUT  # four CRs, two operators and an emulator on a shared 2-core machine
 NAMES = {"s0-a": "0", "s0-b": "0", "s1-a": "1", "s1-b": "1"}
 
 
@@ -256,7 +257,9 @@ async def test_two_shards_each_promote_only_their_own_and_a_move_promotes_once(
         def promoted(tag: str, *names: str) -> bool:
             return all(cluster.status(n).get("promotedTag") == tag for n in names)
 
-        await eventually(lambda: promoted("1.0.0-dev", *NAMES), "every CR promoted 1.0.0-dev")
+        await eventually(
+            lambda: promoted("1.0.0-dev", *NAMES), "every CR promoted 1.0.0-dev", LOADED
+        )
         log = git_http.log(repo, "main", "%cn %s")
         for name, shard in NAMES.items():  # each CR committed once, by its own shard
             assert [line for line in log if line.endswith(f" {name}: 1.0.0-dev")] == [
@@ -270,7 +273,9 @@ async def test_two_shards_each_promote_only_their_own_and_a_move_promotes_once(
         # Move s0-a to shard 1, then push a new tag: shard 1 promotes it, exactly once.
         await cluster.patch("s0-a", {"metadata": {"labels": {SHARD: "1"}}})
         await asyncio.to_thread(registry_htpasswd.push_image, repo_name, tags=["1.1.0-dev"])
-        await eventually(lambda: promoted("1.1.0-dev", *NAMES), "every CR promoted 1.1.0-dev")
+        await eventually(
+            lambda: promoted("1.1.0-dev", *NAMES), "every CR promoted 1.1.0-dev", LOADED
+        )
         log = git_http.log(repo, "main", "%cn %s")
         assert [line for line in log if line.endswith(" s0-a: 1.1.0-dev")] == [
             "shard-1 s0-a: 1.1.0-dev"
@@ -282,7 +287,9 @@ async def test_two_shards_each_promote_only_their_own_and_a_move_promotes_once(
         # One more whole cycle (another tag, promoted everywhere at its 1 s interval): shard 0,
         # whose timer for s0-a was stopped by the move, wrote nothing more to it meanwhile.
         await asyncio.to_thread(registry_htpasswd.push_image, repo_name, tags=["1.2.0-dev"])
-        await eventually(lambda: promoted("1.2.0-dev", *NAMES), "every CR promoted 1.2.0-dev")
+        await eventually(
+            lambda: promoted("1.2.0-dev", *NAMES), "every CR promoted 1.2.0-dev", LOADED
+        )
         assert len(writes(api, zero.token, "s0-a")) == before
         assert git_http.log(repo, "main", "%cn %s").count("shard-1 s0-a: 1.2.0-dev") == 1
         assert len(git_http.log(repo, "main", "%s")) == 1 + 3 * len(NAMES)  # no double commit
@@ -291,7 +298,9 @@ async def test_two_shards_each_promote_only_their_own_and_a_move_promotes_once(
         # shard 1 promoted), not from what it remembered, so the next tag is simply promoted.
         await cluster.patch("s0-a", {"metadata": {"labels": {SHARD: "0"}}})
         await asyncio.to_thread(registry_htpasswd.push_image, repo_name, tags=["1.3.0-dev"])
-        await eventually(lambda: promoted("1.3.0-dev", *NAMES), "every CR promoted 1.3.0-dev")
+        await eventually(
+            lambda: promoted("1.3.0-dev", *NAMES), "every CR promoted 1.3.0-dev", LOADED
+        )
         assert cluster.ready("s0-a")["reason"] == "Promoted"
         assert git_http.log(repo, "main", "%cn %s").count("shard-0 s0-a: 1.3.0-dev") == 1
         assert len(git_http.log(repo, "main", "%s")) == 1 + 4 * len(NAMES)
