@@ -86,7 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", "-n", action="append", default=[], help="watch only these")
     run.add_argument(
         "--selector",
-        "-l",
         action="append",
         default=[],
         metavar="LABEL=VALUE",
