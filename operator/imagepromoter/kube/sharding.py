@@ -6,8 +6,8 @@ filter on every ImagePromotion handler already registered (create, update, resum
 the trigger, stage and release-hold handlers): one edit of the handler lists covers handlers that
 other modules add. Kopf stops a timer whose filter stops matching, so a relabelled CR's timer
 ends in the old shard and starts in the new one, which schedules it from the persisted status
-(docs/operator.md, "Sharding"). A CR that comes back to a shard it left is served from the
-cluster's status, which wins over what that shard cached before (handlers.Operator).
+(docs/operator.md, "Sharding"). A CR that comes back to a shard it left starts from the
+cluster's status, not from what that shard cached before (kube/patching.py, `base`).
 What makes this safe is a Kopf behaviour (checked in tests/test_operator_shards.py): it is blind
 to an object that none of its change handlers match, and stores no last-handled configuration
 or progress on it. Every shard shares those annotations, so a shard writing them on another's
