@@ -12,13 +12,14 @@ One `write_batch` call (`write` is a batch of one):
 4. Pushes the chain's tip with compare-and-swap, sending exactly the objects the chain created.
    Dulwich's `send_pack` does not raise when the server refuses a ref, and a server that allows
    non-fast-forward pushes would accept a commit built on a stale parent and drop someone else's
-   work. So `update_refs` sends nothing unless the remote ref still equals the base we built on, the command we send carries that parent as the old value (git's
-   receive-pack then refuses to update if the ref moved in between), and every `ref_status` entry
-   is inspected. On a lost race the head is fetched again and every Planner re-runs on the new
-   content from scratch (never a merge), up to `retries` times with jittered backoff; then
-   PushRejected. A refusal that is not a race (the ref did not move: a hook, a protected branch)
-   is PushRejected at once with the server's words. A failed push fails every entry that had a
-   commit (and those whose changeset was empty only thanks to one); the others stay UpToDate.
+   work. So `update_refs` sends nothing unless the remote ref still equals the base we built on,
+   the command we send carries that base as the old value (git's receive-pack then refuses to
+   update if the ref moved in between), and every `ref_status` entry is inspected. On a lost
+   race the head is fetched again and every Planner re-runs on the new content from scratch
+   (never a merge), up to `retries` times with jittered backoff; then PushRejected. A refusal
+   that is not a race (the ref did not move: a hook, a protected branch) is PushRejected at once
+   with the server's words. A failed push fails every entry that had a commit (and those whose
+   changeset was empty only thanks to one); the others stay UpToDate.
 
 The pushBranch rule (which head to build on, which ref to move) and the recognition of a push
 whose answer was lost are in git/heads.py.
