@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from imagepromoter import changes, credentials, errors, spec
+from imagepromoter import changes, credentials, errors, reconcile, spec
 from imagepromoter.pipeline import batches
-from tests.test_reconcile import MemoryGit
+from tests.test_reconcile import NOW, VALUES, MemoryGit, MemoryRegistry, MemorySecrets, make_spec
 
 URL = "https://git.example/gitops.git"
 CREDS = credentials.BasicCredentials(username="bot", password="token-1")
@@ -314,3 +314,46 @@ async def test_barrier_mode_without_participants_writes_at_once() -> None:
 def test_a_negative_window_is_refused() -> None:
     with pytest.raises(ValueError, match="must not be negative"):
         batches.Batches(FakeWriter(), window=-1)
+
+
+# reconcile with an async writer (reconcile.AsyncGitWriter) ---------------------------------------
+
+
+async def reconcile_one(
+    writer: batches.Batches, path: str, *, deadline: float | None = 30.0
+) -> reconcile.Result:
+    spec_dict = make_spec(targets=[{"path": path, "key": "image.tag"}])
+    try:
+        return await reconcile.reconcile(
+            reconcile.Resource(name=path.split("/")[0], namespace="gitops", spec=spec_dict),
+            registry=MemoryRegistry(["1.2.0-dev"]),
+            git=writer,
+            secrets=MemorySecrets(),
+            now=lambda: NOW,
+            deadline=deadline,
+        )
+    finally:
+        writer.leave()
+
+
+async def test_reconcile_passes_share_one_batch_and_keep_their_own_outcomes() -> None:
+    memory = MemoryGit({"a/values.yaml": VALUES.encode(), "b/values.yaml": VALUES.encode()})
+    writer = batches.Batches(memory, window=None)  # as `imagepromoter promote` uses it
+    writer.participants(3)
+    a, b, gone = await asyncio.gather(
+        reconcile_one(writer, "a/values.yaml"),
+        reconcile_one(writer, "b/values.yaml"),
+        reconcile_one(writer, "c/values.yaml"),
+    )
+    assert [r.outcome.reason for r in (a, b, gone)] == ["Promoted", "Promoted", "TargetError"]
+    assert writer.batches == 1 and len(memory.commits) == 2
+    assert b"1.2.0-dev" in memory.files["b/values.yaml"]
+
+
+async def test_a_members_wait_is_bounded_by_its_own_pass_budget() -> None:
+    timer = Timer()  # the window never ends
+    writer = batches.Batches(FakeWriter(), window=1.0, sleep=timer.sleep)
+    result = await reconcile_one(writer, "a/values.yaml", deadline=0.2)
+    assert result.outcome.reason == "GitError"
+    assert "deadline" in result.outcome.message
+    assert writer.waiting == 0, "the member left its group"
