@@ -13,9 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import kopf
+import prometheus_client
 import pytest
 
-from imagepromoter import changes, credentials, errors, reconcile, spec
+from imagepromoter import changes, cli, credentials, errors, reconcile, spec
+from imagepromoter.kube import events, handlers, metrics
 from imagepromoter.pipeline import batches
 from tests.test_reconcile import NOW, VALUES, MemoryGit, MemoryRegistry, MemorySecrets, make_spec
 
@@ -209,7 +212,7 @@ async def test_the_batch_deadline_is_the_latest_of_its_members(
     deadlines: tuple[float | None, ...], expected: float | None
 ) -> None:
     fake, timer = FakeWriter(), Timer()
-    writer = batches.Batches(fake, window=1.0, sleep=timer.sleep)
+    writer = batches.Batches(fake, window=1.0, sleep=timer.sleep, clock=lambda: 0.0)
     tasks = [
         asyncio.create_task(writer.write(git(), CREDS, set_tag(str(i)), deadline=d))
         for i, d in enumerate(deadlines)
@@ -253,6 +256,28 @@ async def test_a_member_cancelled_before_its_batch_is_left_out() -> None:
     timer.end(0)
     result = await kept
     assert result.changeset.message == "promote 2"
+    assert [c.plans for c in fake.calls] == [1]
+
+
+async def test_a_deadline_passing_while_the_group_gathers_fails_only_that_member() -> None:
+    fake, timer = FakeWriter(), Timer()
+    writer = batches.Batches(fake, window=1.0, sleep=timer.sleep, clock=lambda: 10.0)
+    late = asyncio.create_task(
+        writer.write(
+            git(url="https://u:secret@git.example/x.git"), CREDS, set_tag("1"), deadline=10.0
+        )
+    )
+    kept = asyncio.create_task(
+        writer.write(
+            git(url="https://u:secret@git.example/x.git"), CREDS, set_tag("2"), deadline=99.0
+        )
+    )
+    with pytest.raises(errors.GitError, match="waited to be gathered") as caught:
+        await late
+    assert "secret" not in caught.value.message
+    await until(lambda: len(timer.windows) == 1)
+    timer.end(0)
+    assert (await kept).changeset.message == "promote 2"
     assert [c.plans for c in fake.calls] == [1]
 
 
@@ -357,3 +382,53 @@ async def test_a_members_wait_is_bounded_by_its_own_pass_budget() -> None:
     assert result.outcome.reason == "GitError"
     assert "deadline" in result.outcome.message
     assert writer.waiting == 0, "the member left its group"
+
+
+# wiring: `imagepromoter run --batch-window` and the operator's Batches ------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("2", 2.0), ("2s", 2.0), ("500ms", 0.5), ("0", 0.0), ("1.5s", 1.5), (" 250MS ", 0.25)],
+    ids=["bare", "seconds", "milliseconds", "zero", "fraction", "case-and-space"],
+)
+def test_batch_window_accepts_seconds_and_milliseconds(text: str, seconds: float) -> None:
+    args = cli.build_parser().parse_args(["run", "--batch-window", text])
+    assert args.batch_window == seconds
+
+
+@pytest.mark.parametrize("text", ["-1", "soon", "2m", "nan", "inf", ""], ids=str)
+def test_batch_window_refuses_what_is_not_a_duration(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run", "--batch-window", text])
+    assert "--batch-window" in capsys.readouterr().err
+
+
+def test_batch_window_defaults_to_two_seconds() -> None:
+    assert cli.build_parser().parse_args(["run"]).batch_window == 2.0
+
+
+async def test_the_operator_writes_through_batches_with_its_window() -> None:
+    memory = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
+    state = handlers.Operator(
+        handlers.Adapters(registry_factory=lambda: MemoryRegistry(["1.2.0-dev"]), git=memory),
+        options=handlers.Options(batch_window=0.5),
+        metrics_=metrics.Metrics(prometheus_client.CollectorRegistry()),
+    )
+    await state.start(kopf.OperatorSettings())
+    assert state.batcher is not None and state.batcher.window == 0.5
+    state.secrets = MemorySecrets()
+    state.events = events.Events(post=lambda *args: None, now=lambda: NOW)
+    patch = kopf.Patch()
+    body = {"metadata": {"uid": "u1", "name": "app", "namespace": "gitops"}, "spec": make_spec()}
+    await state.run_pass(body, patch, force=True, why="created")
+    assert patch["status"]["conditions"][0]["reason"] == "Promoted"
+    assert state.batcher.batches == 1 and len(memory.commits) == 1
+    await state.stop()
+
+
+def test_a_negative_batch_window_option_is_refused() -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        handlers.Options(batch_window=-0.5)

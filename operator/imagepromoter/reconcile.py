@@ -425,14 +425,15 @@ async def _write(
     *,
     dry_run: bool,
 ) -> changes.WriteResult:
-    """The write, awaited (async writer) or in the git pool (sync writer; see the docstring)."""
+    """The write, awaited (async writer) or in the git pool (sync); the phase is the backstop."""
     what = f"writing to git at {_display_url(git_spec.url)} (fetch, commit, push)"
-    if _is_async(git):  # a batch member's wait ends with its own pass, the batch goes on
-        async with budget.phase(errors.GitError, what):
-            return await git.write(git_spec, creds, plan, dry_run=dry_run, deadline=budget.at)
-    sync = cast(GitWriter, git)
-    call = functools.partial(sync.write, git_spec, creds, plan, dry_run=dry_run, deadline=budget.at)
     async with budget.phase(errors.GitError, what, slack=GIT_BACKSTOP):
+        if _is_async(git):
+            return await git.write(git_spec, creds, plan, dry_run=dry_run, deadline=budget.at)
+        sync = cast(GitWriter, git)
+        call = functools.partial(
+            sync.write, git_spec, creds, plan, dry_run=dry_run, deadline=budget.at
+        )
         return await asyncio.get_running_loop().run_in_executor(_GIT, call)
 
 

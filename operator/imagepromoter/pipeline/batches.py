@@ -18,9 +18,10 @@ When a group is written:
   (`participants(n)`, `leave()`); the open groups are written as soon as every pass in flight is
   waiting on a write or has finished: no added latency, and the same groups on every run.
 
-A batch's deadline is the latest of its members'; each member's own wait stays bounded by its
-pass budget (reconcile's budget.phase), and a member cancelled before its group is written is
-left out of it.
+A batch's deadline is the latest of its members'. A member whose own deadline passes while its
+group is still gathering leaves it with a GitError; once the group is being written, its wait is
+bounded by its pass budget (reconcile's budget.phase, whose backstop lets the writer's own
+deadline error, naming the phase, arrive first). A cancelled member is left out of its group.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ import functools
 import hashlib
 import hmac
 import secrets
+import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from imagepromoter import changes, credentials, spec
+from imagepromoter import changes, credentials, errors, spec
 
 DEFAULT_WINDOW = 2.0  # seconds (API.md: --batch-window)
 WORKERS = 16  # threads writing batches at once (one per repository and branch at most)
@@ -114,6 +117,7 @@ class _Group:
     dry_run: bool
     members: list[_Member] = field(default_factory=list)
     timer: asyncio.Task[None] | None = None
+    gathering: bool = True  # False once dispatched: no member joins or leaves any more
 
 
 class Batches:
@@ -126,12 +130,14 @@ class Batches:
         window: float | None = DEFAULT_WINDOW,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         executor: concurrent.futures.Executor | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if window is not None and window < 0:
             raise ValueError(f"the batch window must not be negative (got {window:g}s)")
         self.inner: BatchWriter = inner if isinstance(inner, BatchWriter) else OneByOne(inner)
         self.window = window
         self._sleep = sleep
+        self._clock = clock
         self._executor = executor or _POOL
         self._open: dict[Hashable, _Group] = {}
         self._writing: dict[Hashable, asyncio.Task[None]] = {}
@@ -176,11 +182,30 @@ class Batches:
                 group.timer = asyncio.create_task(self._after_window(group, self.window))
         group.members.append(member)
         self._waiting += 1
+        expiry = None
+        if deadline is not None:
+            delay = max(0.0, deadline - self._clock())
+            expiry = asyncio.get_running_loop().call_later(delay, self._expire, group, member)
         try:
             self._flush_if_all_waiting()
             return await future
         finally:
             self._waiting -= 1
+            if expiry is not None:
+                expiry.cancel()
+
+    def _expire(self, group: _Group, member: _Member) -> None:
+        """The member's pass deadline came while its group was still gathering: it leaves."""
+        if not group.gathering or member.future.done():
+            return
+        group.members.remove(member)
+        member.future.set_exception(
+            errors.GitError(
+                f"the pass deadline ran out while this promotion waited to be gathered with "
+                f"others into one push to {_display(member.git.url)}; will retry "
+                "(imagepromoter run --batch-window sets how long promotions are gathered)"
+            )
+        )
 
     def _flush_if_all_waiting(self) -> None:
         if self.window is None and self._open and self._waiting >= self._in_flight:
@@ -198,6 +223,7 @@ class Batches:
         """Close the group to new members and start writing it after the key's previous batch."""
         if self._open.get(group.key) is group:
             del self._open[group.key]
+        group.gathering = False
         previous = self._writing.get(group.key)
         task = asyncio.create_task(self._run(group, previous))
         self._writing[group.key] = task
@@ -269,3 +295,14 @@ class Batches:
             parts = (b"ssh", creds.identity.encode(), creds.known_hosts.encode())
         message = b"".join(len(p).to_bytes(4, "big") + p for p in parts)
         return hmac.new(self._who_key, message, hashlib.sha256).hexdigest()
+
+
+def _display(url: str) -> str:
+    """The URL without userinfo, for messages."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "the git server"
+    if "@" in parts.netloc:
+        return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return url
