@@ -105,7 +105,8 @@ def build(
     """Run every plan on the tree the previous commits left (a dry run passes a scratch store)."""
     chain = Chain(base=base, tip=base)
     parent = _commit_of(store, base)
-    changed: dict[str, None] = {}
+    changed: dict[str, None] = {}  # as the changesets name them, in order, once each
+    written: set[str] = set()  # the same, normalised, for `touches`
     seen: set[ObjectID] = set()
     for plan in plans:
         read = _Recording(trees.reader(store, parent.tree, max_file_bytes=max_file_bytes))
@@ -120,12 +121,13 @@ def build(
             commit=None, branch=branch, base=parent.id.decode(), changeset=changeset
         )
         if not changeset.changes:
-            chain.links.append(Link(result, dependent=read.touches(changed)))
+            chain.links.append(Link(result, dependent=read.touches(written)))
             continue
         made, created = _commit(store, parent, changeset, changeset.author or author, committer)
         chain.created += [obj for obj in created if obj.id not in seen]
         seen.update(obj.id for obj in created)
         changed.update((c.path, None) for c in changeset.changes)
+        written.update(posixpath.normpath(c.path) for c in changeset.changes)
         chain.links.append(Link(dataclasses.replace(result, commit=made.id.decode()), made.id))
         parent = made
     chain.tip = parent.id
@@ -152,7 +154,7 @@ class _Recording:
         with self._watch():
             return self._inner.walk(folder, limit=limit)
 
-    def touches(self, paths: dict[str, None]) -> bool:
+    def touches(self, paths: set[str]) -> bool:
         """Whether any of `paths` is one this reader read, or lies in a folder it walked."""
         for path in paths:
             if path in self.read:
