@@ -411,6 +411,8 @@ def test_batch_window_defaults_to_two_seconds() -> None:
 
 
 async def test_the_operator_writes_through_batches_with_its_window() -> None:
+    from tests.test_kube_handlers import MemoryStatus, written
+
     memory = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
     state = handlers.Operator(
         handlers.Adapters(registry_factory=lambda: MemoryRegistry(["1.2.0-dev"]), git=memory),
@@ -421,10 +423,10 @@ async def test_the_operator_writes_through_batches_with_its_window() -> None:
     assert state.batcher is not None and state.batcher.window == 0.5
     state.secrets = MemorySecrets()
     state.events = events.Events(post=lambda *args: None, now=lambda: NOW)
-    patch = kopf.Patch()
+    state.status_writer = MemoryStatus()
     body = {"metadata": {"uid": "u1", "name": "app", "namespace": "gitops"}, "spec": make_spec()}
-    await state.run_pass(body, patch, force=True, why="created")
-    assert patch["status"]["conditions"][0]["reason"] == "Promoted"
+    await state.run_pass(body, kopf.Patch(), force=True, why="created")
+    assert written(state)[-1]["conditions"][0]["reason"] == "Promoted"
     assert state.batcher.batches == 1 and len(memory.commits) == 1
     await state.stop()
 
