@@ -53,9 +53,18 @@ from typing import Any
 
 import kopf
 
-from imagepromoter import changes, credentials, gates, reconcile, spec
+from imagepromoter import changes, credentials, gates, reconcile, shards, spec
 from imagepromoter import status as status_module
-from imagepromoter.kube import events, health, metrics, notifying, patching, schedule, secrets
+from imagepromoter.kube import (
+    events,
+    health,
+    metrics,
+    notifying,
+    patching,
+    schedule,
+    secrets,
+    sharding,
+)
 from imagepromoter.kube import stages as kube_stages
 from imagepromoter.kube import webhooks as kube_webhooks
 from imagepromoter.pipeline import batches
@@ -131,6 +140,7 @@ def run_operator(
     standalone: bool = False,
     priority: int | None = None,
     options: Options | None = None,
+    selector: shards.Selector | None = None,
 ) -> int:
     """Run the operator until it is stopped (SIGINT/SIGTERM); the process exit code."""
     if _configured is None:
@@ -146,6 +156,7 @@ def run_operator(
             peering=peering,
             standalone=standalone,
             priority=priority,
+            selector=selector,
         )
     )
     return 0
@@ -165,13 +176,15 @@ async def operate(
     priority: int | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    selector: shards.Selector | None = None,
 ) -> None:
     """Run Kopf with this project's handlers in the current event loop until `stop_flag`.
 
     `liveness` is where /healthz is served (kube/health.py), from a thread of its own.
+    `selector`: serve only the ImagePromotions with these labels (a shard; kube/sharding.py).
     """
     state = Operator(adapters, options=options, metrics_=metrics_, now=now)
-    registry = build_registry(state, connection=connection)
+    registry = build_registry(state, connection=connection, selector=selector)
     if priority is None and not standalone:
         # Kopf pauses every operator when peers share a priority; a random one per replica
         # makes exactly one of them (the highest) active.
@@ -459,7 +472,10 @@ class Operator:
 
 
 def build_registry(
-    state: Operator, *, connection: kopf.ConnectionInfo | None = None
+    state: Operator,
+    *,
+    connection: kopf.ConnectionInfo | None = None,
+    selector: shards.Selector | None = None,
 ) -> kopf.OperatorRegistry:
     """A fresh Kopf registry with the handlers bound to `state`."""
     registry = kopf.OperatorRegistry()
@@ -516,6 +532,7 @@ def build_registry(
     kube_webhooks.register(registry, state)
     kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold
     _without_finalizers(registry)
+    sharding.register(registry, selector or shards.Selector())  # last: it filters them all
     return registry
 
 
