@@ -211,6 +211,9 @@ async def test_a_cr_busy_with_an_older_listing_when_new_tags_are_found_acts_on_t
     dev, prod = body("dev"), body("prod")
     dev["spec"]["interval"], prod["spec"]["interval"] = "1m", "1h"
     prod["spec"]["targets"] = [{"path": "env/prod/values.yaml", "key": "image.tag"}]
+    # another repository: writes into one repository and branch are one batch at a time, so
+    # dev's write would queue behind prod's held one
+    prod["spec"]["git"] = {**prod["spec"]["git"], "url": prod["spec"]["git"]["url"] + "-prod"}
     for cr in (dev, prod):
         watched(type="ADDED", body=cr, meta=cr.meta)
     # prod's first pass lists 1.0.0-dev and is held in its git write ...

@@ -27,13 +27,14 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import inspect
 import logging
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeGuard, TypeVar, cast
 
 from imagepromoter import (
     budgets,
@@ -113,6 +114,20 @@ class GitWriter(Protocol):
         ...
 
 
+class AsyncGitWriter(Protocol):
+    async def write(
+        self,
+        git: spec.GitSpec,
+        creds: credentials.GitCredentials | None,
+        plan: changes.Planner,
+        *,
+        dry_run: bool = False,
+        deadline: float | None = None,
+    ) -> changes.WriteResult:
+        """Commit and push, possibly batched with other passes' writes (pipeline/batches.py)."""
+        ...
+
+
 class SecretReader(Protocol):
     async def read(self, namespace: str, name: str) -> dict[str, str] | None:
         """The Secret's decoded values, or None when it does not exist."""
@@ -151,7 +166,7 @@ async def reconcile(
     resource: Resource,
     *,
     registry: RegistryReader,
-    git: GitWriter,
+    git: GitWriter | AsyncGitWriter,
     secrets: SecretReader,
     now: Callable[[], datetime],
     dry_run: bool = False,
@@ -403,7 +418,7 @@ async def _scan(
 
 
 async def _write(
-    git: GitWriter,
+    git: GitWriter | AsyncGitWriter,
     git_spec: spec.GitSpec,
     creds: credentials.GitCredentials | None,
     plan: changes.Planner,
@@ -411,12 +426,21 @@ async def _write(
     *,
     dry_run: bool,
 ) -> changes.WriteResult:
-    """The git write in the git thread pool; it ends its own I/O at the deadline (backstop here)."""
-    loop = asyncio.get_running_loop()
-    call = functools.partial(git.write, git_spec, creds, plan, dry_run=dry_run, deadline=budget.at)
+    """The write, awaited (async writer) or in the git pool (sync); the phase is the backstop."""
     what = f"writing to git at {_display_url(git_spec.url)} (fetch, commit, push)"
     async with budget.phase(errors.GitError, what, slack=GIT_BACKSTOP):
-        return await loop.run_in_executor(_GIT, call)
+        if _is_async(git):
+            return await git.write(git_spec, creds, plan, dry_run=dry_run, deadline=budget.at)
+        sync = cast(GitWriter, git)
+        call = functools.partial(
+            sync.write, git_spec, creds, plan, dry_run=dry_run, deadline=budget.at
+        )
+        return await asyncio.get_running_loop().run_in_executor(_GIT, call)
+
+
+def _is_async(git: GitWriter | AsyncGitWriter) -> TypeGuard[AsyncGitWriter]:
+    """An AsyncGitWriter (its `write` is a coroutine function), else a sync GitWriter."""
+    return inspect.iscoroutinefunction(git.write)
 
 
 def _display_url(url: str) -> str:

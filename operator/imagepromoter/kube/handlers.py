@@ -73,7 +73,7 @@ from imagepromoter.kube import (
 )
 from imagepromoter.kube import stages as kube_stages
 from imagepromoter.kube import webhooks as kube_webhooks
-from imagepromoter.pipeline import freshness
+from imagepromoter.pipeline import batches, freshness
 from imagepromoter.pipeline import index as image_index
 from imagepromoter.webhooks import model as webhook_model
 
@@ -110,8 +110,13 @@ class Options:
     start_after: float = 300.0  # /healthz: a due pass not started after this long is unhealthy
     heartbeat: float = 1.0  # seconds between the event loop's heartbeats
     secret_max_age: float = secrets.DEFAULT_MAX_AGE  # a Secret read serves passes this long
+    # seconds writes into one repository and branch are gathered into one push; `imagepromoter
+    # run` defaults to 2s (--batch-window), here 0: only what is waiting (embedding, tests)
+    batch_window: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.batch_window < 0:
+            raise ValueError(f"the batch window must not be negative (got {self.batch_window:g}s)")
         if self.pass_deadline is not None and self.start_after <= self.pass_deadline:
             raise ValueError(
                 f"start_after ({self.start_after:g}s) must exceed the pass deadline "
@@ -220,6 +225,38 @@ class _Timings:
     write_finished: float | None = None
 
 
+def _timed(
+    git: reconcile.GitWriter | batches.Batches, timings: _Timings
+) -> reconcile.GitWriter | reconcile.AsyncGitWriter:
+    """The writer, timed: the batch (async) or the sync writer (in a worker thread)."""
+    if isinstance(git, batches.Batches):
+        return _TimedBatches(git, timings)
+    return _TimedGit(git, timings)
+
+
+class _TimedBatches:
+    """Wraps the batching writer to time the write (the window included: the CR waited it)."""
+
+    def __init__(self, git: batches.Batches, timings: _Timings) -> None:
+        self._git = git
+        self._timings = timings
+
+    async def write(
+        self,
+        git: spec.GitSpec,
+        creds: credentials.GitCredentials | None,
+        plan: changes.Planner,
+        *,
+        dry_run: bool = False,
+        deadline: float | None = None,
+    ) -> changes.WriteResult:
+        self._timings.write_started = time.monotonic()
+        try:
+            return await self._git.write(git, creds, plan, dry_run=dry_run, deadline=deadline)
+        finally:
+            self._timings.write_finished = time.monotonic()
+
+
 class _TimedGit:
     """Wraps the git writer to time the write (it runs in a worker thread)."""
 
@@ -253,6 +290,7 @@ class Operator:
     now: Callable[[], datetime] | None = None
     registry: reconcile.RegistryReader | None = None
     secrets: reconcile.SecretReader | None = None
+    batcher: batches.Batches | None = None  # built by start(): one push per repository and branch
     gone: set[str] = field(default_factory=set)
     statuses: dict[str, patching.Written] = field(default_factory=dict)  # our last writes
     status_writer: patching.StatusWriter | None = None
@@ -284,6 +322,7 @@ class Operator:
             self.registry.on_change = self.image_changed
         self.secrets = secrets.KopfSecrets(settings, max_age=self.options.secret_max_age)
         self.status_writer = patching.KopfStatus(settings)
+        self.batcher = batches.Batches(self.adapters.git, window=self.options.batch_window)
 
     async def stop(self) -> None:
         """Close what `start` opened."""
@@ -443,7 +482,7 @@ class Operator:
         result = await reconcile.reconcile(
             resource,
             registry=self.registry,
-            git=_TimedGit(self.adapters.git, timings),
+            git=_timed(self.batcher or self.adapters.git, timings),
             secrets=self.secrets,
             now=self.clock,
             dry_run=self.options.dry_run,
