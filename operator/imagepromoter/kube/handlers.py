@@ -9,13 +9,20 @@
                                       otherwise the timer decides from the persisted status
     timer (fixed `tick`, 10s)      -> a pass when `schedule.Schedule.due` says so (per-CR interval)
     event DELETED                  -> forget the CR (and stop its timer: see below)
+    event ADDED/MODIFIED           -> the image index (pipeline/index.py): image -> CRs, intervals
+
+Each pass says how fresh its scan must be (`not_before`, pipeline/freshness.py: the creation,
+change, request or webhook time; a timer pass, its image's shortest interval), and the shared
+scans (scans.py) serve every pass of an image from one request; when a scan finds new tags,
+`image_changed` pokes every CR of the image so they act on it at their next tick.
 
 Every pass runs under a per-CR lock (timer and change handlers never overlap on one CR) and
 within `Options.pass_deadline` (reconcile enforces it on every network phase). There is no limit
 on whole passes: a pass waiting on a slow remote holds nothing another CR needs. What is limited
 is CPU work (reconcile's small thread pool) and connections per host (the git writer's slots, the
 registry client's pool); passes on the same repository and branch are serialized by the git
-writer. The status from `reconcile` is patched through the status subresource, the outcome posts a
+writer. The status from `reconcile` is written by the pass itself, inside the CR's turn, and only
+what differs (kube/patching.py; an idle pass makes no API request); the outcome posts a
 de-duplicated Event and counts in the metrics. A failed pass does not raise a Kopf error: our
 timer is the only retry (kube/retrying.py says why), so Kopf sees every handler succeed.
 
@@ -52,10 +59,22 @@ from typing import Any
 
 import kopf
 
-from imagepromoter import changes, credentials, gates, reconcile, spec
-from imagepromoter.kube import events, health, metrics, notifying, schedule, secrets
+from imagepromoter import changes, credentials, gates, reconcile, scans, shards, spec
+from imagepromoter import status as status_module
+from imagepromoter.kube import (
+    events,
+    health,
+    metrics,
+    notifying,
+    patching,
+    schedule,
+    secrets,
+    sharding,
+)
 from imagepromoter.kube import stages as kube_stages
 from imagepromoter.kube import webhooks as kube_webhooks
+from imagepromoter.pipeline import batches, freshness
+from imagepromoter.pipeline import index as image_index
 from imagepromoter.webhooks import model as webhook_model
 
 logger = logging.getLogger(__name__)
@@ -90,8 +109,14 @@ class Options:
     blocked_after: float = 10.0  # /healthz: the event loop silent this long is unhealthy
     start_after: float = 300.0  # /healthz: a due pass not started after this long is unhealthy
     heartbeat: float = 1.0  # seconds between the event loop's heartbeats
+    secret_max_age: float = secrets.DEFAULT_MAX_AGE  # a Secret read serves passes this long
+    # seconds writes into one repository and branch are gathered into one push; `imagepromoter
+    # run` defaults to 2s (--batch-window), here 0: only what is waiting (embedding, tests)
+    batch_window: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.batch_window < 0:
+            raise ValueError(f"the batch window must not be negative (got {self.batch_window:g}s)")
         if self.pass_deadline is not None and self.start_after <= self.pass_deadline:
             raise ValueError(
                 f"start_after ({self.start_after:g}s) must exceed the pass deadline "
@@ -122,6 +147,7 @@ def run_operator(
     standalone: bool = False,
     priority: int | None = None,
     options: Options | None = None,
+    selector: shards.Selector | None = None,
 ) -> int:
     """Run the operator until it is stopped (SIGINT/SIGTERM); the process exit code."""
     if _configured is None:
@@ -137,6 +163,7 @@ def run_operator(
             peering=peering,
             standalone=standalone,
             priority=priority,
+            selector=selector,
         )
     )
     return 0
@@ -156,13 +183,15 @@ async def operate(
     priority: int | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    selector: shards.Selector | None = None,
 ) -> None:
     """Run Kopf with this project's handlers in the current event loop until `stop_flag`.
 
     `liveness` is where /healthz is served (kube/health.py), from a thread of its own.
+    `selector`: serve only the ImagePromotions with these labels (a shard; kube/sharding.py).
     """
     state = Operator(adapters, options=options, metrics_=metrics_, now=now)
-    registry = build_registry(state, connection=connection)
+    registry = build_registry(state, connection=connection, selector=selector)
     if priority is None and not standalone:
         # Kopf pauses every operator when peers share a priority; a random one per replica
         # makes exactly one of them (the highest) active.
@@ -194,6 +223,38 @@ class _Timings:
     started: float
     write_started: float | None = None
     write_finished: float | None = None
+
+
+def _timed(
+    git: reconcile.GitWriter | batches.Batches, timings: _Timings
+) -> reconcile.GitWriter | reconcile.AsyncGitWriter:
+    """The writer, timed: the batch (async) or the sync writer (in a worker thread)."""
+    if isinstance(git, batches.Batches):
+        return _TimedBatches(git, timings)
+    return _TimedGit(git, timings)
+
+
+class _TimedBatches:
+    """Wraps the batching writer to time the write (the window included: the CR waited it)."""
+
+    def __init__(self, git: batches.Batches, timings: _Timings) -> None:
+        self._git = git
+        self._timings = timings
+
+    async def write(
+        self,
+        git: spec.GitSpec,
+        creds: credentials.GitCredentials | None,
+        plan: changes.Planner,
+        *,
+        dry_run: bool = False,
+        deadline: float | None = None,
+    ) -> changes.WriteResult:
+        self._timings.write_started = time.monotonic()
+        try:
+            return await self._git.write(git, creds, plan, dry_run=dry_run, deadline=deadline)
+        finally:
+            self._timings.write_finished = time.monotonic()
 
 
 class _TimedGit:
@@ -229,10 +290,13 @@ class Operator:
     now: Callable[[], datetime] | None = None
     registry: reconcile.RegistryReader | None = None
     secrets: reconcile.SecretReader | None = None
+    batcher: batches.Batches | None = None  # built by start(): one push per repository and branch
     gone: set[str] = field(default_factory=set)
-    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    statuses: dict[str, patching.Written] = field(default_factory=dict)  # our last writes
+    status_writer: patching.StatusWriter | None = None
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     upstreams: kube_stages.KopfUpstreams = field(default_factory=kube_stages.KopfUpstreams)
+    images: image_index.ImageIndex = field(default_factory=image_index.ImageIndex)
 
     def __post_init__(self) -> None:
         self.clock: Callable[[], datetime] = self.now or _utcnow
@@ -254,7 +318,11 @@ class Operator:
         settings.posting.reporting_component = "imagepromoter"
         settings.posting.event_name_prefix = "imagepromoter-"
         self.registry = self.adapters.registry_factory()
-        self.secrets = secrets.KopfSecrets(settings)
+        if isinstance(self.registry, scans.SharedScans):
+            self.registry.on_change = self.image_changed
+        self.secrets = secrets.KopfSecrets(settings, max_age=self.options.secret_max_age)
+        self.status_writer = patching.KopfStatus(settings)
+        self.batcher = batches.Batches(self.adapters.git, window=self.options.batch_window)
 
     async def stop(self) -> None:
         """Close what `start` opened."""
@@ -267,14 +335,39 @@ class Operator:
         """A CR was deleted: drop everything kept about it and stop its timer."""
         self.gone.add(uid)
         self.schedule.forget(uid)
+        self.images.remove(uid)
         self.events.forget(uid)
         self.statuses.pop(uid, None)
         self.locks.pop(uid, None)
 
+    def image_changed(self, host: str, repository: str, started: float) -> None:
+        """A scan found new tags: every CR of the image is due at its next tick (fan-out)."""
+        now = self.clock()
+        for uid in self.images.members((host, repository)):
+            self.schedule.poke(uid, now, started)
+
+    def not_before(self, uid: str, spec_dict: Mapping[str, Any], now: datetime) -> float:
+        """A timer pass's freshness: a scan within the shortest interval of the CR's image."""
+        shortest = schedule.interval_of(spec_dict)
+        key = image_index.image_key(spec_dict)
+        indexed = self.images.min_interval(key) if key is not None else None
+        return freshness.timer(now, min(shortest, indexed) if indexed is not None else shortest)
+
     async def run_pass(
-        self, body: Mapping[str, Any], patch: kopf.Patch, *, force: bool, why: str
+        self,
+        body: Mapping[str, Any],
+        patch: kopf.Patch,
+        *,
+        force: bool,
+        why: str,
+        not_before: float | None = None,
     ) -> None:
-        """One reconcile pass for one CR (if due or forced), patched into `patch`."""
+        """One reconcile pass for one CR (if due or forced); its status written in its turn.
+
+        `patch` (Kopf's) is left alone: the status is written by `_write_status` under the lock.
+        `not_before` is how fresh its scan must be (pipeline/freshness.py); a forced pass without
+        one asks for now, a timer pass for its image's shortest interval.
+        """
         meta = body.get("metadata") or {}
         uid = str(meta.get("uid", ""))
         spec_dict: Mapping[str, Any] = body.get("spec") or {}
@@ -284,32 +377,50 @@ class Operator:
             await lock.acquire()
             started()
         try:
-            previous = self.statuses.get(uid) or dict(body.get("status") or {})
             if uid in self.gone:
                 return
+            # bodies are live (Kopf updates them from the watch): read the version once, here
+            version = _version(meta)
+            written = self.statuses.get(uid)
+            if not patching.lagging(written, version):
+                self.statuses.pop(uid, None)  # the watch caught up: the body is the truth
+            previous = patching.base(body.get("status") or {}, version, written)
             now = self.clock()
             if not force and not self.schedule.due(
                 uid, spec_dict=spec_dict, status=previous, generation=generation, now=now
             ):
                 return
-            result, timings = await self._reconcile(
-                meta, spec_dict, previous, generation, fresh=force
-            )
-            self.statuses[uid] = result.status
+            if not_before is None:
+                not_before = now.timestamp() if force else self.not_before(uid, spec_dict, now)
+            asked = self.schedule.poked(uid)  # a fan-out: the scan that found new tags, or newer
+            not_before = not_before if asked is None else max(not_before, asked)
+            with scans.recording() as served:
+                result, timings = await self._reconcile(
+                    meta, spec_dict, previous, generation, not_before=not_before
+                )
             interval = (
                 result.promotion.interval if result.promotion else schedule.interval_of(spec_dict)
             )
-            interval = gates.next_pass(interval, result.status, self.clock())  # Waiting: sooner
-            retry_in = self.schedule.record(
-                uid,
-                generation=generation,
-                reason=result.outcome.reason,
-                interval=interval,
-                now=self.clock(),
+            settled = status_module.settle(
+                previous, result.status, interval=interval, now=self.clock()
             )
+            saved = await self._write_status(meta, previous, settled)
+            interval = gates.next_pass(interval, result.status, self.clock())  # Waiting: sooner
+            if saved:
+                retry_in = self.schedule.record(
+                    uid,
+                    generation=generation,
+                    reason=result.outcome.reason,
+                    interval=interval,
+                    now=self.clock(),
+                    seen=max(served.values(), default=None),
+                )
+            else:
+                retry_in = self.schedule.retry(
+                    uid, generation=generation, interval=interval, now=self.clock()
+                )
         finally:
             lock.release()
-        _patch_status(patch, {**(body.get("status") or {}), **previous}, result.status)
         self.events.report(body, result.outcome)
         self.notifier.after(body, result)
         self._count(result, timings)
@@ -323,6 +434,31 @@ class Operator:
             f"in {retry_in.total_seconds():g}s" if retry_in is not None else "on a spec change",
         )
 
+    async def _write_status(
+        self, meta: Mapping[str, Any], previous: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> bool:
+        """Patch what differs from `previous` (nothing differs: no request); False if it failed."""
+        changed = status_module.changes(previous, new)
+        if not changed:
+            return True
+        if self.status_writer is None:
+            raise RuntimeError("the operator has not started")
+        uid, namespace, name = (str(meta.get(k, "")) for k in ("uid", "namespace", "name"))
+        before = _version(meta)  # the live body's version just before our write
+        try:
+            produced = await self.status_writer.patch(namespace, name, changed)
+        except patching.PatchFailed as exc:
+            logger.warning("%s/%s: %s; the pass will be retried", namespace, name, exc)
+            self.statuses.pop(uid, None)
+            return False
+        if produced is None:  # deleted meanwhile: nothing to keep
+            self.statuses.pop(uid, None)
+            return True
+        self.statuses[uid] = patching.Written(
+            status=dict(new), started_from=before, produced=produced
+        )
+        return True
+
     async def _reconcile(
         self,
         meta: Mapping[str, Any],
@@ -330,7 +466,7 @@ class Operator:
         previous: Mapping[str, Any],
         generation: int | None,
         *,
-        fresh: bool,
+        not_before: float | None,
     ) -> tuple[reconcile.Result, _Timings]:
         if self.registry is None or self.secrets is None:
             raise RuntimeError("the operator has not started")
@@ -346,11 +482,11 @@ class Operator:
         result = await reconcile.reconcile(
             resource,
             registry=self.registry,
-            git=_TimedGit(self.adapters.git, timings),
+            git=_timed(self.batcher or self.adapters.git, timings),
             secrets=self.secrets,
             now=self.clock,
             dry_run=self.options.dry_run,
-            fresh=fresh,
+            not_before=not_before,
             trigger=webhook_model.decode(
                 (meta.get("annotations") or {}).get(webhook_model.TRIGGER_ANNOTATION)
             ),
@@ -374,7 +510,10 @@ class Operator:
 
 
 def build_registry(
-    state: Operator, *, connection: kopf.ConnectionInfo | None = None
+    state: Operator,
+    *,
+    connection: kopf.ConnectionInfo | None = None,
+    selector: shards.Selector | None = None,
 ) -> kopf.OperatorRegistry:
     """A fresh Kopf registry with the handlers bound to `state`."""
     registry = kopf.OperatorRegistry()
@@ -398,22 +537,28 @@ def build_registry(
 
     @kopf.on.create(*res, registry=registry)
     async def created(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await state.run_pass(body, patch, force=True, why="created")
+        since = freshness.created(body.meta, state.clock())
+        await state.run_pass(body, patch, force=True, why="created", not_before=since)
 
     @kopf.on.update(*res, field="spec", registry=registry)
     async def spec_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await state.run_pass(body, patch, force=True, why="spec changed")
+        since = freshness.changed(body.meta, state.clock())
+        await state.run_pass(body, patch, force=True, why="spec changed", not_before=since)
 
     @kopf.on.update(*res, field=("metadata", "annotations", REQUESTED_AT), registry=registry)
     async def requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
         if new:
-            await state.run_pass(body, patch, force=True, why=f"requested at {new}")
+            since = freshness.requested(new, state.clock())
+            why = f"requested at {new}"
+            await state.run_pass(body, patch, force=True, why=why, not_before=since)
 
     @kopf.on.resume(*res, registry=registry)
     async def resumed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         status = body.get("status") or {}
         if status.get("observedGeneration") != body.meta.get("generation"):
-            await state.run_pass(body, patch, force=True, why="changed while stopped")
+            since = freshness.changed(body.meta, state.clock())
+            why = "changed while stopped"
+            await state.run_pass(body, patch, force=True, why=why, not_before=since)
 
     def alive(meta: kopf.Meta, **_: Any) -> bool:
         return meta.get("uid") not in state.gone
@@ -424,13 +569,17 @@ def build_registry(
         await state.run_pass(body, patch, force=False, why="interval")
 
     @kopf.on.event(*res, registry=registry)
-    def watched(type: str | None, meta: kopf.Meta, **_: Any) -> None:
+    def watched(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+        uid = str(meta.get("uid", ""))
         if type == "DELETED":
-            state.forget(str(meta.get("uid", "")))
+            state.forget(uid)
+        elif uid not in state.gone:  # ADDED, MODIFIED, or None for the initial listing
+            state.images.update(uid, body.get("spec") or {})
 
     kube_webhooks.register(registry, state)
     kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold
     _without_finalizers(registry)
+    sharding.register(registry, selector or shards.Selector())  # last: it filters them all
     return registry
 
 
@@ -442,13 +591,9 @@ def _without_finalizers(registry: kopf.OperatorRegistry) -> None:
     ]
 
 
-def _patch_status(patch: kopf.Patch, previous: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-    """Merge-patch the whole of `new`, nulling keys of `previous` that it no longer has."""
-    for key, value in new.items():
-        patch.status[key] = value
-    for key in previous:
-        if key not in new:
-            patch.status[key] = None
+def _version(meta: Mapping[str, Any]) -> str | None:
+    version = meta.get("resourceVersion")
+    return str(version) if version is not None else None
 
 
 def _utcnow() -> datetime:
