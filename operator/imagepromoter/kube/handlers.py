@@ -7,14 +7,17 @@
                                           imagepromoter.dev/requested-at="$(date +%s)")
     resume (operator start)        -> a pass only if the spec changed while we were away;
                                       otherwise the timer decides from the persisted status
-    timer (fixed `tick`, 10s)      -> a pass when `schedule.Schedule.due` says so (per-CR interval)
+    timer (fixed `tick`, 10s)      -> every CR due now starts together, whichever CR ticked (the
+                                      wave: pipeline/waves.py; due instants start from when the
+                                      pass began, on the tick's grid); a CR not queued yet (after
+                                      a restart) passes when `schedule.Schedule.due` says so
     event DELETED                  -> forget the CR (and stop its timer: see below)
     event ADDED/MODIFIED           -> the image index (pipeline/index.py): image -> CRs, intervals
 
 Each pass says how fresh its scan must be (`not_before`, pipeline/freshness.py: the creation,
 change, request or webhook time; a timer pass, its image's shortest interval), and the shared
 scans (scans.py) serve every pass of an image from one request; when a scan finds new tags,
-`image_changed` pokes every CR of the image so they act on it at their next tick.
+`image_changed` pokes every CR of the image so they act on it in the next wave.
 
 Every pass runs under a per-CR lock (timer and change handlers never overlap on one CR) and
 within `Options.pass_deadline` (reconcile enforces it on every network phase). There is no limit
@@ -48,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import random
 import ssl
@@ -73,7 +77,7 @@ from imagepromoter.kube import (
 )
 from imagepromoter.kube import stages as kube_stages
 from imagepromoter.kube import webhooks as kube_webhooks
-from imagepromoter.pipeline import batches, freshness
+from imagepromoter.pipeline import batches, freshness, waves
 from imagepromoter.pipeline import index as image_index
 from imagepromoter.webhooks import model as webhook_model
 
@@ -297,11 +301,17 @@ class Operator:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     upstreams: kube_stages.KopfUpstreams = field(default_factory=kube_stages.KopfUpstreams)
     images: image_index.ImageIndex = field(default_factory=image_index.ImageIndex)
+    due: waves.DueQueue = field(default_factory=waves.DueQueue)  # the next waves
+    bodies: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # live, from each tick
+    passes: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # started by a wave
+    selector: shards.Selector = field(default_factory=shards.Selector)
 
     def __post_init__(self) -> None:
         self.clock: Callable[[], datetime] = self.now or _utcnow
         self.metrics: metrics.Metrics = self.metrics_ or metrics.METRICS
-        self.schedule = schedule.Schedule(base_backoff=self.options.base_backoff)
+        self.schedule = schedule.Schedule(
+            base_backoff=self.options.base_backoff, grid=self.options.tick
+        )
         self.events = events.Events(window=self.options.event_window, now=self.clock)
         self.health = health.Health(
             blocked_after=self.options.blocked_after, start_after=self.options.start_after
@@ -326,6 +336,8 @@ class Operator:
 
     async def stop(self) -> None:
         """Close what `start` opened."""
+        for task in list(self.passes.values()):
+            task.cancel()
         close = getattr(self.registry, "aclose", None)
         if close is not None:
             await close()
@@ -335,16 +347,45 @@ class Operator:
         """A CR was deleted: drop everything kept about it and stop its timer."""
         self.gone.add(uid)
         self.schedule.forget(uid)
+        self.due.discard(uid)
+        self.bodies.pop(uid, None)
         self.images.remove(uid)
         self.events.forget(uid)
         self.statuses.pop(uid, None)
         self.locks.pop(uid, None)
 
     def image_changed(self, host: str, repository: str, started: float) -> None:
-        """A scan found new tags: every CR of the image is due at its next tick (fan-out)."""
+        """A scan found new tags: every CR of the image is due now, in the next wave (fan-out)."""
         now = self.clock()
         for uid in self.images.members((host, repository)):
             self.schedule.poke(uid, now, started)
+            self.due.set(uid, now)
+
+    def on_tick(self, body: Mapping[str, Any]) -> asyncio.Task[None] | None:
+        """A CR's timer ticked: start every CR now due (the wave); this CR's pass, if it is one."""
+        uid = str((body.get("metadata") or {}).get("uid", ""))
+        self.bodies[uid] = body
+        self.start_due()
+        return self.passes.get(uid)
+
+    def start_due(self) -> None:
+        """Start the pass of every CR due now, together (pipeline/waves.py says why)."""
+        for uid in self.due.pop_due(self.clock()):
+            body = self.bodies.get(uid)
+            if body is None or uid in self.gone or uid in self.passes:
+                continue  # not ticked here yet (its own tick decides), gone, or already running
+            labels = (body.get("metadata") or {}).get("labels")
+            if self.selector and not self.selector.matches(labels):
+                continue  # relabelled into another shard: its timer here has stopped
+            task = asyncio.create_task(self.run_pass(body, None, force=False, why="interval"))
+            self.passes[uid] = task
+            task.add_done_callback(functools.partial(self._pass_ended, uid))
+
+    def _pass_ended(self, uid: str, task: asyncio.Task[None]) -> None:
+        if self.passes.get(uid) is task:
+            del self.passes[uid]
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("pass of %s failed unexpectedly", uid, exc_info=task.exception())
 
     def not_before(self, uid: str, spec_dict: Mapping[str, Any], now: datetime) -> float:
         """A timer pass's freshness: a scan within the shortest interval of the CR's image."""
@@ -356,7 +397,7 @@ class Operator:
     async def run_pass(
         self,
         body: Mapping[str, Any],
-        patch: kopf.Patch,
+        patch: kopf.Patch | None,
         *,
         force: bool,
         why: str,
@@ -372,6 +413,7 @@ class Operator:
         uid = str(meta.get("uid", ""))
         spec_dict: Mapping[str, Any] = body.get("spec") or {}
         generation = meta.get("generation")
+        begun = self.clock()  # the wave's instant: CRs started together are due together again
         lock = self.locks.setdefault(uid, asyncio.Lock())
         with self.health.waiting() as started:
             await lock.acquire()
@@ -389,6 +431,7 @@ class Operator:
             if not force and not self.schedule.due(
                 uid, spec_dict=spec_dict, status=previous, generation=generation, now=now
             ):
+                self.due.set(uid, self.schedule.next_at(uid))  # still queued for its own wave
                 return
             if not_before is None:
                 not_before = now.timestamp() if force else self.not_before(uid, spec_dict, now)
@@ -412,13 +455,14 @@ class Operator:
                     generation=generation,
                     reason=result.outcome.reason,
                     interval=interval,
-                    now=self.clock(),
+                    now=begun,
                     seen=max(served.values(), default=None),
                 )
             else:
                 retry_in = self.schedule.retry(
-                    uid, generation=generation, interval=interval, now=self.clock()
+                    uid, generation=generation, interval=interval, now=begun
                 )
+            self.due.set(uid, self.schedule.next_at(uid))
         finally:
             lock.release()
         self.events.report(body, result.outcome)
@@ -517,6 +561,7 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     """A fresh Kopf registry with the handlers bound to `state`."""
     registry = kopf.OperatorRegistry()
+    state.selector = selector or shards.Selector()
     res = (GROUP, VERSION, PLURAL)
 
     @kopf.on.login(registry=registry)
@@ -565,8 +610,13 @@ def build_registry(
 
     @kopf.timer(*res, interval=state.options.tick, when=alive, registry=registry)
     async def tick(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        # never a Kopf retry (run_pass raises none): the schedule decides, retries included
-        await state.run_pass(body, patch, force=False, why="interval")
+        # never a Kopf retry (run_pass raises none): the schedule decides, retries included.
+        # Any CR's tick starts the whole wave due now; this CR's part of it is awaited here.
+        started = state.on_tick(body)
+        if started is not None:
+            await asyncio.shield(started)
+        else:
+            await state.run_pass(body, patch, force=False, why="interval")
 
     @kopf.on.event(*res, registry=registry)
     def watched(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:

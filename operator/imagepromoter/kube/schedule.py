@@ -20,6 +20,10 @@ start): `poked` tells the next pass to take nothing older, and the pass that use
 poke. A pass already running when the poke came may have used an older listing (`record(seen=)`:
 the start of the one it used); then the CR stays due for one more pass, from the new scan.
 
+`grid` (the operator's tick) rounds each next pass up to a slot of the clock, and the operator
+records a pass from the instant it began: CRs that passed together, or a few seconds apart, are
+due together and start as one wave (pipeline/waves.py).
+
 The memory is in-process. After a restart it is empty, and `is_due` falls back to the persisted
 status (`observedGeneration`, `lastScanTime`), so a restart does not rescan everything at once.
 
@@ -39,7 +43,7 @@ from typing import Any
 from imagepromoter import errors
 from imagepromoter import status as status_module
 from imagepromoter.kube import retrying
-from imagepromoter.pipeline import index
+from imagepromoter.pipeline import index, waves
 
 
 def ready_reason(status: Mapping[str, Any]) -> str | None:
@@ -65,8 +69,11 @@ class Entry:
 class Schedule:
     """Per-CR timing in memory; see the module docstring for the rules."""
 
-    def __init__(self, *, base_backoff: timedelta = timedelta(seconds=10)) -> None:
+    def __init__(
+        self, *, base_backoff: timedelta = timedelta(seconds=10), grid: float | None = None
+    ) -> None:
         self._entries: dict[str, Entry] = {}
+        self._grid = grid  # seconds: next passes rounded up to it (pipeline/waves.align)
         self._poked: dict[str, float] = {}  # uid -> the newest scan it was poked for (-inf: any)
         self._base_backoff = base_backoff
 
@@ -141,7 +148,7 @@ class Schedule:
         self._entries[key] = Entry(
             generation=generation,
             reason=reason,
-            next_at=now + delay if delay is not None else None,
+            next_at=waves.align(now + delay, self._grid) if delay is not None else None,
             failures=failures,
         )
         return delay
@@ -154,8 +161,14 @@ class Schedule:
         failures = (previous.failures if previous is not None else 0) + 1
         delay = min(self._base_backoff * (1 << min(failures - 1, 16)), interval)
         reason = previous.reason if previous is not None else ""
-        self._entries[key] = Entry(generation, reason, now + delay, failures)
+        next_at = waves.align(now + delay, self._grid)
+        self._entries[key] = Entry(generation, reason, next_at, failures)
         return delay
+
+    def next_at(self, key: str) -> datetime | None:
+        """When the CR is next due by this schedule (None: unknown here, or a spec change)."""
+        entry = self._entries.get(key)
+        return entry.next_at if entry is not None else None
 
     def forget(self, key: str) -> None:
         """Drop a deleted CR."""

@@ -1,4 +1,4 @@
-"""Waves: every ImagePromotion due at one instant is started together, by whichever tick comes first.
+"""Waves: every ImagePromotion due at one instant starts together, on whichever tick comes first.
 
 Kopf runs one timer per CR, and the timers' phases are spread over the tick (each starts when its
 CR is first seen). If each CR only started its own pass on its own tick, the CRs of one image and
@@ -7,7 +7,8 @@ not be batched. So a pass records when its CR is next due (`DueQueue.set`), keye
 the wave was *started*, not when each pass ended: CRs started together are due together again.
 On every tick of any CR the operator takes everything due (`DueQueue.pop_due`) and starts it at
 once; with a thousand CRs some timer ticks every few milliseconds, so a wave starts within
-milliseconds of being due, and no CR waits for its own timer.
+milliseconds of being due, and no CR waits for its own timer. Due instants are also rounded up
+to a grid (`align`, the tick) so CRs created a few seconds apart still end up in one wave.
 
 The queue is a heap with lazy deletion: `set` and `discard` are O(log n), and a tick that finds
 nothing due costs one comparison, so ticking a thousand timers stays cheap. Nothing here knows
@@ -19,7 +20,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 class DueQueue:
@@ -84,3 +85,16 @@ class DueQueue:
 
     def __contains__(self, key: object) -> bool:
         return key in self._at
+
+
+def align(moment: datetime, grid: float | None) -> datetime:
+    """`moment` rounded up to the next multiple of `grid` seconds since the epoch (None: as is).
+
+    CRs that became due at slightly different instants (their passes started a few seconds
+    apart, e.g. created one by one) fall into one slot and so into one wave.
+    """
+    if not grid or grid <= 0:
+        return moment
+    stamp = moment.timestamp()
+    slots = -(-stamp // grid)  # ceiling division on floats
+    return moment + timedelta(seconds=slots * grid - stamp)
