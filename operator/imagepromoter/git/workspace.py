@@ -23,7 +23,9 @@ Design:
 - Storage stays bounded: every fetch brings a pack and every commit adds loose objects, and
   Dulwich consults every pack index per lookup, so a workspace nobody folds gets slower with every
   past cycle. Leaving `open_repo` normally folds them into one pack once there are more than
-  MAX_PACKS packs or MAX_LOOSE loose objects (always under the workspace's lock).
+  MAX_PACKS packs or MAX_LOOSE loose objects (always under the workspace's lock), keeping only
+  what the refs' commits and trees need: a batch adds one commit per CR, and a fold that kept all
+  history grew with every past cycle (1,000 CRs: 11.6 s -> 19.5 s over five cycles).
 - A push whose answer never came is remembered as a ref of the workspace (`pending`), so the
   next pass can tell our own commit on the remote from someone else's (see writer.py).
 """
@@ -34,6 +36,7 @@ import contextlib
 import hashlib
 import re
 import shutil
+import stat
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,16 +95,71 @@ def open_repo(path: Path) -> Iterator[Repo]:
 
 
 def consolidate(repo: Repo) -> bool:
-    """Fold the packs and loose objects into one pack once over MAX_PACKS or MAX_LOOSE."""
+    """Past MAX_PACKS or MAX_LOOSE, keep one pack of what the refs need, and nothing else.
+
+    What the refs need: each ref's commit and its whole tree. Older commits are history this
+    cache never reads again (the writer builds on the fetched head; the checks that read history
+    fetch it when it is missing), so they are dropped and the kept commits become the shallow
+    boundary, as after the first depth-1 clone. A fold that packed everything would grow with
+    every past cycle (each promotion adds a commit), which is what this is here to prevent.
+    """
     if len(repo.object_store.packs) <= MAX_PACKS and not _more_loose_than(repo, MAX_LOOSE):
         return False
-    repo.object_store.repack()
+    kept, boundary = _needed(repo)
+    store = repo.object_store
+    old_packs = [Path(pack._basename + s) for pack in store.packs for s in (".pack", ".idx")]
+    loose = [p for fanout in _fanouts(repo) for p in fanout.iterdir()]
+    store.add_objects([(store[sha], None) for sha in kept])
+    for path in [*old_packs, *loose]:
+        path.unlink(missing_ok=True)
+    repo.update_shallow(boundary, repo.get_shallow() - boundary)
+    store.close()  # forget the deleted packs; the next open reads the one left
     return True
+
+
+def _needed(repo: Repo) -> tuple[list[ObjectID], set[ObjectID]]:
+    """Every object the refs' commits and trees need, and the heads whose parents go.
+
+    Only `refs/heads/*` tips (the remote's heads, as last seen) become shallow: they are what a
+    fetch announces; a pending push's commit may not be on the server at all.
+    """
+    store = repo.object_store
+    refs = repo.refs.as_dict()
+    tips = {sha for sha in refs.values() if sha in store}
+    heads = {sha for name, sha in refs.items() if name.startswith(_SEEN_PREFIX)}
+    kept: dict[ObjectID, None] = {}
+    boundary: set[ObjectID] = set()
+    trees: list[ObjectID] = []
+    for sha in tips:
+        commit = store[sha]
+        if not isinstance(commit, objects.Commit):
+            continue
+        kept[sha] = None
+        if sha in heads and any(parent not in tips for parent in commit.parents):
+            boundary.add(sha)
+        trees.append(commit.tree)
+    while trees:
+        tree_id = trees.pop()
+        if tree_id in kept:
+            continue
+        kept[tree_id] = None
+        tree = store[tree_id]
+        assert isinstance(tree, objects.Tree)
+        for entry in tree.iteritems():
+            if stat.S_ISDIR(entry.mode):
+                trees.append(entry.sha)
+            elif not objects.S_ISGITLINK(entry.mode):  # a submodule's commit is not ours
+                kept[entry.sha] = None
+    return list(kept), boundary
+
+
+def _fanouts(repo: Repo) -> list[Path]:
+    return list(Path(repo.path, "objects").glob("[0-9a-f][0-9a-f]"))
 
 
 def _more_loose_than(repo: Repo, bound: int) -> bool:
     count = 0
-    for fanout in Path(repo.path, "objects").glob("[0-9a-f][0-9a-f]"):
+    for fanout in _fanouts(repo):
         count += sum(1 for _ in fanout.iterdir())
         if count > bound:
             return True
