@@ -22,6 +22,8 @@ Run: .venv/bin/python bench/scale.py [--big] [--sizes N/M/G ...] [--modes cli,op
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import os
 import shutil
 import signal
@@ -56,6 +58,7 @@ class CliBench:
         self.secrets = setup.tmp / f"{setup.prefix}-secrets.yaml"
         self.secrets.write_text(yaml.safe_dump(setup.secret()), "utf-8")
         self.stderr = setup.tmp / f"{setup.prefix}-cli.stderr"
+        self.stdout = setup.tmp / f"{setup.prefix}-cli.json"
 
     def cycle(self, kind: str) -> Cycle:
         setup = self.setup
@@ -99,7 +102,7 @@ class CliBench:
         wall = time.perf_counter() - start
         code = os.waitstatus_to_exitcode(status)
         if code != 0 and not note:
-            note = f"exit {code}"
+            note = f"exit {code}: {self.failures()}"
             print(self.stderr.read_text(errors="replace")[-2000:], file=sys.stderr)
         setup.poll()
         changed = kind != "idle"
@@ -111,6 +114,22 @@ class CliBench:
             cpu_s=usage.ru_utime + usage.ru_stime, rss_mb=usage.ru_maxrss / 1024,
             promoted=len(setup.arrived), note=note,
         )  # fmt: skip
+
+    def failures(self) -> str:
+        """How many CRs ended Ready=False, by reason, and one message (from `--output json`)."""
+        try:
+            entries = json.loads(self.stdout.read_text() or "[]")
+        except ValueError:
+            return "no JSON output"
+        reasons: collections.Counter[str] = collections.Counter()
+        message = ""
+        for entry in entries:
+            for condition in (entry.get("status") or {}).get("conditions") or []:
+                if condition.get("type") == "Ready" and condition.get("status") != "True":
+                    reasons[condition.get("reason", "")] += 1
+                    message = message or str(condition.get("message", ""))[:160]
+        counted = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+        return f"{counted or 'no Ready=False'} ({message})" if message else counted
 
 
 def interval_seconds(text: str) -> float:
@@ -129,7 +148,7 @@ def show(c: Cycle) -> None:
     p50, p95 = c.latency(0.5), c.latency(0.95)
     latency = "" if p50 is None else f"  latency p50 {p50:.2f} p95 {p95:.2f} s"
     api = "" if c.status_patches is None else (
-        f"  PATCHes {c.status_patches} events {c.events} Secret reads {c.secret_reads}"
+        f"  PATCHes {scale_report.patches(c)} events {c.events} Secret reads {c.secret_reads}"
         f"  API CPU {c.api_cpu_s:.2f} s")  # fmt: skip
     work = "" if c.mode == "floor" else f"  CPU {c.cpu_s:.2f} s  RSS {c.rss_mb:.0f} MB"
     print(
@@ -169,9 +188,12 @@ class Run:
         return True
 
     def record(self, cycle: Cycle) -> bool:
+        """Keep and print a cycle; False when the next cycle cannot start from where it ended."""
         self.cycles.append(cycle)
         show(cycle)
-        return not cycle.note  # a failed cycle leaves a state the next cannot start from
+        # a CR failing leaves the others promoted (the next `promote` starts from there); a
+        # timeout or an exited operator leaves a state no next cycle can be measured from
+        return not cycle.note.startswith(("timed out", "operator exited"))
 
     def size(self, reg: registry.RegistryServer, proxy: registry.CountingProxy,
              git: git_http.GitHttpServer, size: str) -> None:  # fmt: skip

@@ -131,7 +131,7 @@ async def serve() -> None:
         api.resources.load_bundled()
         api.register_crd(crd)
         print(json.dumps({"url": str(server.url).rstrip("/")}), flush=True)
-        reader = asyncio.StreamReader()
+        reader = asyncio.StreamReader(limit=1 << 26)  # a command carries up to 1,000 CRs
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while not stop.is_set():
             reading = asyncio.ensure_future(reader.readline())

@@ -247,6 +247,7 @@ class OperatorBench:
             rss_mb=peak,
             api_cpu_s=cpu_seconds(emulator.process.pid) - api_before,
             status_patches=delta.get("PATCH imagepromotions/status", 0),
+            object_patches=delta.get("PATCH imagepromotions", 0),
             events=delta.get("POST events", 0),
             secret_reads=sum(v for k, v in delta.items() if k.startswith("GET secrets")),
             promoted=len(setup.arrived),

@@ -15,8 +15,8 @@ from bench.scale_setup import Cycle
 
 PNG = Path(__file__).resolve().parent / "scaling.png"
 HEADER = ("N/M/G", "mode", "cycle", "wall s", "latency p50 / p95 s", "registry requests (min)",
-          "pushes (min)", "status PATCHes", "events", "Secret reads", "CPU s", "API CPU s",
-          "peak RSS MB", "note")  # fmt: skip
+          "pushes (min)", "PATCHes: status + object", "events", "Secret reads", "CPU s",
+          "API CPU s", "peak RSS MB", "note")  # fmt: skip
 BIG, MID = "1000/100/10", "100/100/10"
 
 
@@ -33,10 +33,17 @@ def row(c: Cycle) -> tuple[object, ...]:
     latency = "" if p50 is None else f"{p50:.2f} / {p95:.2f}"
     return (
         c.size, c.mode, c.kind, f"{c.wall_s:.2f}", latency, ratio(c.requests, c.requests_min),
-        ratio(c.pushes, c.pushes_min), _opt(c.status_patches), _opt(c.events),
+        ratio(c.pushes, c.pushes_min), patches(c), _opt(c.events),
         _opt(c.secret_reads), f"{c.cpu_s:.2f}" if c.mode != "floor" else "",
-        _opt(c.api_cpu_s, "{:.2f}"), f"{c.rss_mb:.0f}" if c.rss_mb else "", c.note,
+        _opt(c.api_cpu_s, "{:.2f}"), f"{c.rss_mb:.0f}" if c.rss_mb else "",
+        " ".join(c.note.replace("|", "/").split()),
     )  # fmt: skip
+
+
+def patches(c: Cycle) -> str:
+    if c.status_patches is None:
+        return ""
+    return f"{c.status_patches} + {c.object_patches or 0}"
 
 
 def _find(cycles: Sequence[Cycle], size: str, mode: str, kind: str) -> Cycle | None:
@@ -64,9 +71,12 @@ def goals(cycles: Sequence[Cycle]) -> list[str]:
         )
     idle = [c for c in measured if c.kind == "idle"]
     if idle:
-        busy = [c for c in idle if c.pushes or c.status_patches]
-        detail = "; ".join(f"{c.size} {c.mode}: {c.pushes} pushes, "
-                           f"{c.status_patches or 0} PATCHes" for c in idle)  # fmt: skip
+        busy = [c for c in idle if c.pushes or c.status_patches or c.object_patches]
+        detail = "; ".join(
+            f"{c.size} {c.mode}: {c.pushes} pushes"
+            + (f", {patches(c)} PATCHes" if c.status_patches is not None else "")
+            for c in idle
+        )
         out.append(f"idle cycle: 0 pushes, 0 PATCHes: {_mark(not busy)} ({detail})")
     big, mid = _find(cycles, BIG, "cli", "changed 1"), _find(cycles, MID, "cli", "changed 1")
     if big is None or mid is None:

@@ -68,6 +68,7 @@ class Cycle:
     rss_mb: float = 0.0
     api_cpu_s: float | None = None  # the emulator's, operator mode only
     status_patches: int | None = None
+    object_patches: int | None = None  # PATCHes of the CR itself (Kopf's annotations)
     events: int | None = None
     secret_reads: int | None = None
     promoted: int = 0  # CRs whose change reached the git server this cycle
