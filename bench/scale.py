@@ -66,23 +66,10 @@ class CliBench:
             setup.change_every_image()
         setup.begin_cycle()
         start = time.perf_counter()
-        with self.stderr.open("wb") as err:
-            process = spawned(
-                subprocess.Popen(
-                    [
-                        CLI,
-                        "promote",
-                        self.crs,
-                        "--secrets",
-                        self.secrets,
-                        "--workdir",
-                        setup.workdir,
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                    process_group=0,
-                )
-            )
+        command = [CLI, "promote", self.crs, "--secrets", self.secrets]
+        command += ["--workdir", setup.workdir, "--output", "json"]
+        with self.stderr.open("wb") as err, self.stdout.open("wb") as out:
+            process = spawned(subprocess.Popen(command, stdout=out, stderr=err, process_group=0))
         note = ""
         try:
             while True:
@@ -102,8 +89,11 @@ class CliBench:
         wall = time.perf_counter() - start
         code = os.waitstatus_to_exitcode(status)
         if code != 0 and not note:
-            note = f"exit {code}: {self.failures()}"
-            print(self.stderr.read_text(errors="replace")[-2000:], file=sys.stderr)
+            setup.poll()
+            promoted = f"{len(setup.arrived)}/{setup.n} promoted" if kind != "idle" else ""
+            note = f"exit {code} {promoted}: {self.failures()}"
+            if errors := self.stderr.read_text(errors="replace").strip():
+                print(errors[-2000:], file=sys.stderr)
         setup.poll()
         changed = kind != "idle"
         return Cycle(
@@ -127,7 +117,7 @@ class CliBench:
             for condition in (entry.get("status") or {}).get("conditions") or []:
                 if condition.get("type") == "Ready" and condition.get("status") != "True":
                     reasons[condition.get("reason", "")] += 1
-                    message = message or str(condition.get("message", ""))[:160]
+                    message = message or str(condition.get("message", ""))[:100]
         counted = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
         return f"{counted or 'no Ready=False'} ({message})" if message else counted
 
