@@ -1,7 +1,9 @@
 """The pass runner of kube/handlers.py without Kopf's reactor: retries, health, deadline wiring.
 
 `Operator.run_pass` is what every handler calls; here it runs with in-memory adapters (the
-simplest honest implementations of the Protocols, as in test_reconcile) and Kopf's own Patch.
+simplest honest implementations of the Protocols, as in test_reconcile), a status writer that
+records the merge patches it is given (kube/patching.py's own HTTP is tested against the emulator
+in test_kube_patching), and Kopf's own Patch, which must stay empty.
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ from tests.test_reconcile import VALUES, MemoryGit, MemoryRegistry, MemorySecret
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 
+class MemoryStatus:
+    """`patching.StatusWriter` in memory: the merge patches it was given, and a version count."""
+
+    def __init__(self) -> None:
+        self.patches: list[dict[str, Any]] = []
+
+    async def patch(self, namespace: str, name: str, patch: Any) -> str | None:
+        self.patches.append(dict(patch))
+        return str(100 + len(self.patches))
+
+
 def operator(registry: Any, git: Any, **options: Any) -> handlers.Operator:
     state = handlers.Operator(
         handlers.Adapters(registry_factory=lambda: registry, git=git),
@@ -31,7 +44,13 @@ def operator(registry: Any, git: Any, **options: Any) -> handlers.Operator:
     state.registry = registry
     state.secrets = MemorySecrets()
     state.events = events.Events(post=lambda *args: None, now=lambda: NOW)
+    state.status_writer = MemoryStatus()
     return state
+
+
+def written(state: handlers.Operator) -> list[dict[str, Any]]:
+    assert isinstance(state.status_writer, MemoryStatus)
+    return state.status_writer.patches
 
 
 def body(**spec: Any) -> dict[str, Any]:
@@ -55,7 +74,8 @@ async def test_a_failed_pass_raises_no_kopf_retry(registry: MemoryRegistry, reas
     spec = {"tagRegex": "^(bad$"} if reason == "InvalidSpec" else {}
     patch = kopf.Patch()
     await state.run_pass(body(**spec), patch, force=True, why="created")  # must not raise
-    assert patch["status"]["conditions"][0]["reason"] == reason
+    assert written(state)[-1]["conditions"][0]["reason"] == reason
+    assert not patch, "Kopf's patch carries no status"
     entry = state.schedule._entries["u1"]
     if reason == "InvalidSpec":
         assert entry.next_at is None
@@ -72,7 +92,7 @@ async def test_the_pass_deadline_option_reaches_reconcile() -> None:
     state = operator(Hanging([]), MemoryGit({}), pass_deadline=0.2, start_after=1.0)
     patch = kopf.Patch()
     await state.run_pass(body(), patch, force=True, why="created")
-    condition = patch["status"]["conditions"][0]
+    condition = written(state)[-1]["conditions"][0]
     assert condition["reason"] == "RegistryError" and "deadline (0.2s)" in condition["message"]
 
 

@@ -1,4 +1,5 @@
-"""kube/secrets.py against the kmock API emulator over real HTTP: 403, 404, 5xx, base64, slowness.
+"""kube/secrets.py against the kmock API emulator over real HTTP: 403, 404, 5xx, base64, slowness,
+and one request per Secret per cycle (single-flight, the short cache, what it never remembers).
 
 Kopf's API client needs its credentials vault in the context (the operator sets it up at login);
 the fixture does the same with the emulator's URL, so `KopfSecrets.read` runs exactly as in the
@@ -179,3 +180,119 @@ async def test_a_secret_read_that_never_answers_ends_at_the_deadline(api: Emulat
     message = result.outcome.message
     assert "deadline (0.5s)" in message and "reading Secret slow in namespace gitops" in message
     assert "Kubernetes API" in message
+
+
+# --- one read per Secret per cycle: single-flight and a short cache ---------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def cached(clock: Clock, max_age: float = 10.0) -> secrets.KopfSecrets:
+    return secrets.KopfSecrets(kopf.OperatorSettings(), max_age=max_age, clock=clock)
+
+
+async def test_twenty_passes_naming_one_secret_read_it_once(api: Emulator) -> None:
+    await put_secret(api, "git", {"password": b64("pw")})
+    clock = Clock()
+    reader_ = cached(clock)
+    got = await asyncio.gather(*(reader_.read(NS, "git") for _ in range(20)))
+    assert got == [{"password": "pw"}] * 20
+    assert requests_to(api, "/secrets/git") == 1, "one request in flight for all twenty"
+    clock.now += 9.9
+    assert await reader_.read(NS, "git") == {"password": "pw"}
+    assert requests_to(api, "/secrets/git") == 1, "served from memory within max_age"
+    clock.now += 0.1
+    await reader_.read(NS, "git")
+    assert requests_to(api, "/secrets/git") == 2, "read again once max_age has passed"
+
+
+async def test_an_edited_secret_takes_effect_after_max_age(api: Emulator) -> None:
+    await put_secret(api, "git", {"password": b64("old")})
+    clock = Clock()
+    reader_ = cached(clock)
+    assert await reader_.read(NS, "git") == {"password": "old"}
+    resp = await api.patch(
+        f"/api/v1/namespaces/{NS}/secrets/git",
+        json={"data": {"password": b64("new")}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert resp.status == 200
+    assert await reader_.read(NS, "git") == {"password": "old"}, "within the same cycle"
+    clock.now += 10.0
+    assert await reader_.read(NS, "git") == {"password": "new"}, "at the next cycle"
+
+
+async def test_a_caller_changing_the_values_does_not_change_the_cache(api: Emulator) -> None:
+    await put_secret(api, "git", {"password": b64("pw")})
+    reader_ = cached(Clock())
+    first = await reader_.read(NS, "git")
+    assert first is not None
+    first["password"] = "changed"
+    assert await reader_.read(NS, "git") == {"password": "pw"}
+
+
+async def test_a_missing_secret_is_remembered_too(api: Emulator) -> None:
+    reader_ = cached(Clock())
+    assert await reader_.read(NS, "absent") is None
+    assert await reader_.read(NS, "absent") is None
+    assert requests_to(api, "/secrets/absent") == 1
+
+
+@pytest.mark.parametrize("code", [403, 500, 503], ids=str)
+async def test_a_refusal_or_a_server_error_is_not_remembered(api: Emulator, code: int) -> None:
+    api[f"get /api/v1/namespaces/{NS}/secrets/locked"] << code
+    reader_ = cached(Clock())
+    for _ in range(2):
+        with pytest.raises(errors.SecretReadError):
+            await reader_.read(NS, "locked")
+    assert requests_to(api, "/secrets/locked") == 2
+
+
+async def test_without_max_age_only_concurrent_reads_are_shared(api: Emulator) -> None:
+    await put_secret(api, "git", {"password": b64("pw")})
+    reader_ = reader()  # the default: max_age 0
+    await asyncio.gather(reader_.read(NS, "git"), reader_.read(NS, "git"))
+    assert requests_to(api, "/secrets/git") == 1
+    await reader_.read(NS, "git")
+    assert requests_to(api, "/secrets/git") == 2
+
+
+async def test_a_flight_ends_when_its_last_waiter_gives_up(api: Emulator) -> None:
+    never = asyncio.Event()
+    api[f"get /api/v1/namespaces/{NS}/secrets/slow"] << never.wait
+    reader_ = cached(Clock())
+    waiters = [asyncio.create_task(reader_.read(NS, "slow")) for _ in range(2)]
+    await asyncio.wait_for(arrived(api, "/secrets/slow"), 10)
+    (flight,) = reader_._flights.values()
+    waiters[0].cancel()
+    await asyncio.gather(waiters[0], return_exceptions=True)
+    assert not flight.task.done(), "another pass still waits for it"
+    waiters[1].cancel()
+    await asyncio.gather(waiters[1], return_exceptions=True)
+    await asyncio.gather(flight.task, return_exceptions=True)
+    assert flight.task.cancelled() and reader_._flights == {}
+    assert requests_to(api, "/secrets/slow") + requests_to_in_flight(api, "/secrets/slow") == 1
+
+
+async def arrived(api: Emulator, path: str) -> None:
+    """Until the emulator holds a request to `path` (yielding to the loop, no sleeping)."""
+    while requests_to_in_flight(api, path) < 1:
+        await asyncio.sleep(0)
+
+
+def requests_to_in_flight(api: Emulator, path: str) -> int:
+    return sum(1 for r in list(api._requests) if str(getattr(r, "url", "")).endswith(path))
+
+
+async def test_values_are_never_logged(api: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    await put_secret(api, "git", {"password": b64("s3cr3t-value")})
+    reader_ = cached(Clock())
+    await asyncio.gather(*(reader_.read(NS, "git") for _ in range(3)))
+    assert "s3cr3t-value" not in caplog.text and b64("s3cr3t-value") not in caplog.text

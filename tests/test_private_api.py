@@ -1,9 +1,9 @@
 """The private names of other libraries that our code relies on, checked on their own and fast.
 
-Kopf is held to one minor version in pyproject.toml because `kube/secrets.py` calls its API client
-and `kube/handlers.py` edits its handler registry; `_yamlscan.py` wraps ruamel.yaml's scanner.
-When an upgrade moves one of these, a test here names it, before the e2e tests fail in a less
-obvious way. Bump the pin only with this file green.
+Kopf is held to one minor version in pyproject.toml because `kube/secrets.py` and
+`kube/patching.py` call its API client and `kube/handlers.py` edits its handler registry;
+`_yamlscan.py` wraps ruamel.yaml's scanner. When an upgrade moves one of these, a test here names
+it, before the e2e tests fail in a less obvious way. Bump the pin only with this file green.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import kopf
 import pytest
 from kopf._cogs.clients import api as kopf_api
 from kopf._cogs.clients import errors as kopf_errors
+from kopf._cogs.structs import credentials as kopf_credentials
 from kopf._core.reactor import processing as kopf_processing
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -53,6 +54,25 @@ def test_kopf_api_get_takes_what_secrets_py_passes() -> None:
 @pytest.mark.parametrize("name", ["APINotFoundError", "APIForbiddenError"])
 def test_kopf_api_errors_secrets_py_catches(name: str) -> None:
     assert issubclass(getattr(kopf_errors, name), kopf_errors.APIError)
+
+
+def test_kopf_api_request_takes_what_secrets_py_and_patching_py_pass() -> None:
+    """`request(method, url, *, settings, payload, headers, timeout, backoffs, logger)`: the
+    status PATCH (kube/patching.py) and the Secret GET (kube/secrets.py) without Kopf's retries."""
+    assert inspect.iscoroutinefunction(kopf_api.request)
+    params = inspect.signature(kopf_api.request).parameters
+    assert list(params)[:2] == ["method", "url"]
+    keywords = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
+    assert {"settings", "payload", "headers", "timeout", "backoffs", "logger"} <= keywords
+    source = inspect.getsource(kopf_api.request)
+    assert "effective = backoffs if backoffs is not None" in source, "() still means no retries"
+
+
+def test_kopf_api_errors_carry_the_status_patching_py_reports() -> None:
+    error = kopf_errors.APIConflictError("x", status=409, headers={})
+    assert isinstance(error, kopf_errors.APIError) and error.status == 409
+    assert issubclass(kopf_errors.APINotFoundError, kopf_errors.APIError)
+    assert issubclass(kopf_credentials.LoginError, Exception)
 
 
 def _timer_registry() -> kopf.OperatorRegistry:

@@ -148,8 +148,8 @@ async def test_second_pass_on_unchanged_registry_is_up_to_date_and_commits_nothi
     git = MemoryGit({"env/dev/values.yaml": VALUES.encode()})
     first = await run(make_spec(), registry, git)
     second = await run(make_spec(), registry, git, status=first.status)
-    assert ready(second)["reason"] == "UpToDate"
-    assert ready(second)["status"] == "True"
+    assert second.outcome.reason == "UpToDate"
+    assert ready(second) == ready(first), "the Promoted condition is kept (status.py)"
     assert len(git.commits) == 1
     assert second.status["lastCommit"] == first.status["lastCommit"]
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
+from imagepromoter.registry import limits
 from tests.fixtures_registry import PacedScanner, access
 from tests.servers import registry
 
@@ -19,26 +20,28 @@ pytestmark = pytest.mark.servers
 
 
 @pytest.mark.parametrize(
-    ("rate", "requests", "concurrent", "waits"),
+    ("rate", "burst", "requests", "concurrent", "waits"),
     [
-        (5.0, 5, False, []),
-        (5.0, 8, False, [0.2, 0.2, 0.2]),
-        (20.0, 25, True, [0.05] * 5),
-        (0.5, 3, False, [2.0, 2.0]),  # burst is at least one request
+        (5.0, 5.0, 5, False, []),
+        (5.0, 5.0, 8, False, [0.2, 0.2, 0.2]),
+        (limits.DEFAULT_RATE, None, 205, True, [0.01] * 5),  # the defaults: 100/s, burst 200
+        (5.0, None, 13, False, [0.2] * 3),  # burst default: two seconds of the rate
+        (0.25, None, 3, False, [4.0, 4.0]),  # ... but at least one request
     ],
-    ids=["within-burst", "3-beyond-burst", "default-rate-concurrent", "slow-rate-burst-1"],
+    ids=["within-burst", "3-beyond-burst", "default-rate-concurrent", "burst-2s", "burst-1"],
 )
 async def test_requests_beyond_the_burst_wait_one_interval_each(
     registry_open: registry.RegistryServer,
     repo_name: str,
     paced_scanner: Callable[..., PacedScanner],
     rate: float,
+    burst: float | None,
     requests: int,
     concurrent: bool,
     waits: list[float],
 ) -> None:
     registry_open.push_image(repo_name, tags=["1.0"])
-    scan = paced_scanner(requests_per_second=rate)
+    scan = paced_scanner(requests_per_second=rate, burst=burst)
     target = access(registry_open.host, repo_name)
     if concurrent:
         await asyncio.gather(*(scan.digest(target, "1.0") for _ in range(requests)))
@@ -47,7 +50,8 @@ async def test_requests_beyond_the_burst_wait_one_interval_each(
             await scan.digest(target, "1.0")
     assert scan.requests == [(registry_open.host, 200)] * requests
     assert scan.sleeps == pytest.approx(waits)
-    assert sum(scan.sleeps) == pytest.approx(max(0, requests - max(1.0, rate)) / rate)
+    size = burst or max(1.0, 2 * rate)  # the default burst (limits.DEFAULT_BURST at 100/s)
+    assert sum(scan.sleeps) == pytest.approx(max(0, requests - size) / rate)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +67,7 @@ async def test_the_bucket_refills_with_idle_time(
     waits: list[float],
 ) -> None:
     registry_open.push_image(repo_name, tags=["1.0"])
-    scan = paced_scanner(requests_per_second=5.0)
+    scan = paced_scanner(requests_per_second=5.0, burst=5.0)
     target = access(registry_open.host, repo_name)
     for _ in range(5):
         await scan.digest(target, "1.0")
@@ -89,7 +93,7 @@ async def test_the_bucket_belongs_to_the_host_not_to_the_access(
 ) -> None:
     registry_open.push_image(repo_name, tags=["1.0"])
     registry_open.push_image(repo_name + "-other", tags=["2.0"])
-    scan = paced_scanner(requests_per_second=5.0)
+    scan = paced_scanner(requests_per_second=5.0, burst=5.0)
     host = registry_open.host if second_host == "same" else counting_proxy(registry_open.url).host
     first = access(registry_open.host, repo_name)
     second = access(host, repo_name + "-other", secret_name="another-cr")

@@ -67,12 +67,7 @@ def test_first_promotion_gives_the_full_api_block() -> None:
                 tags_scanned=154,
                 scan_time=T1,
             ),
-            {
-                "lastScanTime": "2026-11-29T10:05:00Z",
-                "tagsScanned": 154,
-                "reason": "UpToDate",
-                "message": "already hold 1.4.2-dev",
-            },
+            {"lastScanTime": "2026-11-29T10:05:00Z", "tagsScanned": 154},  # Promoted stays
         ),
         (
             status.Outcome(reason="RegistryError", message="ghcr.io answered 503; will retry"),
@@ -180,7 +175,7 @@ def test_first_promotion_gives_the_full_api_block() -> None:
         ),
     ],
     ids=[
-        "up-to-date-keeps-commit-and-transition",
+        "up-to-date-keeps-commit-and-the-promoted-condition",
         "registry-error-keeps-everything-known",
         "new-promotion-replaces-all",
         "already-held-new-tag-means-no-commit",

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imagepromoter import bounded, manifests, reconcile, redact, sanitise, scans, stages
+from imagepromoter import bounded, manifests, reconcile, redact, sanitise, scans, shards, stages
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
 EXIT_INEXACT = 3
@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch ImagePromotions and promote on their interval.",
     )
     run.add_argument("--namespace", "-n", action="append", default=[], help="watch only these")
+    run.add_argument(
+        "--selector",
+        action="append",
+        default=[],
+        metavar="LABEL=VALUE",
+        help="serve only ImagePromotions with this label (LABEL alone: with the label); one "
+        "Deployment per shard, e.g. imagepromoter.dev/shard=0, each with its own --peering",
+    )
     run.add_argument("--workdir", type=Path, default=None)
     run.add_argument("--metrics-port", type=int, default=8080)
     run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz")
@@ -431,6 +439,7 @@ def _run(args: argparse.Namespace) -> int:
         return scans.SharedScans(client.RegistryClient(on_request=metrics.on_request))
 
     try:
+        selector = shards.parse(args.selector)
         options = handlers.Options(
             webhook_port=args.webhook_port or None,
             webhook_ssl=_webhook_tls(args.webhook_tls_cert, args.webhook_tls_key),
@@ -454,6 +463,7 @@ def _run(args: argparse.Namespace) -> int:
         peering=args.peering,
         standalone=args.standalone,
         options=options,
+        selector=selector,
     )
 
 

@@ -1,7 +1,7 @@
 """The `status` block, computed from the previous status and what one reconcile pass found.
 
-Pure: the operator patches what `compute` returns, and `imagepromoter promote --output json`
-prints the same thing, so the two can never disagree.
+Pure: the operator writes what `compute` returns (only what differs, see below), and
+`imagepromoter promote --output json` prints the same thing, so the two can never disagree.
 
 The rules of `compute`:
 - A field the outcome leaves None keeps its previous value; a field never learned is absent
@@ -21,10 +21,23 @@ The rules of `compute`:
 - `observedGeneration` (top level and on the condition) is the generation this pass read.
 - `trigger` (the webhook event whose payload fields the promoted tag was written with) is kept
   while `outcome.trigger` is None, replaced by a non-empty one, and removed by an empty one.
+- A Promoted (or Pinned) Ready condition is kept as it was, message and all, by a later pass that
+  found the targets still holding that promotedTag and committed nothing (UpToDate, or Pinned
+  again) for the same generation: the reason tells what last changed the condition, so the
+  pass after a promotion is not a status change.
+
+What is worth writing (the operator writes only a status that differs; docs/operator.md): `settle`
+keeps the previous `lastScanTime` when nothing else changed, unless it is older than the refresh
+period (`REFRESH`, 1 h, or the CR's interval if longer). So an idle cycle writes nothing, LAST
+SCAN is at most that stale, and a restart finds such CRs due and rescans them (schedule.py). Then
+`changes` is the RFC 7386 merge patch from the previous status to the settled one: `{}` when
+nothing differs, removed keys nulled, mappings diffed key by key, lists replaced whole.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +52,10 @@ _GENERATION = "observedGeneration"
 _MAX_MESSAGE = 4096
 GATE_FIELDS = ("written", "hold", "firstSeen", "waitingUntil", "promotedSince")
 _REASON_SYNTAX = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?\Z")
+REFRESH = timedelta(hours=1)  # lastScanTime alone is rewritten at most this often (see `settle`)
+_SCAN = "lastScanTime"
+_ABSENT = object()
+_KEPT_READY = frozenset({"Promoted", "Pinned"})  # reasons a later quiet pass does not replace
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,40 @@ def compute(
     return status
 
 
+def settle(
+    previous: Mapping[str, Any], new: Mapping[str, Any], *, interval: timedelta, now: datetime
+) -> dict[str, Any]:
+    """`new` as worth writing: the previous lastScanTime when only it changed and is still fresh."""
+    settled = dict(new)
+    kept = previous.get(_SCAN)
+    if _SCAN not in new or not isinstance(kept, str):
+        return settled
+    if _without(previous, _SCAN) != _without(new, _SCAN):
+        return settled  # something else changes: the write happens anyway, with the scan time
+    last, now = parse_timestamp(kept), _utc(now)
+    if last is None or now < last or now - last >= max(REFRESH, interval):
+        return settled
+    settled[_SCAN] = kept
+    return settled
+
+
+def changes(previous: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch (RFC 7386) that turns `previous` into `new`; {} when they are equal."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = previous.get(key, _ABSENT)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            inner = changes(before, value)
+            if inner:
+                patch[key] = inner
+        elif before is _ABSENT or not _same(before, value):
+            patch[key] = copy.deepcopy(value)
+    for key in previous:
+        if key not in new:
+            patch[key] = None
+    return patch
+
+
 def ready_condition(status: Mapping[str, Any]) -> dict[str, Any] | None:
     """The Ready condition of a status block, or None when there is none yet."""
     conditions = status.get("conditions")
@@ -157,6 +208,8 @@ def _conditions(
 ) -> list[dict[str, Any]]:
     value = "True" if outcome.ready else "False"
     before = ready_condition(previous)
+    if before is not None and _still_promoted(before, previous, outcome, observed):
+        return [dict(c) for c in previous.get("conditions") or [] if isinstance(c, Mapping)]
     since = before.get("lastTransitionTime") if before else None
     if before is None or before.get("status") != value or not isinstance(since, str):
         since = _timestamp(now)
@@ -176,6 +229,36 @@ def _conditions(
         if isinstance(condition, Mapping) and condition.get("type") != READY
     ]
     return [ready, *others]
+
+
+def _still_promoted(
+    before: Mapping[str, Any],
+    previous: Mapping[str, Any],
+    outcome: Outcome,
+    observed: int | None,
+) -> bool:
+    """Whether a quiet pass keeps the previous Promoted/Pinned condition (see the module doc)."""
+    reason = before.get("reason")
+    return (
+        before.get("status") == "True"
+        and reason in _KEPT_READY
+        and outcome.reason in ("UpToDate", reason)
+        and not outcome.commit
+        and outcome.promoted_tag is not None
+        and outcome.promoted_tag == previous.get("promotedTag")
+        and observed is not None
+        and before.get(_GENERATION) == observed
+        and isinstance(before.get("lastTransitionTime"), str)
+    )
+
+
+def _without(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+def _same(a: object, b: object) -> bool:
+    """JSON equality (so True is not 1, as it would be for ==)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def _int_or_none(mapping: Mapping[str, Any], key: str) -> int | None:

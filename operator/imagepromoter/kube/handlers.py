@@ -15,7 +15,8 @@ within `Options.pass_deadline` (reconcile enforces it on every network phase). T
 on whole passes: a pass waiting on a slow remote holds nothing another CR needs. What is limited
 is CPU work (reconcile's small thread pool) and connections per host (the git writer's slots, the
 registry client's pool); passes on the same repository and branch are serialized by the git
-writer. The status from `reconcile` is patched through the status subresource, the outcome posts a
+writer. The status from `reconcile` is written by the pass itself, inside the CR's turn, and only
+what differs (kube/patching.py; an idle pass makes no API request); the outcome posts a
 de-duplicated Event and counts in the metrics. A failed pass does not raise a Kopf error: our
 timer is the only retry (kube/retrying.py says why), so Kopf sees every handler succeed.
 
@@ -52,8 +53,18 @@ from typing import Any
 
 import kopf
 
-from imagepromoter import changes, credentials, gates, reconcile, spec
-from imagepromoter.kube import events, health, metrics, notifying, schedule, secrets
+from imagepromoter import changes, credentials, gates, reconcile, shards, spec
+from imagepromoter import status as status_module
+from imagepromoter.kube import (
+    events,
+    health,
+    metrics,
+    notifying,
+    patching,
+    schedule,
+    secrets,
+    sharding,
+)
 from imagepromoter.kube import stages as kube_stages
 from imagepromoter.kube import webhooks as kube_webhooks
 from imagepromoter.webhooks import model as webhook_model
@@ -90,6 +101,7 @@ class Options:
     blocked_after: float = 10.0  # /healthz: the event loop silent this long is unhealthy
     start_after: float = 300.0  # /healthz: a due pass not started after this long is unhealthy
     heartbeat: float = 1.0  # seconds between the event loop's heartbeats
+    secret_max_age: float = secrets.DEFAULT_MAX_AGE  # a Secret read serves passes this long
 
     def __post_init__(self) -> None:
         if self.pass_deadline is not None and self.start_after <= self.pass_deadline:
@@ -122,6 +134,7 @@ def run_operator(
     standalone: bool = False,
     priority: int | None = None,
     options: Options | None = None,
+    selector: shards.Selector | None = None,
 ) -> int:
     """Run the operator until it is stopped (SIGINT/SIGTERM); the process exit code."""
     if _configured is None:
@@ -137,6 +150,7 @@ def run_operator(
             peering=peering,
             standalone=standalone,
             priority=priority,
+            selector=selector,
         )
     )
     return 0
@@ -156,13 +170,15 @@ async def operate(
     priority: int | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    selector: shards.Selector | None = None,
 ) -> None:
     """Run Kopf with this project's handlers in the current event loop until `stop_flag`.
 
     `liveness` is where /healthz is served (kube/health.py), from a thread of its own.
+    `selector`: serve only the ImagePromotions with these labels (a shard; kube/sharding.py).
     """
     state = Operator(adapters, options=options, metrics_=metrics_, now=now)
-    registry = build_registry(state, connection=connection)
+    registry = build_registry(state, connection=connection, selector=selector)
     if priority is None and not standalone:
         # Kopf pauses every operator when peers share a priority; a random one per replica
         # makes exactly one of them (the highest) active.
@@ -230,7 +246,8 @@ class Operator:
     registry: reconcile.RegistryReader | None = None
     secrets: reconcile.SecretReader | None = None
     gone: set[str] = field(default_factory=set)
-    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    statuses: dict[str, patching.Written] = field(default_factory=dict)  # our last writes
+    status_writer: patching.StatusWriter | None = None
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     upstreams: kube_stages.KopfUpstreams = field(default_factory=kube_stages.KopfUpstreams)
 
@@ -254,7 +271,8 @@ class Operator:
         settings.posting.reporting_component = "imagepromoter"
         settings.posting.event_name_prefix = "imagepromoter-"
         self.registry = self.adapters.registry_factory()
-        self.secrets = secrets.KopfSecrets(settings)
+        self.secrets = secrets.KopfSecrets(settings, max_age=self.options.secret_max_age)
+        self.status_writer = patching.KopfStatus(settings)
 
     async def stop(self) -> None:
         """Close what `start` opened."""
@@ -274,7 +292,10 @@ class Operator:
     async def run_pass(
         self, body: Mapping[str, Any], patch: kopf.Patch, *, force: bool, why: str
     ) -> None:
-        """One reconcile pass for one CR (if due or forced), patched into `patch`."""
+        """One reconcile pass for one CR (if due or forced); its status written in its turn.
+
+        `patch` (Kopf's) is left alone: the status is written by `_write_status` under the lock.
+        """
         meta = body.get("metadata") or {}
         uid = str(meta.get("uid", ""))
         spec_dict: Mapping[str, Any] = body.get("spec") or {}
@@ -284,9 +305,14 @@ class Operator:
             await lock.acquire()
             started()
         try:
-            previous = self.statuses.get(uid) or dict(body.get("status") or {})
             if uid in self.gone:
                 return
+            # bodies are live (Kopf updates them from the watch): read the version once, here
+            version = _version(meta)
+            written = self.statuses.get(uid)
+            if not patching.lagging(written, version):
+                self.statuses.pop(uid, None)  # the watch caught up: the body is the truth
+            previous = patching.base(body.get("status") or {}, version, written)
             now = self.clock()
             if not force and not self.schedule.due(
                 uid, spec_dict=spec_dict, status=previous, generation=generation, now=now
@@ -295,21 +321,28 @@ class Operator:
             result, timings = await self._reconcile(
                 meta, spec_dict, previous, generation, fresh=force
             )
-            self.statuses[uid] = result.status
             interval = (
                 result.promotion.interval if result.promotion else schedule.interval_of(spec_dict)
             )
-            interval = gates.next_pass(interval, result.status, self.clock())  # Waiting: sooner
-            retry_in = self.schedule.record(
-                uid,
-                generation=generation,
-                reason=result.outcome.reason,
-                interval=interval,
-                now=self.clock(),
+            settled = status_module.settle(
+                previous, result.status, interval=interval, now=self.clock()
             )
+            saved = await self._write_status(meta, previous, settled)
+            interval = gates.next_pass(interval, result.status, self.clock())  # Waiting: sooner
+            if saved:
+                retry_in = self.schedule.record(
+                    uid,
+                    generation=generation,
+                    reason=result.outcome.reason,
+                    interval=interval,
+                    now=self.clock(),
+                )
+            else:
+                retry_in = self.schedule.retry(
+                    uid, generation=generation, interval=interval, now=self.clock()
+                )
         finally:
             lock.release()
-        _patch_status(patch, {**(body.get("status") or {}), **previous}, result.status)
         self.events.report(body, result.outcome)
         self.notifier.after(body, result)
         self._count(result, timings)
@@ -322,6 +355,31 @@ class Operator:
             result.outcome.message,
             f"in {retry_in.total_seconds():g}s" if retry_in is not None else "on a spec change",
         )
+
+    async def _write_status(
+        self, meta: Mapping[str, Any], previous: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> bool:
+        """Patch what differs from `previous` (nothing differs: no request); False if it failed."""
+        changed = status_module.changes(previous, new)
+        if not changed:
+            return True
+        if self.status_writer is None:
+            raise RuntimeError("the operator has not started")
+        uid, namespace, name = (str(meta.get(k, "")) for k in ("uid", "namespace", "name"))
+        before = _version(meta)  # the live body's version just before our write
+        try:
+            produced = await self.status_writer.patch(namespace, name, changed)
+        except patching.PatchFailed as exc:
+            logger.warning("%s/%s: %s; the pass will be retried", namespace, name, exc)
+            self.statuses.pop(uid, None)
+            return False
+        if produced is None:  # deleted meanwhile: nothing to keep
+            self.statuses.pop(uid, None)
+            return True
+        self.statuses[uid] = patching.Written(
+            status=dict(new), started_from=before, produced=produced
+        )
+        return True
 
     async def _reconcile(
         self,
@@ -374,7 +432,10 @@ class Operator:
 
 
 def build_registry(
-    state: Operator, *, connection: kopf.ConnectionInfo | None = None
+    state: Operator,
+    *,
+    connection: kopf.ConnectionInfo | None = None,
+    selector: shards.Selector | None = None,
 ) -> kopf.OperatorRegistry:
     """A fresh Kopf registry with the handlers bound to `state`."""
     registry = kopf.OperatorRegistry()
@@ -431,6 +492,7 @@ def build_registry(
     kube_webhooks.register(registry, state)
     kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold
     _without_finalizers(registry)
+    sharding.register(registry, selector or shards.Selector())  # last: it filters them all
     return registry
 
 
@@ -442,13 +504,9 @@ def _without_finalizers(registry: kopf.OperatorRegistry) -> None:
     ]
 
 
-def _patch_status(patch: kopf.Patch, previous: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-    """Merge-patch the whole of `new`, nulling keys of `previous` that it no longer has."""
-    for key, value in new.items():
-        patch.status[key] = value
-    for key in previous:
-        if key not in new:
-            patch.status[key] = None
+def _version(meta: Mapping[str, Any]) -> str | None:
+    version = meta.get("resourceVersion")
+    return str(version) if version is not None else None
 
 
 def _utcnow() -> datetime:

@@ -113,6 +113,17 @@ class Schedule:
         )
         return delay
 
+    def retry(
+        self, key: str, *, generation: int | None, interval: timedelta, now: datetime
+    ) -> timedelta:
+        """A pass whose status could not be written: due again after a backoff step."""
+        previous = self._entries.get(key)
+        failures = (previous.failures if previous is not None else 0) + 1
+        delay = min(self._base_backoff * (1 << min(failures - 1, 16)), interval)
+        reason = previous.reason if previous is not None else ""
+        self._entries[key] = Entry(generation, reason, now + delay, failures)
+        return delay
+
     def forget(self, key: str) -> None:
         """Drop a deleted CR."""
         self._entries.pop(key, None)

@@ -7,9 +7,15 @@ handler), and re-logs in on a 401 by itself. The catch: `kopf._cogs.clients.api`
 public API, so the kopf version is pinned below 2 and this is the only module that touches it
 (tests/test_operator_e2e.py exercises it against the emulator).
 
-A Secret is read on every pass and never cached, so editing a Secret takes effect at the next
-pass without restarting the operator. Values are returned decoded; they are never logged.
-Only the CR's namespace is ever asked: a CR cannot name a Secret elsewhere.
+Each Secret is read at most once per cycle, however many CRs name it: reads of one (namespace,
+name) share one request while it is in flight (single-flight), and its answer serves the passes
+of the next `max_age` seconds (the operator passes about one tick, 10 s; 0, the default here,
+keeps only the single-flight). A 404 is remembered like a value; a 403, a 5xx or a broken answer
+is not (the next pass asks again). So an edited Secret takes effect at the next cycle, without a
+restart and without a watch on Secrets (which would need `list`/`watch` on every Secret in the
+namespace). A flight whose every waiter gave up (pass deadlines) is cancelled. Values are
+returned decoded, kept only in this process's memory, and never logged. Only the CR's namespace
+is ever asked: a CR cannot name a Secret elsewhere.
 
 Failures are `errors.SecretReadError` (in the error tree, so the 403 advice reaches the status
 as written); reconcile files it under the phase that needed the Secret. How long a read may take
@@ -20,11 +26,15 @@ Kopf's own request retries are turned off for these reads (it would retry a 403 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
 import re
+import time
 import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 import kopf
@@ -40,14 +50,80 @@ SecretReadError = errors.SecretReadError  # the name this module exported before
 _WHITESPACE = re.compile(r"\s+")
 
 
-class KopfSecrets:
-    """`reconcile.SecretReader` over Kopf's authenticated API session."""
+DEFAULT_MAX_AGE = 10.0  # seconds an answer serves in the operator: about one tick
 
-    def __init__(self, settings: kopf.OperatorSettings) -> None:
+_Key = tuple[str, str]
+
+
+@dataclass
+class _Flight:
+    task: asyncio.Task[dict[str, str] | None]
+    waiters: int = 0
+
+
+class KopfSecrets:
+    """`reconcile.SecretReader` over Kopf's authenticated API session, single-flight and cached."""
+
+    def __init__(
+        self,
+        settings: kopf.OperatorSettings,
+        *,
+        max_age: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
+        self._max_age = max_age
+        self._clock = clock
+        self._answers: dict[_Key, tuple[float, dict[str, str] | None]] = {}
+        self._flights: dict[_Key, _Flight] = {}
+        self._pruned = clock()
 
     async def read(self, namespace: str, name: str) -> dict[str, str] | None:
         """The Secret's decoded values, or None when it does not exist."""
+        key = (namespace, name)
+        now = self._clock()
+        if now - self._pruned >= self._max_age:  # at most once per max_age: O(1) per read
+            self._prune(now)
+        answer = self._answers.get(key)
+        if answer is not None and now - answer[0] < self._max_age:
+            return dict(answer[1]) if answer[1] is not None else None
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = _Flight(asyncio.ensure_future(self._fetch(key)))
+            flight.task.add_done_callback(_retrieved)  # a failure nobody awaited is not "lost"
+            self._flights[key] = flight
+        flight.waiters += 1
+        try:
+            values = await asyncio.shield(flight.task)
+        except asyncio.CancelledError:
+            if flight.waiters == 1 and not flight.task.done():
+                flight.task.cancel()  # nobody else waits for it
+                self._flights.pop(key, None)
+            raise
+        finally:
+            flight.waiters -= 1
+        return dict(values) if values is not None else None
+
+    async def _fetch(self, key: _Key) -> dict[str, str] | None:
+        """One request for everyone waiting on `key`; its answer cached unless it failed."""
+        try:
+            values = await self._request(*key)
+        finally:
+            flight = self._flights.get(key)
+            if flight is not None and flight.task is asyncio.current_task():
+                del self._flights[key]
+        if self._max_age > 0:
+            self._answers[key] = (self._clock(), values)
+        return values
+
+    def _prune(self, now: float) -> None:
+        self._pruned = now
+        stale = [k for k, (at, _) in self._answers.items() if now - at >= self._max_age]
+        for key in stale:
+            del self._answers[key]
+
+    async def _request(self, namespace: str, name: str) -> dict[str, str] | None:
+        """GET the Secret: its decoded values, None on a 404, else SecretReadError."""
         url = (
             f"/api/v1/namespaces/{urllib.parse.quote(namespace, safe='')}"
             f"/secrets/{urllib.parse.quote(name, safe='')}"
@@ -84,6 +160,11 @@ class KopfSecrets:
             ) from None
         data = body.get("data") if isinstance(body, dict) else None
         return decode(data if isinstance(data, dict) else {}, namespace=namespace, name=name)
+
+
+def _retrieved(task: asyncio.Task[dict[str, str] | None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def decode(data: dict[str, str], *, namespace: str, name: str) -> dict[str, str]:

@@ -49,6 +49,7 @@ class RegistryClient:
         *,
         max_in_flight: int = limits.DEFAULT_IN_FLIGHT,
         requests_per_second: float = limits.DEFAULT_RATE,
+        burst: float | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_tags: int = DEFAULT_MAX_TAGS,
         max_pages: int = DEFAULT_MAX_PAGES,
@@ -77,6 +78,7 @@ class RegistryClient:
             on_request=on_request,
             sleep=sleep,  # retries and the rate limit wait through it (tests record it)
             clock=clock,
+            burst=burst,  # None: two seconds' worth of requests_per_second
         )
         self._session = session.Session(self._transport, self._tokens)
         self._pager = paging.Pager(

@@ -1,10 +1,12 @@
-"""Politeness towards registries: bounded concurrency, a request rate, and retry timing.
+"""Politeness towards registries: bounded concurrency, an adaptive request rate, retry timing.
 
 Registries rate-limit per client address (Docker Hub by pulls, ghcr.io and Quay by requests), and
 one operator process serves many ImagePromotions that often share one registry. So the limits
 belong to the registry host, not to a CR: `HostLimits` holds a semaphore (requests in flight) and
-a token bucket (requests per second) for one host, and the client keeps one per host that every
-CR's scan goes through.
+a `pacing.Pacer` (the pure token bucket that slows down on 429, Retry-After and RateLimit-*
+headers, and recovers on success) for one host, and the client keeps one per host that every
+CR's scan goes through. This module is the async side: it sleeps what the pacer decides, checks
+the wait against the scan's deadline, and logs one INFO line when a host throttles us.
 
 When a registry pushes back (429, 502, 503, 504) it may say when to come back in `Retry-After`,
 as seconds or an HTTP date; we honour it. Otherwise we back off exponentially with jitter so that
@@ -19,94 +21,123 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
+import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
+from imagepromoter import pacing
+
 DEFAULT_IN_FLIGHT = 4
-DEFAULT_RATE = 20.0  # requests per second per host
+DEFAULT_RATE = pacing.DEFAULT_RATE  # sustained requests per second per host
+DEFAULT_BURST = pacing.DEFAULT_BURST
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
-
-class TokenBucket:
-    """`rate` requests per second on average, bursts of up to `burst`.
-
-    `clock` and `sleep` are injectable so tests can check the pacing without waiting: a fake
-    `sleep` must advance the fake `clock` by what it was asked to wait.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        burst: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.burst = burst if burst is not None else max(1.0, rate)
-        self._clock = clock
-        self._tokens = self.burst
-        self._stamp = clock()
-        self._sleep = sleep
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        """Spend one token, then wait until the bucket is out of debt (one waiter at a time).
-
-        The token is taken before the wait (the balance may go negative) rather than re-checked
-        after it: a re-check can come up a rounding error short and wait again for nothing.
-        """
-        async with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            self._tokens -= 1
-            if self._tokens < -1e-9:  # not for a rounding error's worth of debt
-                await self._sleep(-self._tokens / self.rate)
+log = logging.getLogger("imagepromoter.registry")
 
 
 class HostLimits:
-    """The semaphore and token bucket every request to one host goes through."""
+    """The semaphore and the adaptive pacer (pacing.Pacer) every request to one host goes through.
+
+    `clock` and `sleep` are injectable so tests check the pacing without waiting: a fake `sleep`
+    that advances the fake `clock` by what it was asked to wait sees the exact waits.
+    """
 
     def __init__(
         self,
         in_flight: int = DEFAULT_IN_FLIGHT,
         rate: float = DEFAULT_RATE,
+        burst: float | None = None,
         *,
+        host: str = "",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if in_flight < 1:
             raise ValueError("in_flight must be at least 1")
+        self.host = host
         self.semaphore = asyncio.Semaphore(in_flight)
-        self.bucket = TokenBucket(rate, clock=clock, sleep=sleep)
+        self.pacer = pacing.Pacer(rate, burst, now=clock())
+        self.why = ""  # the last throttling answer, for messages: "answered 429, its limit ..."
+        self._clock = clock
+        self._sleep = sleep
+        self._logged_until = float("-inf")
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one of the host's in-flight slots, after waiting for the rate."""
+    async def slot(
+        self, deadline: Deadline | None = None, *, waited_until: float | None = None
+    ) -> AsyncIterator[float]:
+        """Hold one in-flight slot after the pacing wait; yields the time the request goes.
+
+        `waited_until`: a retry whose caller already waited for the host's hold up to that
+        instant; it takes no new token (its first attempt paid one) and waits only for a hold
+        that grew meanwhile. A wait that would end past `deadline` raises Throttled instead.
+        """
         async with self.semaphore:
-            await self.bucket.acquire()
-            yield
+            now = self._clock()
+            if waited_until is None:
+                wait = self.pacer.reserve(now)
+                target = now + wait
+            else:
+                target = max(waited_until, self.pacer.held_until)
+                wait = target - waited_until
+            # `target` is where our wait ends on the pacer's clock; comparing holds with it (not
+            # with the clock after the sleep) keeps fake-clock tests exact.
+            while wait > 1e-9:
+                if deadline is not None and wait >= deadline.remaining():
+                    raise Throttled(self.host, wait, self.why)
+                self._announce(target, wait)
+                await self._sleep(wait)
+                wait = self.pacer.held_until - target  # a 429 meanwhile holds us longer
+                target = max(target, self.pacer.held_until)
+            yield self._clock()
+
+    def observe(self, status: int, headers: Mapping[str, str], *, sent: float) -> pacing.Verdict:
+        """Feed one answer to the pacer; one INFO line when it slows the host down."""
+        signal = pacing.read(status, headers)
+        verdict = self.pacer.observe(self._clock(), signal, sent=sent)
+        if signal.throttled or verdict.slowed:
+            limit = signal.limit_words()
+            self.why = f"answered {status}" + (f": {limit}" if limit else "")
+        if verdict.slowed:
+            self._logged_until = max(self._logged_until, self.pacer.held_until)
+            log.info(
+                "registry %s is rate-limiting us (%s): waiting %.3g s before the next request, "
+                "then at most %.3g requests/s",
+                self.host,
+                self.why,
+                verdict.hold,
+                verdict.rate,
+            )
+        return verdict
+
+    def _announce(self, target: float, wait: float) -> None:
+        """One INFO line for a hold we had not logged (an exhausted quota), not per request."""
+        held = self.pacer.held_until
+        if held >= target - 1e-9 and held > self._logged_until:
+            self._logged_until = held
+            log.info(
+                "registry %s has no requests left until its limit resets (%s): waiting %.3g s",
+                self.host,
+                self.why or "RateLimit-Remaining: 0",
+                wait,
+            )
+
+
+class Throttled(Exception):
+    """A pacing wait that would end past the scan's deadline (the transport words the error)."""
+
+    def __init__(self, host: str, wait: float, why: str) -> None:
+        super().__init__(f"{host}: {wait:g} s")
+        self.host = host
+        self.wait = wait
+        self.why = why
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return pacing.retry_after(value, now or datetime.now(UTC))
 
 
 def backoff(

@@ -108,16 +108,34 @@ def refused(call: Call, status: int, body: bytes, *, basic: bool) -> errors.Regi
 
 
 def busy(
-    call: Call, netloc: str, status: int, attempts: int, wait: float | None, cap: float
+    call: Call,
+    netloc: str,
+    status: int,
+    attempts: int,
+    wait: float | None,
+    cap: float,
+    limit: str = "",
 ) -> errors.RegistryError:
     what = "too many requests" if status == 429 else "unavailable"
     if wait is not None and wait > cap:
         tail = f"it asked us to wait {wait:.0f} s; the next scan will try again"
     else:
         tail = f"gave up after {attempts} attempts; the next scan will try again"
+    stated = f" ({limit})" if limit else ""
     return call.error(
         errors.RegistryError,
-        f"{netloc} answered {status} ({what}) for {call.repository}: {tail}",
+        f"{netloc} answered {status} ({what}) for {call.repository}{stated}: {tail}",
+    )
+
+
+def throttled(call: Call, netloc: str, wait: float, why: str) -> errors.RegistryError:
+    said = f" ({why})" if why else ""
+    return call.error(
+        errors.RegistryError,
+        f"{netloc} is rate-limiting us{said} and the next request to it could go only in "
+        f"{wait:.3g} s, past the scan deadline of {call.deadline.seconds:g} s for "
+        f"{call.repository}; the next scan will try again (fewer CRs on this registry, a longer "
+        "spec.interval or credentials with a higher limit ease it)",
     )
 
 

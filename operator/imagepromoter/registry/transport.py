@@ -11,6 +11,9 @@ Only this module touches httpx's request API. What it settles for the layers abo
   `bodies.read` undoes any compression sent anyway, under the size cap.
 - Retries on resets, truncation, stalls, 429 and 502-504 (honouring Retry-After), each
   attempt bounded by the request timeout and every attempt and wait by the call's deadline.
+- Pacing per host (limits.HostLimits over pacing.Pacer): every answer is shown to the host's
+  pacer, which slows down on 429 / Retry-After / RateLimit-* and recovers on success; a retry
+  after a throttled answer waits for the hold once, here, and takes no second token.
 """
 
 from __future__ import annotations
@@ -75,9 +78,11 @@ class Transport:
         on_request: OnRequest | None,
         sleep: Sleep,
         clock: Callable[[], float] = time.monotonic,
+        burst: float | None = None,
     ) -> None:
         self.max_in_flight = max_in_flight
         self.requests_per_second = requests_per_second
+        self.burst = burst
         self.max_body_bytes = max_body_bytes
         self.timeout = timeout
         self.request_timeout = request_timeout
@@ -174,23 +179,29 @@ class Transport:
     ) -> Reply:
         host = self._host(netloc)
         attempt = 0
+        waited_until: float | None = None  # a throttled retry: the hold already waited for
         while True:
             if call.deadline.expired():
                 raise messages.past_deadline(call, f"{attempt} attempts to {netloc}")
             try:
-                async with host.slot():
+                async with host.slot(call.deadline, waited_until=waited_until) as sent:
                     reply = await send()
+            except limits.Throttled as exc:
+                raise messages.throttled(call, exc.host, exc.wait, exc.why) from None
             except Transient as exc:
                 self._report(netloc, None)
                 if attempt >= self.retries:
                     raise
                 await self._wait(call, limits.backoff(attempt), exc.detail)
+                waited_until = None
                 attempt += 1
                 continue
             self._report(netloc, reply.status)
+            verdict = host.observe(reply.status, reply.headers, sent=sent)
             if reply.status not in limits.RETRYABLE_STATUS:
                 return reply
-            wait = limits.retry_after(reply.headers.get("retry-after"))
+            signal = verdict.signal
+            wait = signal.retry_after
             if attempt >= self.retries or (wait is not None and wait > MAX_RETRY_AFTER):
                 raise messages.busy(
                     call,
@@ -199,9 +210,20 @@ class Transport:
                     attempt + 1,
                     wait,
                     MAX_RETRY_AFTER,
+                    signal.quota_words(),
                 )
-            delay = wait if wait is not None else limits.backoff(attempt)
-            await self._wait(call, delay, f"{netloc} answered {reply.status}")
+            if signal.throttled and verdict.hold > 0:
+                delay = verdict.hold  # Retry-After, or the quota's reset: the registry said when
+            elif wait is not None:
+                delay = wait
+            else:
+                delay = limits.backoff(attempt)
+            why = f"{netloc} answered {reply.status}"
+            if signal.throttled and host.why:
+                why = f"{netloc} {host.why}"
+            now = self._clock()
+            await self._wait(call, delay, why)
+            waited_until = now + delay
             attempt += 1
 
     async def _wait(self, call: Call, seconds: float, why: str) -> None:
@@ -250,7 +272,12 @@ class Transport:
         found = self._limits.get(netloc)
         if found is None:
             found = limits.HostLimits(
-                self.max_in_flight, self.requests_per_second, clock=self._clock, sleep=self._sleep
+                self.max_in_flight,
+                self.requests_per_second,
+                self.burst,
+                host=netloc,
+                clock=self._clock,
+                sleep=self._sleep,
             )
             self._limits[netloc] = found
         return found

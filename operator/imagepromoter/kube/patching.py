@@ -1,0 +1,127 @@
+"""Status writes of ImagePromotions: merge patches of the status subresource, made inside the pass.
+
+Why not Kopf's `patch`: Kopf applies it after the handler returns, outside our per-CR lock, so a
+timer pass and a change pass on one CR could land their statuses in the wrong order. So the pass
+itself sends the merge patch (`status.changes`, only what differs: nothing at all when nothing
+does) through Kopf's API session, while it still holds the CR's lock; Kopf's own patch carries
+only its annotations. No resourceVersion precondition: the patch names only the fields this pass
+changed, and the lock already orders our writes (a precondition would fail on every annotation
+Kopf writes between two passes, and a lost retry would lose the commit sha it carried).
+
+Which status a pass starts from (`base`): the cluster's, as the watch shows it in the body, is
+the truth. The one exception is our own last write the watch has not brought back yet: `Written`
+remembers the resourceVersion the body showed just before that patch and the one the patch
+produced, and its status is used only while the body still shows the former. Any other version
+(our write echoed, Kopf's annotations after it, someone else's edit) means the body is current.
+
+A 404 (the CR was deleted meanwhile) is quiet; any other failure is `PatchFailed` (the handler
+logs it and the schedule retries the pass). Kopf's request retries are off, as in secrets.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import kopf
+from kopf._cogs.clients import api as kopf_api
+from kopf._cogs.clients import errors as kopf_errors
+from kopf._cogs.structs import credentials as kopf_credentials
+
+logger = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = "imagepromoter.dev", "v1alpha1", "imagepromotions"
+TIMEOUT = 30.0  # seconds for one status PATCH (it runs under the CR's lock)
+
+
+class PatchFailed(Exception):
+    """The status could not be written (not a 404); the message says why, without values."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """Our last status write of one CR: what it wrote, and the versions around it."""
+
+    status: Mapping[str, Any]
+    started_from: str | None  # the body's resourceVersion just before the patch
+    produced: str | None  # the resourceVersion the patch produced
+
+
+def base(
+    cluster: Mapping[str, Any], resource_version: str | None, written: Written | None
+) -> dict[str, Any]:
+    """The status a pass starts from: ours while the watch lags our write, else the body's."""
+    if lagging(written, resource_version):
+        assert written is not None
+        return copy.deepcopy(dict(written.status))
+    return copy.deepcopy(dict(cluster))
+
+
+def lagging(written: Written | None, resource_version: str | None) -> bool:
+    """Whether the body still shows the version from before our last write."""
+    return (
+        written is not None
+        and resource_version is not None
+        and resource_version == written.started_from
+    )
+
+
+class StatusWriter(Protocol):
+    """Writes a merge patch into one ImagePromotion's status subresource."""
+
+    async def patch(self, namespace: str, name: str, patch: Mapping[str, Any]) -> str | None:
+        """The resourceVersion after the patch; None when the CR no longer exists."""
+        ...
+
+
+class KopfStatus:
+    """`StatusWriter` over Kopf's authenticated API session."""
+
+    def __init__(self, settings: kopf.OperatorSettings, *, timeout: float = TIMEOUT) -> None:
+        self._settings = settings
+        self._timeout = timeout
+
+    async def patch(self, namespace: str, name: str, patch: Mapping[str, Any]) -> str | None:
+        """Merge-patch `{"status": patch}`; the new resourceVersion, None on a 404."""
+        quote = urllib.parse.quote
+        url = (
+            f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace, safe='')}/{PLURAL}/"
+            f"{quote(name, safe='')}/status"
+        )
+        where = f"ImagePromotion {name} in namespace {namespace}"
+        try:
+            response = await kopf_api.request(
+                "patch",
+                url,
+                settings=self._settings,
+                payload={"status": dict(patch)},
+                headers={"Content-Type": "application/merge-patch+json"},
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                backoffs=(),
+                logger=logger,
+            )
+            async with response:
+                body = await response.json()
+        except kopf_errors.APINotFoundError:
+            return None
+        except kopf_errors.APIError as exc:
+            raise PatchFailed(
+                f"writing the status of {where} failed with HTTP {exc.status}"
+            ) from None
+        except kopf_credentials.LoginError:
+            raise PatchFailed(
+                f"writing the status of {where}: the operator's credentials were refused"
+            ) from None
+        except (OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise PatchFailed(
+                f"writing the status of {where}: the Kubernetes API could not be reached or "
+                f"answered nonsense ({type(exc).__name__})"
+            ) from None
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        return str(version) if version is not None else None
