@@ -66,7 +66,7 @@ class CliBench:
             setup.change_every_image()
         setup.begin_cycle()
         start = time.perf_counter()
-        command = [CLI, "promote", self.crs, "--secrets", self.secrets]
+        command: list[str | Path] = [CLI, "promote", self.crs, "--secrets", self.secrets]
         command += ["--workdir", setup.workdir, "--output", "json"]
         with self.stderr.open("wb") as err, self.stdout.open("wb") as out:
             process = spawned(subprocess.Popen(command, stdout=out, stderr=err, process_group=0))

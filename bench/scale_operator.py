@@ -68,7 +68,7 @@ class EmulatorProcess:
 
     def __init__(self) -> None:
         self.process = spawned(
-            subprocess.Popen(  # type: ignore[arg-type]
+            subprocess.Popen(
                 [sys.executable, str(HERE / "scale_emulator.py")],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

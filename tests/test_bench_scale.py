@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.scale_report import goals
+from bench.scale_setup import Cycle
 from tests.conftest import need_server
 from tests.test_servers_stop import load, started_by_block
 
-pytestmark = [pytest.mark.servers, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 SMALLEST = ["--sizes", "10/10/2", "--cycles", "initial,idle", "--interval", "2s"]
 
@@ -41,6 +42,8 @@ def live_in_groups(groups: set[int]) -> list[str]:
     return found
 
 
+@pytest.mark.servers
+@pytest.mark.slow
 def test_the_scale_bench_runs_at_its_smallest_size(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -83,6 +86,8 @@ def test_the_scale_bench_runs_at_its_smallest_size(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.servers
+@pytest.mark.slow
 def test_a_sigterm_mid_cycle_leaves_no_process_behind(tmp_path: Path) -> None:
     pidfile = tmp_path / "groups"
     command = [
@@ -114,3 +119,60 @@ def test_a_sigterm_mid_cycle_leaves_no_process_behind(tmp_path: Path) -> None:
         time.sleep(0.1)  # a SIGKILLed group's last process is reaped by init shortly after
     assert live_in_groups(groups) == []
     assert not (tmp_path / "RESULTS.md").exists(), "an interrupted run writes no figures"
+
+
+def cycle(size: str, mode: str, kind: str, wall: float = 1.0, **fields: object) -> Cycle:
+    n, m, g = (int(x) for x in size.split("/"))
+    changed = kind != "idle"
+    base: dict[str, object] = {
+        "requests": 2 * m, "requests_min": 2 * m, "pushes": g if changed else 0,
+        "pushes_min": g if changed else 0, "promoted": n if changed else 0,
+    }  # fmt: skip
+    if mode == "operator":
+        base |= {"status_patches": n if changed else 0, "object_patches": 0, "events": n}
+    return Cycle(size=size, mode=mode, kind=kind, wall_s=wall, **(base | fields))  # type: ignore[arg-type]
+
+
+BIG, MID = "1000/100/10", "100/100/10"
+GOOD = [
+    cycle(MID, "cli", "changed 1", 5.0),
+    cycle(BIG, "cli", "changed 1", 8.0),
+    cycle(BIG, "cli", "changed 2", 8.5),
+    cycle(BIG, "cli", "idle"),
+    cycle(BIG, "operator", "changed 1", 20.0, cpu_s=9.0, rss_mb=120.0),
+    cycle(BIG, "operator", "changed 2", 21.0, cpu_s=9.0, rss_mb=121.0),
+    cycle(BIG, "operator", "idle", rss_mb=121.0),
+]
+CASES = [
+    ("all-met", GOOD, None, ""),
+    ("extra-request", [*GOOD, cycle(BIG, "cli", "initial", requests=201)],
+     "requests and pushes", "NOT MET"),
+    ("idle-patch", [*GOOD[:-1], cycle(BIG, "operator", "idle", status_patches=3)],
+     "idle cycle", "NOT MET"),
+    ("cli-too-slow", [GOOD[0], cycle(BIG, "cli", "changed 1", 16.0), *GOOD[2:]],
+     "CLI, every image changed", "NOT MET"),
+    ("cli-2x", [cycle(MID, "cli", "changed 1", 3.0), *GOOD[1:]],
+     "CLI, every image changed", "NOT MET"),
+    ("operator-cpu", [*GOOD[:4], cycle(BIG, "operator", "changed 1", cpu_s=16.0), *GOOD[5:]],
+     "operator, every image changed", "NOT MET"),
+    ("slower-last", [*GOOD[:2], cycle(BIG, "cli", "changed 2", 9.0), *GOOD[3:]],
+     f"{BIG} cli, 2 changed cycles", "NOT MET"),
+    ("failed-cycle", [*GOOD[:2], cycle(BIG, "cli", "changed 2", 8.0, note="exit 1"), *GOOD[3:]],
+     f"{BIG} cli, 2 changed cycles", "NOT MET"),
+    ("rss-grows", [*GOOD[:5], cycle(BIG, "operator", "changed 2", rss_mb=140.0), GOOD[6]],
+     "operator RSS", "NOT MET"),
+    ("no-1000", [GOOD[0]], "operator RSS", "not measured (1000/100/10 not run)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cycles", "goal", "verdict"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])  # fmt: skip
+def test_goals_are_judged_from_the_cycles(
+    cycles: list[Cycle], goal: str | None, verdict: str
+) -> None:
+    judged = goals(cycles)
+    if goal is None:
+        assert all(line.split("(")[0].count(": met") for line in judged), judged
+        return
+    [line] = [line for line in judged if goal in line]
+    assert verdict in line
