@@ -194,7 +194,9 @@ async def test_a_human_rollback_is_held_and_the_annotation_releases_it(stage: St
     assert f"changed in {sha[:7]} by Test Seeder <seeder@example.com>" in message
     assert "'prod: roll back to 1.0.0'" in message
     assert stage.tag("prod") == "1.0.0-dev"
-    assert [e["reason"] for e in cluster.events("app-prod")][-1:] == ["Held"]
+    await eventually(  # Kopf posts events from a queue, after the status patch may have landed
+        lambda: [e["reason"] for e in cluster.events("app-prod")][-1:] == ["Held"], "Held event"
+    )
     await cluster.patch("app-prod", {"metadata": {"annotations": {holds.RELEASE_ANNOTATION: "1"}}})
     await eventually(lambda: stage.tag("prod") == "1.2.0-dev", "promoted again after release")
     await eventually(reason_is(cluster, "app-prod", "Promoted"), "prod Promoted again")

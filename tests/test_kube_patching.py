@@ -187,9 +187,9 @@ async def test_an_idle_pass_makes_no_request_at_all(api: Emulator) -> None:
     assert len(api.history) == served, "no PATCH, no event, no read: nothing"
     assert len(posted) == 1
     assert current(api)["status"] == promoted
-    clock.now = T0 + timedelta(hours=1, seconds=1)
+    clock.now = T0 + timedelta(hours=1, seconds=11)  # due on the tick's grid (10 s slots)
     await state.run_pass(current(api), kopf.Patch(), force=False, why="interval")
-    assert status_patches(api)[-1] == {"lastScanTime": "2026-12-01T11:00:01Z"}, "hourly refresh"
+    assert status_patches(api)[-1] == {"lastScanTime": "2026-12-01T11:00:11Z"}, "hourly refresh"
 
 
 async def test_a_lagging_watch_does_not_make_the_pass_rewrite(api: Emulator) -> None:

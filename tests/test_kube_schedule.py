@@ -137,3 +137,96 @@ def test_forget() -> None:
 )  # fmt: skip
 def test_interval_of(spec: dict[str, Any], interval: timedelta) -> None:
     assert schedule.interval_of(spec) == interval
+
+
+# --- poke: a scan of the CR's image found new tags ----------------------------------------------
+
+POKES = [
+    # (the last pass's reason, or None for no pass since the start; due after a poke)
+    ("UpToDate", True),
+    ("Promoted", True),
+    ("RegistryError", True),  # the backoff is cut short: the new scan may be what it waited for
+    ("InvalidSpec", False),  # only a spec change helps
+    (None, True),  # no pass in this process: the persisted status says not due, the poke does
+]
+
+
+@pytest.mark.parametrize(("reason", "due"), POKES, ids=[str(r) for r, _ in POKES])
+def test_a_poke_makes_a_cr_due_at_its_next_tick(reason: str | None, due: bool) -> None:
+    c = Clocked()
+    if reason is not None:
+        c.finish(reason)
+    c.advance(seconds=1)
+    assert not c.due(), "not due before the poke"
+    c.schedule.poke("uid", c.now)
+    assert c.due() is due
+    assert c.due(status=ready("InvalidSpec")) is (due and reason is not None), (
+        "no pass yet: a persisted InvalidSpec still waits for a spec change"
+    )
+
+
+def test_the_next_pass_clears_a_poke() -> None:
+    c = Clocked()
+    c.schedule.poke("uid", c.now)
+    assert c.due()
+    c.finish("UpToDate")
+    assert not c.due(), "one poke, one pass"
+    c.advance(minutes=5)
+    assert c.due()
+
+
+def test_a_poke_never_delays_a_cr_already_due() -> None:
+    c = Clocked()
+    c.finish("UpToDate")
+    c.advance(minutes=6)
+    c.schedule.poke("uid", c.now - timedelta(minutes=10))  # an old poke arriving late
+    assert c.due()
+    c.schedule.poke("uid", c.now + timedelta(minutes=10))
+    assert c.due(), "a poke only moves the next pass earlier"
+
+
+def test_forget_drops_a_poke() -> None:
+    c = Clocked()
+    c.schedule.poke("uid", c.now)
+    c.schedule.forget("uid")
+    assert not c.due()
+
+
+SCAN = 5000.0  # the start of the scan that found new tags (epoch seconds)
+DURING = [
+    # (the listing the running pass used, or None for none; due again at once, poke kept)
+    (SCAN - 1, True),  # an older listing: one more pass, from the new scan
+    (SCAN, False),  # the very scan that found the change (the finder, or a CR that joined it)
+    (SCAN + 1, False),  # a newer one
+    (None, False),  # no listing (failed before it): no loop of passes
+]
+
+
+@pytest.mark.parametrize(("seen", "again"), DURING, ids=[str(s) for s, _ in DURING])
+def test_a_poke_during_a_pass_that_used_an_older_listing_keeps_the_cr_due(
+    seen: float | None, again: bool
+) -> None:
+    c = Clocked()
+    c.finish("UpToDate")
+    c.advance(minutes=5)  # a pass starts ...
+    c.schedule.poke("uid", c.now, SCAN)  # ... a scan of another CR finds new tags ...
+    delay = c.schedule.record(  # ... the pass ends
+        "uid", generation=1, reason="UpToDate", interval=timedelta(minutes=5), now=c.now,
+        seen=seen,
+    )  # fmt: skip
+    assert (delay == timedelta(0)) is again
+    assert c.due() is again
+    assert c.schedule.poked("uid") == (SCAN if again else None), "the next pass asks for it"
+    if again:
+        c.finish("UpToDate")  # that pass, from the new scan (record without seen: clears)
+        assert not c.due() and c.schedule.poked("uid") is None
+
+
+def test_poked_names_the_newest_scan_asked_for() -> None:
+    c = Clocked()
+    assert c.schedule.poked("uid") is None
+    c.schedule.poke("uid", c.now)
+    assert c.schedule.poked("uid") is None, "unknown scan: any will do"
+    c.schedule.poke("uid", c.now, SCAN)
+    c.schedule.poke("uid", c.now, SCAN - 10)
+    assert c.schedule.poked("uid") == SCAN

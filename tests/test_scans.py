@@ -90,7 +90,7 @@ class MemoryRegistry:
 
 
 class Clock:
-    """A monotonic clock that moves only when told."""
+    """A wall clock (epoch seconds) that moves only when told."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -237,62 +237,77 @@ def _atoms(value: object) -> Iterator[object]:
         yield value
 
 
-# --- age ----------------------------------------------------------------------------------------
+# --- freshness: not_before and the age bound --------------------------------------------------
 
-AGES = [
-    ("list_tags", 0.0, 1),
-    ("list_tags", 9.9, 1),
-    ("list_tags", 10.0, 2),
-    ("list_tags", 600.0, 2),
-    ("digest", 1.9, 1),
-    ("digest", 2.0, 2),
+T0 = 1000.0  # the Clock's start: the first request below starts then
+
+KEPT = [
+    # (method, seconds later, not_before of the second call, requests in all)
+    ("list_tags", 5.0, None, 1),
+    ("list_tags", 5.0, T0 - 1, 1),
+    ("list_tags", 5.0, T0, 1),
+    ("list_tags", 5.0, T0 + 0.001, 2),
+    ("list_tags", 5.0, T0 + 5, 2),
+    ("list_tags", 3599.9, None, 1),
+    ("list_tags", 3600.0, None, 2),
+    ("list_tags", 3600.0, T0, 2),
+    ("digest", 5.0, T0, 1),
+    ("digest", 5.0, T0 + 0.001, 2),
+    ("digest", 3600.0, None, 2),
 ]
 
 
 @pytest.mark.parametrize(
-    ("method", "later", "requests"),
-    AGES,
-    ids=[f"{m} again after {t}s" for m, t, _ in AGES],
+    ("method", "later", "not_before", "requests"),
+    KEPT,
+    ids=[
+        f"{m} {t}s later, not_before {'None' if nb is None else f'T0{nb - T0:+g}'}"
+        for m, t, nb, _ in KEPT
+    ],
 )
-async def test_an_answer_is_kept_for_max_age(method: str, later: float, requests: int) -> None:
+async def test_a_kept_answer_serves_a_not_before_at_or_before_its_start(
+    method: str, later: float, not_before: float | None, requests: int
+) -> None:
     inner = memory()
     clock = Clock()
-    shared = scans.SharedScans(inner, clock=clock)  # defaults: 10 s for tags, 2 s for digests
+    shared = scans.SharedScans(inner, clock=clock)  # default max_age: one hour
 
-    async def call() -> object:
+    async def call(access: reference.RegistryAccess) -> object:
         if method == "list_tags":
-            return await shared.list_tags(image())
-        return await shared.digest(image(), "1.1.0")
+            return await shared.list_tags(access)
+        return await shared.digest(access, "1.1.0")
 
-    first = await call()
+    first = await call(image())
     clock.now += later
-    assert await call() == first
+    assert await call(dataclasses.replace(image(), not_before=not_before)) == first
     assert inner.count(method) == requests
+    assert shared.misses == requests and shared.hits == 2 - requests
 
 
-async def test_a_moved_tag_is_seen_once_the_digest_expires() -> None:
-    inner = memory()
-    clock = Clock()
-    shared = scans.SharedScans(inner, clock=clock, digest_max_age=5.0)
-    assert await shared.digest(image(), "1.1.0") == SHA_B
-    inner.repositories[f"{HOST}/org/app"]["1.1.0"] = SHA_A
-    clock.now += 4.0
-    assert await shared.digest(image(), "1.1.0") == SHA_B
-    clock.now += 1.0
-    assert await shared.digest(image(), "1.1.0") == SHA_A
-
-
-async def test_a_forced_pass_asks_the_registry_and_refreshes_the_cache() -> None:
+async def test_a_not_before_after_the_kept_answer_asks_the_registry_and_is_shared() -> None:
     inner = memory()
     clock = Clock()
     shared = scans.SharedScans(inner, clock=clock)
     await shared.list_tags(image())
     inner.repositories[f"{HOST}/org/app"]["1.2.0"] = SHA_A  # pushed a moment later
-    assert "1.2.0" not in await shared.list_tags(image())  # a timer pass may see the cache
-    forced = dataclasses.replace(image(), fresh=True)
-    assert "1.2.0" in await shared.list_tags(forced)  # a trigger or webhook must not
-    assert "1.2.0" in await shared.list_tags(image())  # and the fresh answer is shared
+    clock.now += 1
+    assert "1.2.0" not in await shared.list_tags(image())  # no bound: the kept answer will do
+    triggered = dataclasses.replace(image(), not_before=clock.now)  # a trigger at this instant
+    assert "1.2.0" in await shared.list_tags(triggered)  # must not take the older answer
+    for access in (image(), triggered):  # and its answer is kept for every later caller
+        assert "1.2.0" in await shared.list_tags(access)
     assert inner.count("list_tags") == 2
+
+
+async def test_a_moved_tag_is_seen_by_a_later_not_before() -> None:
+    inner = memory()
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock)
+    assert await shared.digest(image(), "1.1.0") == SHA_B
+    inner.repositories[f"{HOST}/org/app"]["1.1.0"] = SHA_A
+    clock.now += 4.0
+    assert await shared.digest(dataclasses.replace(image(), not_before=T0), "1.1.0") == SHA_B
+    assert await shared.digest(dataclasses.replace(image(), not_before=T0 + 4), "1.1.0") == SHA_A
 
 
 async def test_max_age_zero_still_shares_one_flight() -> None:
@@ -304,15 +319,168 @@ async def test_max_age_zero_still_shares_one_flight() -> None:
     assert inner.count("list_tags") == 2
 
 
-async def test_the_cache_keeps_at_most_max_entries() -> None:
+async def test_the_cache_keeps_at_most_max_entries_least_recently_used_first_out() -> None:
     inner = MemoryRegistry({f"{HOST}/org/app{i}": {"1.0.0": SHA_A} for i in range(5)})
     shared = scans.SharedScans(inner, max_entries=3, clock=Clock())
-    for i in range(5):
+    for i in range(3):
         await shared.list_tags(image(f"org/app{i}"))
-    await shared.list_tags(image("org/app4"))  # the newest is still there
-    await shared.list_tags(image("org/app0"))  # the oldest is gone
+    await shared.list_tags(image("org/app0"))  # used again: app1 is now the least recent
+    await shared.list_tags(image("org/app3"))  # pushes app1 out
     assert len(shared._tags.cache) == 3
-    assert inner.count("list_tags") == 6
+    await shared.list_tags(image("org/app0"))  # still kept
+    assert inner.count("list_tags") == 4
+    await shared.list_tags(image("org/app1"))  # gone: asked again
+    assert inner.count("list_tags") == 5
+
+
+class Manual:
+    """A reader whose every request waits for the test to answer it, in any order."""
+
+    def __init__(self) -> None:
+        self.pending: list[asyncio.Future[list[str]]] = []
+
+    async def list_tags(self, access: reference.RegistryAccess) -> list[str]:
+        self.pending.append(asyncio.get_running_loop().create_future())
+        return await self.pending[-1]
+
+    async def digest(self, access: reference.RegistryAccess, tag: str) -> str:
+        raise AssertionError("not asked here")
+
+    async def created(self, access: reference.RegistryAccess, tags: Any) -> dict[str, Any]:
+        return {}
+
+
+JOINS = [
+    # (not_before of a call made 10 s after a flight started, requests, ids)
+    (None, 1, "no bound joins the flight"),
+    (T0 - 5, 1, "a flight started after not_before is joined"),
+    (T0, 1, "a flight started at not_before is joined"),
+    (T0 + 5, 2, "a flight started before not_before is not joined"),
+]
+
+
+@pytest.mark.parametrize(
+    ("not_before", "requests"), [(n, r) for n, r, _ in JOINS], ids=[i for *_, i in JOINS]
+)
+async def test_a_flight_is_joined_only_if_it_started_at_or_after_not_before(
+    not_before: float | None, requests: int
+) -> None:
+    inner = Manual()
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock)
+    first = asyncio.ensure_future(shared.list_tags(image()))
+    await until(lambda: len(inner.pending) == 1, "the first request is made")
+    clock.now += 10
+    second = asyncio.ensure_future(
+        shared.list_tags(dataclasses.replace(image(), not_before=not_before))
+    )
+    await until(
+        lambda: shared.misses + shared.coalesced == 2 and len(inner.pending) == shared.misses,
+        "both calls wait, each request made",
+    )
+    assert len(inner.pending) == requests
+    assert (shared.misses, shared.coalesced) == (requests, 2 - requests)
+    for i, future in enumerate(inner.pending):
+        future.set_result([f"from-request-{i}"])
+    assert await first == ["from-request-0"]
+    assert await second == [f"from-request-{requests - 1}"]
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)], ids=["older lands first", "older lands last"])
+async def test_the_newest_answer_is_kept_whichever_lands_last(order: tuple[int, int]) -> None:
+    inner = Manual()
+    clock = Clock()
+    changes: list[tuple[str, str, float]] = []
+    shared = scans.SharedScans(inner, clock=clock, on_change=lambda *hrs: changes.append(hrs))
+    older = asyncio.ensure_future(shared.list_tags(image()))
+    await until(lambda: len(inner.pending) == 1, "the older request is made")
+    clock.now += 10
+    newer = asyncio.ensure_future(
+        shared.list_tags(dataclasses.replace(image(), not_before=clock.now))
+    )
+    await until(lambda: len(inner.pending) == 2, "the newer request is made")
+    answers = (["1.0.0"], ["1.0.0", "2.0.0"])
+    for i in order:
+        inner.pending[i].set_result(answers[i])
+        await (older, newer)[i]
+    assert await shared.list_tags(dataclasses.replace(image(), not_before=clock.now)) == answers[1]
+    assert len(inner.pending) == 2, "served from the newer answer"
+    told = [(HOST, "org/app", T0 + 10)] if order == (0, 1) else []
+    assert changes == told, "older, then newer: a change, found by the newer request"
+
+
+async def test_recording_tells_a_pass_when_the_listing_it_got_was_requested() -> None:
+    inner = Manual()
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock)
+    first = asyncio.ensure_future(shared.list_tags(image()))
+    await until(lambda: len(inner.pending) == 1, "the request is made")
+    inner.pending[0].set_result(["1.0.0"])
+    await first
+    clock.now += 5
+
+    async def a_pass(not_before: float | None) -> dict[tuple[str, str], float]:
+        with scans.recording() as served:
+            await shared.list_tags(dataclasses.replace(image(), not_before=not_before))
+        return served
+
+    assert await a_pass(None) == {(HOST, "org/app"): T0}, "the kept answer's start"
+    newer = asyncio.ensure_future(a_pass(clock.now))
+    await until(lambda: len(inner.pending) == 2, "a newer request is made")
+    joined = asyncio.ensure_future(a_pass(T0 + 1))
+    await until(lambda: shared.coalesced == 1, "a second pass joins it")
+    inner.pending[1].set_result(["1.0.0"])
+    assert await newer == await joined == {(HOST, "org/app"): T0 + 5}
+    await shared.list_tags(image())  # outside recording(): nothing to record into
+
+
+# --- on_change: a listing that differs from the one kept before it ------------------------------
+
+CHANGES = [
+    ("first listing", None, ["1.0.0"], False),
+    ("same tags", ["1.0.0", "1.1.0"], ["1.0.0", "1.1.0"], False),
+    ("same tags, another order", ["1.0.0", "1.1.0"], ["1.1.0", "1.0.0"], False),
+    ("a new tag", ["1.0.0"], ["1.0.0", "1.1.0"], True),
+    ("a tag deleted", ["1.0.0", "1.1.0"], ["1.0.0"], True),
+]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "told"),
+    [(b, a, t) for _, b, a, t in CHANGES],
+    ids=[i for i, *_ in CHANGES],
+)
+async def test_on_change_is_told_when_a_listing_differs_from_the_kept_one(
+    before: list[str] | None, after: list[str], told: bool
+) -> None:
+    repository = f"{HOST}/org/app"
+    inner = MemoryRegistry({repository: dict.fromkeys(before or [], SHA_A)})
+    clock = Clock()
+    changes: list[tuple[str, str, float]] = []
+    shared = scans.SharedScans(inner, clock=clock, on_change=lambda *hrs: changes.append(hrs))
+    if before is not None:
+        await shared.list_tags(image())
+    inner.repositories[repository] = dict.fromkeys(after, SHA_A)
+    clock.now += 1
+    assert await shared.list_tags(dataclasses.replace(image(), not_before=clock.now)) == after
+    assert changes == ([(HOST, "org/app", T0 + 1)] if told else [])
+
+
+async def test_on_change_is_told_when_a_tag_moves_not_on_a_failure() -> None:
+    inner = memory()
+    clock = Clock()
+    changes: list[tuple[str, str, float]] = []
+    shared = scans.SharedScans(inner, clock=clock, on_change=lambda *hrs: changes.append(hrs))
+    await shared.digest(image(), "1.1.0")
+    inner.repositories[f"{HOST}/org/app"]["1.1.0"] = SHA_A  # re-pushed
+    clock.now += 1
+    assert await shared.digest(dataclasses.replace(image(), not_before=clock.now), "1.1.0") == SHA_A
+    assert changes == [(HOST, "org/app", T0 + 1)]
+    del inner.repositories[f"{HOST}/org/app"]
+    clock.now += 1
+    with pytest.raises(errors.RegistryError):
+        await shared.list_tags(dataclasses.replace(image(), not_before=clock.now))
+    assert changes == [(HOST, "org/app", T0 + 1)], "a failure is no change"
 
 
 # --- single flight ------------------------------------------------------------------------------
@@ -468,13 +636,30 @@ async def test_each_caller_gets_its_own_list() -> None:
     assert await shared.list_tags(image()) == ["1.0.0", "1.1.0"]
 
 
-async def test_created_passes_through_every_time() -> None:
+CREATED = [
+    (["1.0.0", "1.1.0"], None, 1, "the same candidates"),
+    (["1.1.0", "1.0.0", "1.1.0"], None, 1, "the same set in another order"),
+    (["1.0.0"], None, 2, "another set of candidates"),
+    (["1.0.0", "1.1.0"], T0 + 1, 2, "a not_before after the kept answer"),
+]
+
+
+@pytest.mark.parametrize(
+    ("second", "not_before", "requests"),
+    [(t, n, r) for t, n, r, _ in CREATED],
+    ids=[i for *_, i in CREATED],
+)
+async def test_creation_times_are_shared_per_image_and_candidate_set(
+    second: list[str], not_before: float | None, requests: int
+) -> None:
     inner = memory()
-    shared = scans.SharedScans(inner, clock=Clock())
-    for _ in range(2):
-        assert await shared.created(image(), ["1.0.0"]) == {}
-    assert inner.count("created") == 2
-    assert (shared.misses, shared.hits, shared.coalesced) == (0, 0, 0)
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock)
+    assert await shared.created(image(), ["1.0.0", "1.1.0"]) == {}
+    clock.now += 1
+    assert await shared.created(dataclasses.replace(image(), not_before=not_before), second) == {}
+    assert inner.count("created") == requests
+    assert shared.creation_times.misses == requests
 
 
 class NoClose:
@@ -597,3 +782,20 @@ def _cr(env: str, image_text: str, git_url: str) -> dict[str, Any]:
             "targets": [{"path": f"{env}/values.yaml", "key": "image.tag"}],
         },
     }
+
+
+async def test_aclose_cancels_an_older_flight_a_newer_one_replaced() -> None:
+    inner = Manual()
+    clock = Clock()
+    shared = scans.SharedScans(inner, clock=clock)
+    older = asyncio.ensure_future(shared.list_tags(image()))
+    await until(lambda: len(inner.pending) == 1, "the older request is made")
+    clock.now += 10
+    newer = asyncio.ensure_future(
+        shared.list_tags(dataclasses.replace(image(), not_before=clock.now))
+    )
+    await until(lambda: len(inner.pending) == 2, "the newer request is made")
+    await shared.aclose()
+    await asyncio.wait([older, newer], timeout=10)  # a bound for the failure, not a sleep
+    assert older.cancelled() and newer.cancelled()
+    assert all(future.cancelled() for future in inner.pending)

@@ -2,8 +2,9 @@
 
 This is the wiring layer: the only module that builds the real adapters (the registry client and
 the git writer) and hands them to `reconcile` or to the Kopf handlers. `promote` runs every CR
-concurrently; CRs on the same repository and branch are serialized by the git writer, so they
-land as separate commits, one on top of the other.
+concurrently and writes through one `pipeline.batches.Batches` in barrier mode: once every pass
+has reached its write (or finished), each repository and branch is written in one batch, one
+commit per CR and one push.
 
 Exit codes: 0 when every CR ends Ready=True, 1 when any ends Ready=False, 2 on usage errors.
 `import` exits 0 when every translation is exact, 3 when any is not, 2 on usage errors.
@@ -20,12 +21,14 @@ import logging
 import os
 import ssl
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from imagepromoter import bounded, manifests, reconcile, redact, sanitise, scans, shards, stages
+from imagepromoter.pipeline import batches
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
 EXIT_INEXACT = 3
@@ -106,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook-tls-cert", type=Path, default=None, help="PEM certificate (TLS)")
     run.add_argument("--webhook-tls-key", type=Path, default=None, help="PEM private key (TLS)")
     _deadline_argument(run)
+    run.add_argument(
+        "--batch-window",
+        type=_duration,
+        default=batches.DEFAULT_WINDOW,
+        metavar="SECONDS",
+        help="how long promotions into one repository and branch are gathered into one push "
+        f"(default {batches.DEFAULT_WINDOW:g}s; 2, 2s or 500ms; 0: only what is already waiting)",
+    )
     run.add_argument(
         "--unhealthy-after",
         type=float,
@@ -188,6 +199,23 @@ def _deadline_argument(parser: argparse.ArgumentParser) -> None:
         help="total time one pass may wait on the registry, git and the Kubernetes API "
         f"(default {reconcile.DEFAULT_DEADLINE:g})",
     )
+
+
+def _duration(text: str) -> float:
+    """Seconds from `2`, `2s`, `1.5s` or `500ms` (argparse type)."""
+    raw = text.strip().lower()
+    scale = 1.0
+    if raw.endswith("ms"):
+        raw, scale = raw[:-2], 0.001
+    elif raw.endswith("s"):
+        raw = raw[:-1]
+    try:
+        seconds = float(raw) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (2, 2s or 500ms)") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a duration of 0 or more seconds")
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -325,31 +353,37 @@ async def _promote_all(
     from imagepromoter.registry import client
 
     registry = scans.SharedScans(client.RegistryClient())  # CRs on one image: one scan
+    started = time.time()  # every CR takes a scan made during this run: one per image
     git = writer.GitWriter(workdir)
+    batched = batches.Batches(git, window=None)  # one push per repository and branch per wave
     secrets = FileSecrets(loaded.secrets)
     resources = [_resource(doc) for doc in loaded.promotions]
     # spec.from reads the other CRs given: each upstream runs before its followers
     upstreams = stages.Known({(r.namespace, r.name): _body(r) for r in resources})
     results: dict[int, reconcile.Result] = {}
     members = [(r.namespace, r.name, stages.upstream_of(_body(r))) for r in resources]
+
+    async def one(resource: reconcile.Resource) -> reconcile.Result:
+        try:
+            return await reconcile.reconcile(
+                resource,
+                registry=registry,
+                git=batched,
+                secrets=secrets,
+                now=_now,
+                dry_run=dry_run,
+                history=history.History(git),
+                upstreams=upstreams,
+                deadline=deadline,
+                not_before=started,
+            )
+        finally:
+            batched.leave()
+
     try:
         for wave in stages.waves(members):
-            done = await asyncio.gather(
-                *(
-                    reconcile.reconcile(
-                        resources[i],
-                        registry=registry,
-                        git=git,
-                        secrets=secrets,
-                        now=_now,
-                        dry_run=dry_run,
-                        history=history.History(git),
-                        upstreams=upstreams,
-                        deadline=deadline,
-                    )
-                    for i in wave
-                )
-            )
+            batched.participants(len(wave))
+            done = await asyncio.gather(*(one(resources[i]) for i in wave))
             for i, result in zip(wave, done, strict=True):
                 results[i] = result
                 upstreams.update_status(resources[i].namespace, resources[i].name, result.status)
@@ -446,6 +480,7 @@ def _run(args: argparse.Namespace) -> int:
             webhook_namespaces=tuple(args.namespace),
             pass_deadline=args.pass_deadline,
             start_after=args.unhealthy_after,
+            batch_window=args.batch_window,
         )
     except ValueError as exc:
         print(f"imagepromoter: {exc}", file=sys.stderr)

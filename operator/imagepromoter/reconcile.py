@@ -27,13 +27,14 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import inspect
 import logging
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeGuard, TypeVar, cast
 
 from imagepromoter import (
     budgets,
@@ -113,6 +114,20 @@ class GitWriter(Protocol):
         ...
 
 
+class AsyncGitWriter(Protocol):
+    async def write(
+        self,
+        git: spec.GitSpec,
+        creds: credentials.GitCredentials | None,
+        plan: changes.Planner,
+        *,
+        dry_run: bool = False,
+        deadline: float | None = None,
+    ) -> changes.WriteResult:
+        """Commit and push, possibly batched with other passes' writes (pipeline/batches.py)."""
+        ...
+
+
 class SecretReader(Protocol):
     async def read(self, namespace: str, name: str) -> dict[str, str] | None:
         """The Secret's decoded values, or None when it does not exist."""
@@ -151,12 +166,12 @@ async def reconcile(
     resource: Resource,
     *,
     registry: RegistryReader,
-    git: GitWriter,
+    git: GitWriter | AsyncGitWriter,
     secrets: SecretReader,
     now: Callable[[], datetime],
     dry_run: bool = False,
     trigger: webhook_model.Trigger | None = None,
-    fresh: bool = False,
+    not_before: float | None = None,
     history: GitHistory | None = None,
     upstreams: stages.Reader | None = None,
     deadline: float | None = DEFAULT_DEADLINE,
@@ -167,7 +182,8 @@ async def reconcile(
     `trigger` is the last webhook event recorded on the CR: its fields become template variables
     only when this pass chooses the tag it announced (else the ones kept in status.trigger for
     that tag, so a retried pass writes the same values). `deadline` is the pass's total budget in
-    seconds for its network phases (None: unlimited).
+    seconds for its network phases (None: unlimited). `not_before` is how fresh the registry's
+    answers must be (wall-clock epoch seconds; see scans.py): None takes any answer still kept.
     """
     budget = Budget.start(deadline, clock)
     promotion: spec.Promotion | None = None
@@ -201,7 +217,7 @@ async def reconcile(
             registry,
             secrets,
             budget,
-            fresh=fresh,
+            not_before=not_before,
             followed=followed,
             now=scan_time,
         )
@@ -302,7 +318,7 @@ async def _scan(
     secrets: SecretReader,
     budget: Budget,
     *,
-    fresh: bool,
+    not_before: float | None,
     followed: str | None = None,
     now: datetime,
 ) -> _Scan:
@@ -311,7 +327,7 @@ async def _scan(
         credentials=await _registry_credentials(promotion, resource.namespace, secrets, budget),
         secret_name=promotion.image_pull_secret,
         insecure=promotion.insecure,
-        fresh=fresh,
+        not_before=not_before,
     )
     where = f"{promotion.image_text} at registry {promotion.image.host}"
     async with budget.phase(errors.RegistryError, f"listing the tags of {where}"):
@@ -402,7 +418,7 @@ async def _scan(
 
 
 async def _write(
-    git: GitWriter,
+    git: GitWriter | AsyncGitWriter,
     git_spec: spec.GitSpec,
     creds: credentials.GitCredentials | None,
     plan: changes.Planner,
@@ -410,12 +426,21 @@ async def _write(
     *,
     dry_run: bool,
 ) -> changes.WriteResult:
-    """The git write in the git thread pool; it ends its own I/O at the deadline (backstop here)."""
-    loop = asyncio.get_running_loop()
-    call = functools.partial(git.write, git_spec, creds, plan, dry_run=dry_run, deadline=budget.at)
+    """The write, awaited (async writer) or in the git pool (sync); the phase is the backstop."""
     what = f"writing to git at {_display_url(git_spec.url)} (fetch, commit, push)"
     async with budget.phase(errors.GitError, what, slack=GIT_BACKSTOP):
-        return await loop.run_in_executor(_GIT, call)
+        if _is_async(git):
+            return await git.write(git_spec, creds, plan, dry_run=dry_run, deadline=budget.at)
+        sync = cast(GitWriter, git)
+        call = functools.partial(
+            sync.write, git_spec, creds, plan, dry_run=dry_run, deadline=budget.at
+        )
+        return await asyncio.get_running_loop().run_in_executor(_GIT, call)
+
+
+def _is_async(git: GitWriter | AsyncGitWriter) -> TypeGuard[AsyncGitWriter]:
+    """An AsyncGitWriter (its `write` is a coroutine function), else a sync GitWriter."""
+    return inspect.iscoroutinefunction(git.write)
 
 
 def _display_url(url: str) -> str:

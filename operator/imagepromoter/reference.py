@@ -102,6 +102,6 @@ class RegistryAccess:
         None  # named in messages: "the credentials in Secret X cannot read it"
     )
     insecure: bool = False
-    # A forced pass (spec change, manual trigger, webhook): answer from the registry, not from a
-    # cache shared with other CRs. It may still join a request already in flight.
-    fresh: bool = False
+    # How fresh an answer must be: one whose request started at or after this wall-clock instant
+    # (epoch seconds), shared with any other CR (scans.py); None: any answer still kept will do.
+    not_before: float | None = None

@@ -7,8 +7,17 @@
                                           imagepromoter.dev/requested-at="$(date +%s)")
     resume (operator start)        -> a pass only if the spec changed while we were away;
                                       otherwise the timer decides from the persisted status
-    timer (fixed `tick`, 10s)      -> a pass when `schedule.Schedule.due` says so (per-CR interval)
+    timer (fixed `tick`, 10s)      -> every CR due now starts together, whichever CR ticked (the
+                                      wave: pipeline/waves.py; due instants start from when the
+                                      pass began, on the tick's grid); a CR not queued yet (after
+                                      a restart) passes when `schedule.Schedule.due` says so
     event DELETED                  -> forget the CR (and stop its timer: see below)
+    event ADDED/MODIFIED           -> the image index (pipeline/index.py): image -> CRs, intervals
+
+Each pass says how fresh its scan must be (`not_before`, pipeline/freshness.py: the creation,
+change, request or webhook time; a timer pass, its image's shortest interval), and the shared
+scans (scans.py) serve every pass of an image from one request; when a scan finds new tags,
+`image_changed` pokes every CR of the image so they act on it in the next wave.
 
 Every pass runs under a per-CR lock (timer and change handlers never overlap on one CR) and
 within `Options.pass_deadline` (reconcile enforces it on every network phase). There is no limit
@@ -42,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import random
 import ssl
@@ -53,7 +63,7 @@ from typing import Any
 
 import kopf
 
-from imagepromoter import changes, credentials, gates, reconcile, shards, spec
+from imagepromoter import changes, credentials, gates, reconcile, scans, shards, spec
 from imagepromoter import status as status_module
 from imagepromoter.kube import (
     events,
@@ -67,6 +77,8 @@ from imagepromoter.kube import (
 )
 from imagepromoter.kube import stages as kube_stages
 from imagepromoter.kube import webhooks as kube_webhooks
+from imagepromoter.pipeline import batches, freshness, waves
+from imagepromoter.pipeline import index as image_index
 from imagepromoter.webhooks import model as webhook_model
 
 logger = logging.getLogger(__name__)
@@ -102,8 +114,13 @@ class Options:
     start_after: float = 300.0  # /healthz: a due pass not started after this long is unhealthy
     heartbeat: float = 1.0  # seconds between the event loop's heartbeats
     secret_max_age: float = secrets.DEFAULT_MAX_AGE  # a Secret read serves passes this long
+    # seconds writes into one repository and branch are gathered into one push; `imagepromoter
+    # run` defaults to 2s (--batch-window), here 0: only what is waiting (embedding, tests)
+    batch_window: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.batch_window < 0:
+            raise ValueError(f"the batch window must not be negative (got {self.batch_window:g}s)")
         if self.pass_deadline is not None and self.start_after <= self.pass_deadline:
             raise ValueError(
                 f"start_after ({self.start_after:g}s) must exceed the pass deadline "
@@ -212,6 +229,38 @@ class _Timings:
     write_finished: float | None = None
 
 
+def _timed(
+    git: reconcile.GitWriter | batches.Batches, timings: _Timings
+) -> reconcile.GitWriter | reconcile.AsyncGitWriter:
+    """The writer, timed: the batch (async) or the sync writer (in a worker thread)."""
+    if isinstance(git, batches.Batches):
+        return _TimedBatches(git, timings)
+    return _TimedGit(git, timings)
+
+
+class _TimedBatches:
+    """Wraps the batching writer to time the write (the window included: the CR waited it)."""
+
+    def __init__(self, git: batches.Batches, timings: _Timings) -> None:
+        self._git = git
+        self._timings = timings
+
+    async def write(
+        self,
+        git: spec.GitSpec,
+        creds: credentials.GitCredentials | None,
+        plan: changes.Planner,
+        *,
+        dry_run: bool = False,
+        deadline: float | None = None,
+    ) -> changes.WriteResult:
+        self._timings.write_started = time.monotonic()
+        try:
+            return await self._git.write(git, creds, plan, dry_run=dry_run, deadline=deadline)
+        finally:
+            self._timings.write_finished = time.monotonic()
+
+
 class _TimedGit:
     """Wraps the git writer to time the write (it runs in a worker thread)."""
 
@@ -245,16 +294,25 @@ class Operator:
     now: Callable[[], datetime] | None = None
     registry: reconcile.RegistryReader | None = None
     secrets: reconcile.SecretReader | None = None
+    batcher: batches.Batches | None = None  # built by start(): one push per repository and branch
     gone: set[str] = field(default_factory=set)
     statuses: dict[str, patching.Written] = field(default_factory=dict)  # our last writes
     status_writer: patching.StatusWriter | None = None
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     upstreams: kube_stages.KopfUpstreams = field(default_factory=kube_stages.KopfUpstreams)
+    images: image_index.ImageIndex = field(default_factory=image_index.ImageIndex)
+    due: waves.DueQueue = field(default_factory=waves.DueQueue)  # the next waves
+    # the live body each CR's timer last ticked with, and when (time.monotonic())
+    bodies: dict[str, tuple[Mapping[str, Any], float]] = field(default_factory=dict)
+    passes: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # started by a wave
+    selector: shards.Selector = field(default_factory=shards.Selector)
 
     def __post_init__(self) -> None:
         self.clock: Callable[[], datetime] = self.now or _utcnow
         self.metrics: metrics.Metrics = self.metrics_ or metrics.METRICS
-        self.schedule = schedule.Schedule(base_backoff=self.options.base_backoff)
+        self.schedule = schedule.Schedule(
+            base_backoff=self.options.base_backoff, grid=self.options.tick
+        )
         self.events = events.Events(window=self.options.event_window, now=self.clock)
         self.health = health.Health(
             blocked_after=self.options.blocked_after, start_after=self.options.start_after
@@ -271,11 +329,16 @@ class Operator:
         settings.posting.reporting_component = "imagepromoter"
         settings.posting.event_name_prefix = "imagepromoter-"
         self.registry = self.adapters.registry_factory()
+        if isinstance(self.registry, scans.SharedScans):
+            self.registry.on_change = self.image_changed
         self.secrets = secrets.KopfSecrets(settings, max_age=self.options.secret_max_age)
         self.status_writer = patching.KopfStatus(settings)
+        self.batcher = batches.Batches(self.adapters.git, window=self.options.batch_window)
 
     async def stop(self) -> None:
         """Close what `start` opened."""
+        for task in list(self.passes.values()):
+            task.cancel()
         close = getattr(self.registry, "aclose", None)
         if close is not None:
             await close()
@@ -285,21 +348,78 @@ class Operator:
         """A CR was deleted: drop everything kept about it and stop its timer."""
         self.gone.add(uid)
         self.schedule.forget(uid)
+        self.due.discard(uid)
+        self.bodies.pop(uid, None)
+        self.images.remove(uid)
         self.events.forget(uid)
         self.statuses.pop(uid, None)
         self.locks.pop(uid, None)
 
+    def image_changed(self, host: str, repository: str, started: float) -> None:
+        """A scan found new tags: every CR of the image is due now, in the next wave (fan-out)."""
+        now = self.clock()
+        for uid in self.images.members((host, repository)):
+            self.schedule.poke(uid, now, started)
+            self.due.set(uid, now)
+
+    def on_tick(self, body: Mapping[str, Any]) -> asyncio.Task[None] | None:
+        """A CR's timer ticked: start every CR now due (the wave); this CR's pass, if it is one."""
+        uid = str((body.get("metadata") or {}).get("uid", ""))
+        self.bodies[uid] = (body, time.monotonic())
+        self.start_due()
+        return self.passes.get(uid)
+
+    def start_due(self) -> None:
+        """Start the pass of every CR due now, together (pipeline/waves.py says why)."""
+        for uid in self.due.pop_due(self.clock()):
+            ticked = self.bodies.get(uid)
+            if ticked is None or uid in self.gone or uid in self.passes:
+                continue  # not ticked here yet (its own tick decides), gone, or already running
+            body, when = ticked
+            if time.monotonic() - when > 2 * self.options.tick:
+                # its timer has not ticked lately (a peering pause stops them all): its body may
+                # be stale, so its own next tick, with a live body, decides
+                continue
+            labels = (body.get("metadata") or {}).get("labels")
+            if self.selector and not self.selector.matches(labels):
+                continue  # relabelled into another shard: its timer here has stopped
+            task = asyncio.create_task(self.run_pass(body, None, force=False, why="interval"))
+            self.passes[uid] = task
+            task.add_done_callback(functools.partial(self._pass_ended, uid))
+
+    def _pass_ended(self, uid: str, task: asyncio.Task[None]) -> None:
+        if self.passes.get(uid) is task:
+            del self.passes[uid]
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("pass of %s failed unexpectedly", uid, exc_info=task.exception())
+
+    def not_before(self, uid: str, spec_dict: Mapping[str, Any], now: datetime) -> float:
+        """A timer pass's freshness: a scan within the shortest interval of the CR's image."""
+        shortest = schedule.interval_of(spec_dict)
+        key = image_index.image_key(spec_dict)
+        indexed = self.images.min_interval(key) if key is not None else None
+        return freshness.timer(now, min(shortest, indexed) if indexed is not None else shortest)
+
     async def run_pass(
-        self, body: Mapping[str, Any], patch: kopf.Patch, *, force: bool, why: str
+        self,
+        body: Mapping[str, Any],
+        patch: kopf.Patch | None,
+        *,
+        force: bool,
+        why: str,
+        not_before: float | None = None,
     ) -> None:
         """One reconcile pass for one CR (if due or forced); its status written in its turn.
 
         `patch` (Kopf's) is left alone: the status is written by `_write_status` under the lock.
+        `not_before` is how fresh its scan must be (pipeline/freshness.py); a forced pass without
+        one asks for now, a timer pass for its image's shortest interval.
         """
         meta = body.get("metadata") or {}
         uid = str(meta.get("uid", ""))
         spec_dict: Mapping[str, Any] = body.get("spec") or {}
         generation = meta.get("generation")
+        begun = self.clock()  # the wave's instant: CRs started together are due together again
         lock = self.locks.setdefault(uid, asyncio.Lock())
         with self.health.waiting() as started:
             await lock.acquire()
@@ -317,10 +437,16 @@ class Operator:
             if not force and not self.schedule.due(
                 uid, spec_dict=spec_dict, status=previous, generation=generation, now=now
             ):
+                self.due.set(uid, self.schedule.next_at(uid))  # still queued for its own wave
                 return
-            result, timings = await self._reconcile(
-                meta, spec_dict, previous, generation, fresh=force
-            )
+            if not_before is None:
+                not_before = now.timestamp() if force else self.not_before(uid, spec_dict, now)
+            asked = self.schedule.poked(uid)  # a fan-out: the scan that found new tags, or newer
+            not_before = not_before if asked is None else max(not_before, asked)
+            with scans.recording() as served:
+                result, timings = await self._reconcile(
+                    meta, spec_dict, previous, generation, not_before=not_before
+                )
             interval = (
                 result.promotion.interval if result.promotion else schedule.interval_of(spec_dict)
             )
@@ -335,12 +461,14 @@ class Operator:
                     generation=generation,
                     reason=result.outcome.reason,
                     interval=interval,
-                    now=self.clock(),
+                    now=begun,
+                    seen=max(served.values(), default=None),
                 )
             else:
                 retry_in = self.schedule.retry(
-                    uid, generation=generation, interval=interval, now=self.clock()
+                    uid, generation=generation, interval=interval, now=begun
                 )
+            self.due.set(uid, self.schedule.next_at(uid))
         finally:
             lock.release()
         self.events.report(body, result.outcome)
@@ -388,7 +516,7 @@ class Operator:
         previous: Mapping[str, Any],
         generation: int | None,
         *,
-        fresh: bool,
+        not_before: float | None,
     ) -> tuple[reconcile.Result, _Timings]:
         if self.registry is None or self.secrets is None:
             raise RuntimeError("the operator has not started")
@@ -404,11 +532,11 @@ class Operator:
         result = await reconcile.reconcile(
             resource,
             registry=self.registry,
-            git=_TimedGit(self.adapters.git, timings),
+            git=_timed(self.batcher or self.adapters.git, timings),
             secrets=self.secrets,
             now=self.clock,
             dry_run=self.options.dry_run,
-            fresh=fresh,
+            not_before=not_before,
             trigger=webhook_model.decode(
                 (meta.get("annotations") or {}).get(webhook_model.TRIGGER_ANNOTATION)
             ),
@@ -439,6 +567,7 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     """A fresh Kopf registry with the handlers bound to `state`."""
     registry = kopf.OperatorRegistry()
+    state.selector = selector or shards.Selector()
     res = (GROUP, VERSION, PLURAL)
 
     @kopf.on.login(registry=registry)
@@ -459,35 +588,49 @@ def build_registry(
 
     @kopf.on.create(*res, registry=registry)
     async def created(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await state.run_pass(body, patch, force=True, why="created")
+        since = freshness.created(body.meta, state.clock())
+        await state.run_pass(body, patch, force=True, why="created", not_before=since)
 
     @kopf.on.update(*res, field="spec", registry=registry)
     async def spec_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await state.run_pass(body, patch, force=True, why="spec changed")
+        since = freshness.changed(body.meta, state.clock())
+        await state.run_pass(body, patch, force=True, why="spec changed", not_before=since)
 
     @kopf.on.update(*res, field=("metadata", "annotations", REQUESTED_AT), registry=registry)
     async def requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
         if new:
-            await state.run_pass(body, patch, force=True, why=f"requested at {new}")
+            since = freshness.requested(new, state.clock())
+            why = f"requested at {new}"
+            await state.run_pass(body, patch, force=True, why=why, not_before=since)
 
     @kopf.on.resume(*res, registry=registry)
     async def resumed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         status = body.get("status") or {}
         if status.get("observedGeneration") != body.meta.get("generation"):
-            await state.run_pass(body, patch, force=True, why="changed while stopped")
+            since = freshness.changed(body.meta, state.clock())
+            why = "changed while stopped"
+            await state.run_pass(body, patch, force=True, why=why, not_before=since)
 
     def alive(meta: kopf.Meta, **_: Any) -> bool:
         return meta.get("uid") not in state.gone
 
     @kopf.timer(*res, interval=state.options.tick, when=alive, registry=registry)
     async def tick(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        # never a Kopf retry (run_pass raises none): the schedule decides, retries included
-        await state.run_pass(body, patch, force=False, why="interval")
+        # never a Kopf retry (run_pass raises none): the schedule decides, retries included.
+        # Any CR's tick starts the whole wave due now; this CR's part of it is awaited here.
+        started = state.on_tick(body)
+        if started is not None:
+            await asyncio.shield(started)
+        else:
+            await state.run_pass(body, patch, force=False, why="interval")
 
     @kopf.on.event(*res, registry=registry)
-    def watched(type: str | None, meta: kopf.Meta, **_: Any) -> None:
+    def watched(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+        uid = str(meta.get("uid", ""))
         if type == "DELETED":
-            state.forget(str(meta.get("uid", "")))
+            state.forget(uid)
+        elif uid not in state.gone:  # ADDED, MODIFIED, or None for the initial listing
+            state.images.update(uid, body.get("spec") or {})
 
     kube_webhooks.register(registry, state)
     kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold

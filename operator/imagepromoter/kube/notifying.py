@@ -3,7 +3,14 @@
 `Notifier.after(body, result)` is called by the pass once its status is patched. When the pass
 pushed a commit and the CR has `spec.notify`, it starts one background task that reads each
 entry's Secret (key `secret`), builds the notification (notify.events) and sends it
-(notify.sending: retried with backoff, once per URL and commit). Whatever goes wrong (a missing
+(notify.sending: retried with backoff, once per URL and commit).
+
+One notification per push and URL (API.md): CRs batched into one push share its tip
+(`WriteResult.pushed`), and the first of them to finish claims (URL, tip) for each of its notify
+URLs, here, before any Secret is read; the others skip those URLs. The notification describes
+the push: `after` is the tip, `before` the head it was built on, and the files are every path
+the push changed (Argo CD refreshes the applications whose paths changed), with the claiming
+CR's name, image, tag and message. Whatever goes wrong (a missing
 Secret, an unreachable URL, a 4xx) becomes one Warning event `NotificationFailed` on the CR naming
 the URL (without credentials); the pass has already ended Promoted and stays so.
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +31,7 @@ from imagepromoter.notify import sending
 logger = logging.getLogger(__name__)
 
 Post = Callable[[Mapping[str, Any], str, str, str], bool]
+MAX_CLAIMS = 10_000  # (url, tip) pairs remembered: far more than one cycle's pushes
 
 
 class Notifier:
@@ -42,12 +51,19 @@ class Notifier:
         self._sender: sending.Sender | None = None
         self._now = now
         self.tasks: set[asyncio.Task[None]] = set()
+        self._claimed: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     def after(self, body: Mapping[str, Any], result: reconcile.Result) -> None:
         """Start notifying for this pass, if it pushed a commit and the CR asks for it."""
         promotion, write = result.promotion, result.write
         if promotion is None or write is None or not write.commit or not promotion.notify:
             return
+        tip = write.pushed or write.commit
+        targets = [t for t in promotion.notify if self._claim(t.url, tip)]
+        if not targets:  # another CR of the same push notifies these URLs
+            return
+        push = write.push
+        paths = push.paths if push else tuple(c.path for c in write.changeset.changes)
         meta = body.get("metadata") or {}
         pushed = notify_events.Pushed(
             name=str(meta.get("name")),
@@ -57,17 +73,27 @@ class Notifier:
             digest=str(result.status.get("latestDigest") or ""),
             repository=promotion.git.url,
             branch=write.branch,
-            before=write.base,
-            commit=write.commit,
+            before=push.before if push else write.base,
+            commit=tip,
             message=write.changeset.message,
-            files=notify_events.changed_files([c.path for c in write.changeset.changes]),
+            files=notify_events.changed_files(paths),
             author_name=promotion.git.author.name,
             author_email=promotion.git.author.email,
             timestamp=self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
-        task = asyncio.create_task(self._notify(body, pushed, promotion.notify))
+        task = asyncio.create_task(self._notify(body, pushed, targets))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _claim(self, url: str, tip: str) -> bool:
+        """True for the first caller of (url, tip): it sends; later ones skip."""
+        key = (url, tip)
+        if key in self._claimed:
+            return False
+        self._claimed[key] = None
+        while len(self._claimed) > MAX_CLAIMS:
+            self._claimed.popitem(last=False)
+        return True
 
     async def aclose(self) -> None:
         """Cancel what is still being sent and close the HTTP client."""

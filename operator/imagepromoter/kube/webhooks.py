@@ -29,6 +29,7 @@ import kopf
 from kopf._cogs.clients import api as kopf_api
 
 from imagepromoter.kube import secrets
+from imagepromoter.pipeline import freshness
 from imagepromoter.webhooks import auth, model, receiver, routing
 
 if TYPE_CHECKING:
@@ -272,7 +273,8 @@ def register(registry: kopf.OperatorRegistry, state: handlers.Operator) -> None:
             f"announced {announced}",
         )
         why = f"webhook {trigger.source} delivery {trigger.delivery}"
-        await state.run_pass(body, patch, force=True, why=why)
+        since = freshness.webhook(trigger.received_at, state.clock())
+        await state.run_pass(body, patch, force=True, why=why, not_before=since)
 
     async def reconcile_webhook(body: kopf.Body, patch: kopf.Patch) -> None:
         reader = readers.get("secrets")

@@ -9,8 +9,8 @@ plus `repository.default_branch`. It is signed `X-Hub-Signature-256` with the Se
 `secret` (Argo CD's `webhook.github.secret`). `generic` is `{name, namespace, image, tag, digest,
 commit, repository, branch, files}` signed `X-Signature: sha256=<hex>`.
 
-One notification per push and URL: `key` is (url, commit), so CRs batched into one push (one
-commit) notify once.
+One notification per push and URL: `key` is (url, commit), and for CRs batched into one push
+`commit` is the push's tip (kube/notifying.py), so they notify once.
 """
 
 from __future__ import annotations

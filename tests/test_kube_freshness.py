@@ -1,0 +1,232 @@
+"""The not_before each Kopf handler of kube/handlers.py gives its pass, and the poke fan-out.
+
+The handlers are taken from the Kopf registry `build_registry` fills and called as Kopf calls
+them; the registry reader records the RegistryAccess of every listing, so what each cause asks
+of the scan cache is read off the access itself. The clock is fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import prometheus_client
+import pytest
+
+from imagepromoter import scans
+from imagepromoter.kube import events, handlers, metrics
+from imagepromoter.webhooks import model as webhook_model
+from tests.test_reconcile import VALUES, MemoryGit, MemoryRegistry, MemorySecrets, make_spec
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+EARLIER = NOW - timedelta(seconds=30)
+STAMP = EARLIER.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Statuses:
+    """`patching.StatusWriter` in memory: the last status patch written per CR name."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, dict[str, Any]] = {}
+
+    async def patch(self, namespace: str, name: str, patch: Any) -> str | None:
+        self.last[name] = dict(patch)
+        return str(len(self.last))
+
+    def promoted(self, name: str) -> str | None:
+        """The promotedTag the last pass on `name` wrote, if any pass wrote one."""
+        return (self.last.get(name) or {}).get("promotedTag")
+
+
+def operator(registry: Any) -> tuple[handlers.Operator, kopf.OperatorRegistry]:
+    state = handlers.Operator(
+        handlers.Adapters(
+            registry_factory=lambda: registry,
+            git=MemoryGit({"env/dev/values.yaml": VALUES.encode()}),
+        ),
+        metrics_=metrics.Metrics(prometheus_client.CollectorRegistry()),
+        now=lambda: NOW,
+    )
+    state.registry = registry
+    state.secrets = MemorySecrets()
+    state.events = events.Events(post=lambda *args: None, now=lambda: NOW)
+    state.status_writer = Statuses()
+    return state, handlers.build_registry(state)
+
+
+def handler(registry: kopf.OperatorRegistry, name: str) -> Any:
+    """The function Kopf would call for the handler named `name`."""
+    kinds = (registry._changing, registry._spawning, registry._watching)
+    (found,) = [h.fn for kind in kinds for h in kind._handlers if h.fn.__name__ == name]
+    return found
+
+
+def body(uid: str = "u1", *, annotations: dict[str, str] | None = None, **meta: Any) -> kopf.Body:
+    return kopf.Body(
+        {
+            "metadata": {
+                "uid": uid,
+                "name": uid,
+                "namespace": "gitops",
+                "generation": 1,
+                "annotations": annotations or {},
+                **meta,
+            },
+            "spec": make_spec(),
+        }
+    )
+
+
+TRIGGER = webhook_model.Trigger(
+    tag="1.1.0-dev", source="ci", type="generic-hmac", delivery="d1",
+    received_at="2026-12-01T09:59:30.000Z",
+).encode()  # fmt: skip
+
+CAUSES = [
+    ("created", body(creationTimestamp=STAMP), {}, EARLIER),
+    ("created", body(creationTimestamp="2027-01-01T00:00:00Z"), {}, NOW),  # clock ahead
+    ("spec_changed", body(managedFields=[{"time": STAMP}]), {}, EARLIER),
+    ("spec_changed", body(), {}, NOW),
+    ("requested", body(), {"new": f"{EARLIER.timestamp():.0f}"}, EARLIER),
+    ("requested", body(), {"new": "x"}, NOW),
+    ("resumed", body(managedFields=[{"time": STAMP}]), {}, EARLIER),
+    (
+        "triggered",
+        body(annotations={webhook_model.TRIGGER_ANNOTATION: TRIGGER}),
+        {"new": TRIGGER},
+        EARLIER,
+    ),
+    ("upstream_changed", body(), {"new": "x"}, NOW),  # any other forced pass: now
+    ("release_hold", body(), {}, NOW),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "cr", "kwargs", "expected"),
+    CAUSES,
+    ids=[f"{n}-{i}" for i, (n, *_) in enumerate(CAUSES)],
+)
+async def test_each_cause_gives_its_pass_a_not_before(
+    name: str, cr: kopf.Body, kwargs: dict[str, Any], expected: datetime
+) -> None:
+    registry = MemoryRegistry(["1.0.0-dev", "1.1.0-dev"])
+    _, kopf_registry = operator(registry)
+    await handler(kopf_registry, name)(body=cr, patch=kopf.Patch(), logger=None, **kwargs)
+    (access,) = registry.seen
+    assert access.not_before == expected.timestamp()
+
+
+TIMERS = [
+    # (intervals of the CRs on the image, the ticked CR's index, the shortest interval used)
+    (["1h"], 0, timedelta(hours=1)),
+    (["1h", "1m"], 0, timedelta(minutes=1)),
+    (["1m", "1h"], 0, timedelta(minutes=1)),
+    (["1h", "1m (suspended)"], 0, timedelta(hours=1)),
+]
+
+
+@pytest.mark.parametrize(
+    ("intervals", "ticked", "shortest"), TIMERS, ids=[",".join(i) for i, *_ in TIMERS]
+)
+async def test_a_timer_pass_takes_a_scan_within_the_images_shortest_interval(
+    intervals: list[str], ticked: int, shortest: timedelta
+) -> None:
+    registry = MemoryRegistry(["1.0.0-dev"])
+    _, kopf_registry = operator(registry)
+    watched = handler(kopf_registry, "watched")
+    crs = []
+    for i, text in enumerate(intervals):
+        cr = body(f"u{i}")
+        cr["spec"]["interval"] = text.split()[0]
+        cr["spec"]["suspend"] = "suspended" in text
+        crs.append(cr)
+        watched(type="ADDED", body=cr, meta=cr.meta)
+    await handler(kopf_registry, "tick")(body=crs[ticked], patch=kopf.Patch(), logger=None)
+    (access,) = registry.seen
+    assert access.not_before == (NOW - shortest).timestamp()
+
+
+async def test_new_tags_found_by_one_cr_are_acted_on_by_every_cr_of_the_image_at_once() -> None:
+    clock = [NOW]
+    inner = MemoryRegistry(["1.0.0-dev"])
+    shared = scans.SharedScans(inner, clock=lambda: clock[0].timestamp())
+    state, kopf_registry = operator(None)
+    state.now, state.clock = (lambda: clock[0]), (lambda: clock[0])
+    state.adapters = handlers.Adapters(registry_factory=lambda: shared, git=state.adapters.git)
+    await state.start(kopf.OperatorSettings())
+    state.status_writer = statuses = Statuses()
+    assert shared.on_change == state.image_changed
+    watched, tick = handler(kopf_registry, "watched"), handler(kopf_registry, "tick")
+    crs = [body(f"u{i}") for i in range(3)]
+    crs[2]["spec"]["image"] = "ghcr.io/myorg/another"
+    for i, cr in enumerate(crs):
+        cr["spec"]["interval"] = "1m" if i == 0 else "1h"
+        watched(type="ADDED", body=cr, meta=cr.meta)
+    for cr in crs:  # a first pass each
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    assert len(inner.seen) == 2, "one listing per image"
+    inner.tags.append("1.1.0-dev")
+    clock[0] += timedelta(minutes=1, seconds=1)  # u0 is due (1m), the others are not (1h)
+    statuses.last.clear()
+    for cr in crs:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    assert len(inner.seen) == 3, "u0 listed the image; u1 took its scan"
+    promoted = {cr.meta["name"]: statuses.promoted(cr.meta["name"]) for cr in crs}
+    assert promoted == {"u0": "1.1.0-dev", "u1": "1.1.0-dev", "u2": None}, "u2: another image"
+
+
+class GatedGit(MemoryGit):
+    """A git writer whose writes for one path wait until the test opens the gate."""
+
+    def __init__(self, files: dict[str, bytes], held: str) -> None:
+        super().__init__(files)
+        self.held, self.entered, self.gate = held, threading.Event(), threading.Event()
+
+    def write(self, git: Any, creds: Any, plan: Any, **options: Any) -> Any:
+        if self.held in self.touched(plan):
+            self.entered.set()
+            assert self.gate.wait(30), "the test never opened the gate"
+        return super().write(git, creds, plan, **options)
+
+    def touched(self, plan: Any) -> set[str]:
+        return {change.path for change in plan(lambda path: self.files[path]).changes}
+
+
+async def test_a_cr_busy_with_an_older_listing_when_new_tags_are_found_acts_on_them() -> None:
+    clock = [NOW]
+    inner = MemoryRegistry(["1.0.0-dev"])
+    shared = scans.SharedScans(inner, clock=lambda: clock[0].timestamp())
+    old = VALUES.replace("1.0.0-dev", "0.9.0-dev").encode()
+    files = {"env/dev/values.yaml": old, "env/prod/values.yaml": old}
+    git = GatedGit(files, held="env/prod/values.yaml")
+    state, kopf_registry = operator(None)
+    state.now, state.clock = (lambda: clock[0]), (lambda: clock[0])
+    state.adapters = handlers.Adapters(registry_factory=lambda: shared, git=git)
+    await state.start(kopf.OperatorSettings())
+    state.status_writer = statuses = Statuses()
+    watched, tick = handler(kopf_registry, "watched"), handler(kopf_registry, "tick")
+    dev, prod = body("dev"), body("prod")
+    dev["spec"]["interval"], prod["spec"]["interval"] = "1m", "1h"
+    prod["spec"]["targets"] = [{"path": "env/prod/values.yaml", "key": "image.tag"}]
+    # another repository: writes into one repository and branch are one batch at a time, so
+    # dev's write would queue behind prod's held one
+    prod["spec"]["git"] = {**prod["spec"]["git"], "url": prod["spec"]["git"]["url"] + "-prod"}
+    for cr in (dev, prod):
+        watched(type="ADDED", body=cr, meta=cr.meta)
+    # prod's first pass lists 1.0.0-dev and is held in its git write ...
+    busy = asyncio.ensure_future(tick(body=prod, patch=kopf.Patch(), logger=None))
+    assert await asyncio.to_thread(git.entered.wait, 30), "prod's pass reached git"
+    # ... while dev, a minute later, finds 1.1.0-dev
+    inner.tags.append("1.1.0-dev")
+    clock[0] += timedelta(minutes=1, seconds=1)
+    await tick(body=dev, patch=kopf.Patch(), logger=None)
+    assert statuses.promoted("dev") == "1.1.0-dev"
+    git.gate.set()
+    await busy
+    assert b"tag: 1.0.0-dev" in git.files["env/prod/values.yaml"], "prod promoted the older tag"
+    await tick(body=prod, patch=kopf.Patch(), logger=None)  # its next tick: due again at once
+    assert statuses.promoted("prod") == "1.1.0-dev"
+    assert len(inner.seen) == 2, "from dev's scan"

@@ -1,0 +1,152 @@
+"""Waves in the operator: a tick of any CR starts every CR due, so they scan and push together.
+
+The Kopf handlers are called as Kopf calls them, on a fake clock, with in-memory adapters that
+count what they are asked: one listing per image and one batch per repository for a wave, where
+each CR on its own timer would have made its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import kopf
+
+from imagepromoter import scans
+from imagepromoter.kube import handlers
+from imagepromoter.pipeline import waves
+from tests.test_kube_freshness import NOW, Statuses, body, handler, operator
+from tests.test_reconcile import VALUES, MemoryGit, MemoryRegistry
+
+
+class CountingGit(MemoryGit):
+    """MemoryGit with write_batch: how many batches, and how many plans in each."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        super().__init__(files)
+        self.batches: list[int] = []
+
+    def write_batch(self, git: Any, creds: Any, plans: Any, **options: Any) -> list[Any]:
+        self.batches.append(len(plans))
+        results: list[Any] = []
+        for plan in plans:
+            try:
+                results.append(super().write(git, creds, plan, **options))
+            except Exception as exc:  # each plan fails alone, as the writer does
+                results.append(exc)
+        return results
+
+
+async def started(
+    n: int, *, window: float = 0.0
+) -> tuple[handlers.Operator, Any, list[kopf.Body], MemoryRegistry, CountingGit, list[Any]]:
+    clock = [NOW + timedelta(seconds=1)]  # inside a grid slot (a slot's edge splits a wave in two)
+    inner = MemoryRegistry(["1.0.0-dev"])
+    shared = scans.SharedScans(inner, clock=lambda: clock[0].timestamp())
+    git = CountingGit({"env/dev/values.yaml": VALUES.encode()})
+    state, kopf_registry = operator(None)
+    state.options = handlers.Options(batch_window=window)
+    state.now = state.clock = lambda: clock[0]
+    state.schedule = type(state.schedule)(grid=state.options.tick)
+    state.adapters = handlers.Adapters(registry_factory=lambda: shared, git=git)
+    await state.start(kopf.OperatorSettings())
+    state.status_writer = Statuses()
+    watched = handler(kopf_registry, "watched")
+    crs = [body(f"u{i}") for i in range(n)]
+    for cr in crs:
+        cr["spec"]["interval"] = "1m"
+        cr["spec"]["targets"] = [{"path": "env/dev/values.yaml", "key": "image.tag"}]
+        watched(type="ADDED", body=cr, meta=cr.meta)
+    return state, handler(kopf_registry, "tick"), crs, inner, git, clock
+
+
+async def test_crs_that_first_passed_seconds_apart_pass_together_after_that() -> None:
+    state, tick, crs, inner, git, clock = await started(10)
+    for cr in crs:  # first passes on their own timers, 0.7 s apart (one 10 s grid slot)
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+        clock[0] += timedelta(seconds=0.7)
+    first = len(inner.seen)
+    due = {state.due.due_at(str(cr.meta["uid"])) for cr in crs}
+    assert len(due) == 1, "every CR is due at the same instant: one wave"
+    (at,) = due
+    assert at == waves.align(at, state.options.tick) and at >= NOW + timedelta(minutes=1, seconds=7)
+    inner.tags.append("1.1.0-dev")
+    clock[0] = at
+    git.batches.clear()
+    await tick(body=crs[3], patch=kopf.Patch(), logger=None)  # one tick starts them all
+    await asyncio.gather(*list(state.passes.values()))
+    statuses: Statuses = state.status_writer  # type: ignore[assignment]
+    assert {statuses.promoted(str(cr.meta["name"])) for cr in crs} == {"1.1.0-dev"}
+    assert len(inner.seen) - first == 1, "one listing of the image for the whole wave"
+    assert sum(git.batches) == 10
+    for cr in crs:  # their own ticks now find their passes done: nothing more happens
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    assert len(inner.seen) - first == 1
+
+
+async def test_a_wave_is_one_batch_per_repository() -> None:
+    state, tick, crs, inner, git, clock = await started(6, window=0.05)
+    for cr in crs:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    inner.tags.append("1.1.0-dev")
+    clock[0] = state.due.next_at() or clock[0]
+    git.batches.clear()
+    await tick(body=crs[0], patch=kopf.Patch(), logger=None)
+    await asyncio.gather(*list(state.passes.values()))
+    assert git.batches == [6], "the six CRs of one repository are one write"
+
+
+async def test_a_cr_relabelled_out_of_the_shard_is_not_started_by_a_wave() -> None:
+    from imagepromoter import shards
+
+    state, tick, crs, inner, _git, clock = await started(2)
+    state.selector = shards.parse(["imagepromoter.dev/shard=0"])
+    for cr in crs:
+        cr["metadata"]["labels"] = {"imagepromoter.dev/shard": "0"}
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    crs[1]["metadata"]["labels"] = {"imagepromoter.dev/shard": "1"}  # moved; its timer stops
+    inner.tags.append("1.1.0-dev")
+    clock[0] = state.due.next_at() or clock[0]
+    await tick(body=crs[0], patch=kopf.Patch(), logger=None)
+    await asyncio.gather(*list(state.passes.values()))
+    statuses: Statuses = state.status_writer  # type: ignore[assignment]
+    assert statuses.promoted("u0") == "1.1.0-dev"
+    assert statuses.promoted("u1") != "1.1.0-dev"
+
+
+async def test_a_fan_out_starts_the_image_s_crs_in_the_next_wave() -> None:
+    state, tick, crs, inner, _git, clock = await started(3)
+    crs[0]["spec"]["interval"] = "1m"
+    for cr in crs[1:]:
+        cr["spec"]["interval"] = "1h"
+    for cr in crs:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    inner.tags.append("1.1.0-dev")
+    clock[0] = state.due.due_at("u0") or clock[0]
+    await tick(body=crs[0], patch=kopf.Patch(), logger=None)  # u0's pass finds the new tag
+    assert {"u1", "u2"} <= {k for k in ("u1", "u2") if k in state.due}
+    clock[0] += timedelta(milliseconds=5)
+    await tick(body=crs[0], patch=kopf.Patch(), logger=None)  # any tick: the poked CRs start
+    await asyncio.gather(*list(state.passes.values()))
+    statuses: Statuses = state.status_writer  # type: ignore[assignment]
+    assert {statuses.promoted(n) for n in ("u0", "u1", "u2")} == {"1.1.0-dev"}
+
+
+async def test_a_cr_whose_timer_stopped_ticking_is_left_to_its_own_next_tick() -> None:
+    import time
+
+    state, tick, crs, inner, _git, clock = await started(2)
+    for cr in crs:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    body, _ = state.bodies["u1"]
+    state.bodies["u1"] = (body, time.monotonic() - 3 * state.options.tick)  # e.g. a peering pause
+    inner.tags.append("1.1.0-dev")
+    clock[0] = state.due.next_at() or clock[0]
+    await tick(body=crs[0], patch=kopf.Patch(), logger=None)
+    await asyncio.gather(*list(state.passes.values()))
+    statuses: Statuses = state.status_writer  # type: ignore[assignment]
+    assert statuses.promoted("u0") == "1.1.0-dev"
+    assert statuses.promoted("u1") != "1.1.0-dev", "not from a body that may be stale"
+    await tick(body=crs[1], patch=kopf.Patch(), logger=None)  # its own tick, a live body
+    assert statuses.promoted("u1") == "1.1.0-dev"
