@@ -15,6 +15,10 @@ and the emulator's CPU beside the operator's. The floor, same run and servers: t
 G fetch + commit + push and curl doing the minimum registry requests. Bounded: each cycle has a
 timeout and the run a time budget; what was skipped is said in the output.
 
+`make bench` runs the default sizes 10/10/2 and 100/100/10 (about 7 minutes on the 2-core
+machine); `--big` runs 10/10/2, 100/100/10, 300/100/10 and 1000/100/10 (10, 100 and 1000 alone
+took 14 minutes there, most of it the operator's timer cycles, which wait an interval each).
+
 Run: .venv/bin/python bench/scale.py [--big] [--sizes N/M/G ...] [--modes cli,operator]
      [--cycles initial,changed,triggered,idle] [--repeat 5] [--interval 20s]
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import os
 import shutil
 import signal
@@ -159,8 +164,9 @@ class Run:
         self.skipped: list[str] = []
         self.deadline = time.monotonic() + args.budget * 60
         self.kinds = [k.strip() for k in args.cycles.split(",") if k.strip()]
-        # one interval and one timer tick: every CR's timer is due exactly once in the window
-        self.window = interval_seconds(args.interval) + TICK
+        # passes fall on the operator's tick grid, at least one interval apart: a window of the
+        # interval rounded up to the grid, plus one tick, holds every CR's next timer pass
+        self.window = math.ceil(interval_seconds(args.interval) / TICK) * TICK + TICK
 
     def plan(self) -> list[str]:
         kinds = []
@@ -252,7 +258,7 @@ def main() -> None:
     parser.add_argument("--modes", default="cli,operator")
     parser.add_argument("--cycles", default=",".join(CYCLES), help="of " + ",".join(CYCLES))
     parser.add_argument("--repeat", type=int, default=5, help="changed cycles in a row")
-    parser.add_argument("--interval", default="15s", help="the CRs' spec.interval")
+    parser.add_argument("--interval", default="20s", help="the CRs' spec.interval")
     parser.add_argument("--cycle-timeout", type=float, default=300.0, help="seconds")
     parser.add_argument("--budget", type=float, default=30.0, help="minutes for the whole run")
     parser.add_argument("--png", type=Path, default=scale_report.PNG)
@@ -305,12 +311,13 @@ def report(run: Run, sizes: list[str], args: argparse.Namespace, seconds: float)
             "`cli`: one `imagepromoter promote` process per cycle (no triggered cycle: every run",
             "is a manual one). `operator`: one `imagepromoter run --standalone` process on the",
             "kmock emulator (its own process: API CPU s), started next to the N CRs (initial).",
-            "Its changed cycles wait for its timer, so their wall time and latency include one",
-            "interval (up to one 10 s tick more); triggered cycles set",
-            "`imagepromoter.dev/requested-at` on every CR with the new tags; the idle cycle is",
-            "one interval and one tick with nothing changed. Latency: new tag to the push's",
-            "arrival at the git server (post-receive hook, ns clock). Minimum requests: distinct",
-            "images x (1 tag page + 1 digest); minimum pushes: G. CPU and RSS: the imagepromoter",
+            "Its changed cycles wait for its timer (passes on a 10 s tick grid, at least one",
+            "interval apart), so their wall time and latency include up to an interval and a",
+            "tick; triggered cycles set `imagepromoter.dev/requested-at` on every CR with the new",
+            "tags; the idle cycle is the interval rounded up to the grid plus one tick, nothing",
+            "changed. Latency: new tag to the push's arrival at the git server (post-receive",
+            "hook, ns clock). Minimum requests: distinct images x (1 tag page + 1 digest);",
+            "minimum pushes: G. CPU and RSS: the imagepromoter",
             "process (operator: CPU of the cycle, peak RSS sampled during it).",
             "floor: the git CLI doing G fetch + commit of every file + push, and one curl",
             "process making the minimum registry requests, same servers, same run.",
