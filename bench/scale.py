@@ -1,23 +1,34 @@
-"""Benchmark: N ImagePromotions over M images and G repositories, cycle by cycle (issue 11).
+"""Benchmark: N ImagePromotions over M images and G repositories, cycle by cycle, CLI and operator.
 
-On servers it starts itself (the real docker-registry behind a counting pass-through proxy, and
-git http-backend behind nginx with a post-receive hook that counts pushes), `imagepromoter
-promote` runs as its own process over one multi-document file of N CRs (CR i: image i % M,
-repository i % G, its own values file). Cycles: initial (every CR promotes), changed (a new tag
-on every image), idle (nothing changed). Each reports wall time, registry requests next to their
-floor (2 per image: the tag list and the chosen tag's digest), pushes next to theirs (G when
-anything changed, 0 when idle) and the process's peak RSS. The same run measures the floor for
-the git side: the git CLI doing G fetch + commit (every file of the repository) + push.
-Not yet covered (issue 11, next session): the operator on the emulator (status PATCHes, events,
-CPU split), every-CR-triggered and five-changed-in-a-row cycles, latency percentiles, the plot.
+The numbers users compare (issue 11). On servers it starts itself (the real docker-registry behind
+a counting pass-through proxy; git http-backend behind nginx, a post-receive hook logging each
+push's arrival time and files; the kmock emulator in a process of its own), each size runs in two
+modes: `imagepromoter promote` as one process per cycle over a file of N CRs, and `imagepromoter
+run --standalone` as one long-lived process on the emulator. Cycles: initial (every CR
+promotes), every image changed (a new tag on each image; the operator notices on its timer),
+`--repeat` of those in a row, every CR triggered (new tags and the `requested-at` annotation on
+every CR; operator only: every `promote` run is a manual one), idle (nothing changed; the
+operator for one interval). Each cycle reports wall time, promotion latency (new tag to commit
+on the git server, median and p95), registry requests and pushes next to their minimum, status
+PATCHes, events and Secret reads (operator), CPU time and peak RSS of the imagepromoter process
+and the emulator's CPU beside the operator's. The floor, same run and servers: the git CLI doing
+G fetch + commit + push and curl doing the minimum registry requests. Bounded: each cycle has a
+timeout and the run a time budget; what was skipped is said in the output.
 
-Run: .venv/bin/python bench/scale.py [--big] [--sizes N/M/G ...]
+`make bench` runs the default sizes 10/10/2 and 100/100/10 (about 7 minutes on the 2-core
+machine); `--big` runs 10/10/2, 100/100/10, 300/100/10 and 1000/100/10 (10, 100 and 1000 alone
+took 14 minutes there, most of it the operator's timer cycles, which wait an interval each).
+
+Run: .venv/bin/python bench/scale.py [--big] [--sizes N/M/G ...] [--modes cli,operator]
+     [--cycles initial,changed,triggered,idle] [--repeat 5] [--interval 20s]
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
+import collections
+import json
+import math
 import os
 import shutil
 import signal
@@ -25,230 +36,300 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import results
+from bench import results, scale_report, scale_setup
+from bench.scale_operator import CLI, OperatorBench
+from bench.scale_setup import Cycle, Setup, spawned
 from tests.servers import git_http, registry
 
 DEFAULT_SIZES = ("10/10/2", "100/100/10")
-BIG = "1000/100/10"
-CLI = Path(sys.executable).with_name("imagepromoter")
-HOOK = '#!/bin/sh\necho push >> "$GIT_DIR/pushes.log"\n'
+BIG_SIZES = ("10/10/2", "100/100/10", "300/100/10", "1000/100/10")
+CYCLES = ("initial", "changed", "triggered", "idle")
+TICK = 10.0  # the operator's timer tick (kube/handlers.py Options.tick), seconds
 
 
-@dataclass
-class Cycle:
-    """What one `promote` process did."""
+class CliBench:
+    """`imagepromoter promote` over one Setup: one process per cycle, workspace kept."""
 
-    size: str
-    kind: str
-    wall_s: float
-    requests: int
-    requests_floor: int
-    pushes: int
-    pushes_floor: int
-    rss_mb: float
-    exit_code: int
+    def __init__(self, setup: Setup, timeout: float) -> None:
+        self.setup, self.timeout = setup, timeout
+        self.crs = setup.tmp / f"{setup.prefix}-crs.yaml"
+        self.crs.write_text(yaml.safe_dump_all(setup.crs()), "utf-8")
+        self.secrets = setup.tmp / f"{setup.prefix}-secrets.yaml"
+        self.secrets.write_text(yaml.safe_dump(setup.secret()), "utf-8")
+        self.stderr = setup.tmp / f"{setup.prefix}-cli.stderr"
+        self.stdout = setup.tmp / f"{setup.prefix}-cli.json"
 
-
-def values(i: int) -> str:
-    return f"# app {i}\nimage:\n  repository: scale/img\n  tag: 0.0.0\nreplicas: 1\n"
-
-
-def cr(i: int, image: str, url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "imagepromoter.dev/v1alpha1",
-        "kind": "ImagePromotion",
-        "metadata": {"name": f"app-{i:04d}", "namespace": "gitops"},
-        "spec": {
-            "image": image,
-            "insecure": True,
-            "tagRegex": r"^(?P<version>\d+\.\d+\.\d+)$",
-            "git": {"url": url, "insecure": True, "branch": "main", "secretRef": "push"},
-            "targets": [{"path": f"apps/app-{i:04d}/values.yaml", "key": "image.tag"}],
-        },
-    }
-
-
-class Setup:
-    """N CRs over M images and G repositories on the two servers."""
-
-    def __init__(
-        self,
-        tmp: Path,
-        reg: registry.RegistryServer,
-        proxy: registry.CountingProxy,
-        git: git_http.GitHttpServer,
-        n: int,
-        m: int,
-        g: int,
-    ) -> None:
-        self.tmp, self.reg, self.proxy, self.git = tmp, reg, proxy, git
-        self.n, self.m, self.g = n, m, g
-        self.size = f"{n}/{m}/{g}"
-        prefix = f"s{n}x{m}x{g}"
-        self.images = [f"{prefix}/img{j:03d}" for j in range(m)]
-        self.digests = {name: reg.push_image(name, tags=["1.0.0"]).digest for name in self.images}
-        self.repos = [f"{prefix}-gitops{k:02d}" for k in range(g)]
-        urls = []
-        for k, name in enumerate(self.repos):
-            files = {f"apps/app-{i:04d}/values.yaml": values(i) for i in range(k, n, g)}
-            urls.append(git.create_repo(name, files))
-            hook = git.repo_path(name) / "hooks/post-receive"
-            hook.write_text(HOOK, "utf-8")
-            hook.chmod(0o755)
-        docs = [cr(i, f"{proxy.host}/{self.images[i % m]}", urls[i % g]) for i in range(n)]
-        self.crs = tmp / f"{prefix}-crs.yaml"
-        self.crs.write_text(yaml.safe_dump_all(docs), "utf-8")
-        self.secrets = tmp / f"{prefix}-secrets.yaml"
-        push = {"username": git.username, "password": git.password}
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "push", "namespace": "gitops"},
-            "stringData": push,
-        }
-        self.secrets.write_text(yaml.safe_dump(secret), "utf-8")
-        self.workdir = tmp / f"{prefix}-work"
-        self.version = 0
-
-    def pushes(self) -> int:
-        total = 0
-        for name in self.repos:
-            log = self.git.repo_path(name) / "pushes.log"
-            total += len(log.read_text().splitlines()) if log.exists() else 0
-        return total
-
-    def change_every_image(self) -> None:
-        self.version += 1
-        for name in self.images:
-            self.reg.seed_tags(name, [f"1.0.{self.version}"], self.digests[name])
-
-    def promote(self, kind: str) -> Cycle:
-        """One `imagepromoter promote` process over the N CRs."""
-        self.proxy.clear()
-        before = self.pushes()
+    def cycle(self, kind: str) -> Cycle:
+        setup = self.setup
+        if kind.startswith("changed"):
+            setup.change_every_image()
+        setup.begin_cycle()
         start = time.perf_counter()
-        process = subprocess.Popen(
-            [CLI, "promote", self.crs, "--secrets", self.secrets, "--workdir", self.workdir],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        _, status, usage = os.wait4(process.pid, 0)
+        command: list[str | Path] = [CLI, "promote", self.crs, "--secrets", self.secrets]
+        command += ["--workdir", setup.workdir, "--output", "json"]
+        with self.stderr.open("wb") as err, self.stdout.open("wb") as out:
+            process = spawned(subprocess.Popen(command, stdout=out, stderr=err, process_group=0))
+        note = ""
+        try:
+            while True:
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() - start > self.timeout:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    _, status, usage = os.wait4(process.pid, 0)
+                    note = f"timed out after {self.timeout:.0f} s"
+                    break
+                time.sleep(0.02)
+        finally:
+            if process.returncode is None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         wall = time.perf_counter() - start
         code = os.waitstatus_to_exitcode(status)
-        if code != 0 and process.stderr is not None:
-            print(process.stderr.read().decode()[-2000:], file=sys.stderr)
+        if code != 0 and not note:
+            setup.poll()
+            promoted = f"{len(setup.arrived)}/{setup.n} promoted" if kind != "idle" else ""
+            note = f"exit {code} {promoted}: {self.failures()}"
+            if errors := self.stderr.read_text(errors="replace").strip():
+                print(errors[-2000:], file=sys.stderr)
+        setup.poll()
         changed = kind != "idle"
         return Cycle(
-            self.size,
-            kind,
-            wall,
-            len(self.proxy.seen()),
-            2 * self.m,
-            self.pushes() - before,
-            self.g if changed else 0,
-            usage.ru_maxrss / 1024,
-            code,
-        )
+            size=setup.size, mode="cli", kind=kind, wall_s=wall,
+            requests=setup.requests(), requests_min=setup.requests_min(),
+            pushes=setup.pushes, pushes_min=setup.g if changed else 0,
+            latencies=setup.latencies() if changed else [],
+            cpu_s=usage.ru_utime + usage.ru_stime, rss_mb=usage.ru_maxrss / 1024,
+            promoted=len(setup.arrived), note=note,
+        )  # fmt: skip
 
-    def git_floor(self) -> float:
-        """Seconds for the git CLI to fetch, edit every file, commit and push each repository."""
-        token = base64.b64encode(f"{self.git.username}:{self.git.password}".encode()).decode()
-        auth = ["-c", f"http.extraHeader=Authorization: Basic {token}"]
-        clones = self.tmp / f"{self.size.replace('/', 'x')}-clones"
-        env = git_http._env()
-
-        def run(*args: str | Path, cwd: Path) -> None:
-            subprocess.run(["git", *auth, *args], cwd=cwd, check=True, capture_output=True, env=env)
-
-        clones.mkdir(exist_ok=True)
-        for name in self.repos:  # kept clones, as the workspace is kept: not timed
-            run("clone", "--quiet", "--depth", "1", self.git.url(name), name, cwd=clones)
-        start = time.perf_counter()
-        for name in self.repos:
-            clone = clones / name
-            run("fetch", "--quiet", "--depth", "1", "origin", "main", cwd=clone)
-            run("reset", "--quiet", "--hard", "FETCH_HEAD", cwd=clone)
-            for path in (clone / "apps").glob("*/values.yaml"):
-                path.write_text(path.read_text().replace("replicas: 1", "replicas: 2"))
-            run("commit", "--quiet", "-am", "floor", cwd=clone)
-            run("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=clone)
-        return time.perf_counter() - start
+    def failures(self) -> str:
+        """How many CRs ended Ready=False, by reason, and one message (from `--output json`)."""
+        try:
+            entries = json.loads(self.stdout.read_text() or "[]")
+        except ValueError:
+            return "no JSON output"
+        reasons: collections.Counter[str] = collections.Counter()
+        message = ""
+        for entry in entries:
+            for condition in (entry.get("status") or {}).get("conditions") or []:
+                if condition.get("type") == "Ready" and condition.get("status") != "True":
+                    reasons[condition.get("reason", "")] += 1
+                    message = message or str(condition.get("message", ""))[:100]
+        counted = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+        return f"{counted or 'no Ready=False'} ({message})" if message else counted
 
 
-def ratio(value: int, floor: int) -> str:
-    return f"{value} ({floor})" if floor == 0 else f"{value} ({floor}, {value / floor:.2f}x)"
+def interval_seconds(text: str) -> float:
+    """'20s', '1m', '1m30s' -> seconds."""
+    total, number = 0.0, ""
+    for char in text:
+        if char.isdigit():
+            number += char
+        else:
+            total += int(number) * {"h": 3600, "m": 60, "s": 1}[char]
+            number = ""
+    return total
+
+
+def show(c: Cycle) -> None:
+    p50, p95 = c.latency(0.5), c.latency(0.95)
+    latency = "" if p50 is None else f"  latency p50 {p50:.2f} p95 {p95:.2f} s"
+    api = "" if c.status_patches is None else (
+        f"  PATCHes {scale_report.patches(c)} events {c.events} Secret reads {c.secret_reads}"
+        f"  API CPU {c.api_cpu_s:.2f} s")  # fmt: skip
+    work = "" if c.mode == "floor" else f"  CPU {c.cpu_s:.2f} s  RSS {c.rss_mb:.0f} MB"
+    print(
+        f"  {c.mode:<8} {c.kind:<10} {c.wall_s:7.2f} s{latency}"
+        f"  requests {scale_report.ratio(c.requests, c.requests_min)}"
+        f"  pushes {scale_report.ratio(c.pushes, c.pushes_min)}{api}"
+        f"{work} {c.note}",
+        flush=True,
+    )
+
+
+class Run:
+    """The sizes x modes x cycles of one bench run, within its time budget."""
+
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        self.args, self.tmp = args, tmp
+        self.cycles: list[Cycle] = []
+        self.skipped: list[str] = []
+        self.deadline = time.monotonic() + args.budget * 60
+        self.kinds = [k.strip() for k in args.cycles.split(",") if k.strip()]
+        # passes fall on the operator's tick grid, at least one interval apart: a window of the
+        # interval rounded up to the grid, plus one tick, holds every CR's next timer pass
+        self.window = math.ceil(interval_seconds(args.interval) / TICK) * TICK + TICK
+
+    def plan(self) -> list[str]:
+        kinds = []
+        for kind in self.kinds:
+            if kind == "changed":
+                kinds += [f"changed {i}" for i in range(1, self.args.repeat + 1)]
+            else:
+                kinds.append(kind)
+        return kinds
+
+    def over_budget(self, what: str) -> bool:
+        if time.monotonic() < self.deadline:
+            return False
+        self.skipped.append(what)
+        return True
+
+    def record(self, cycle: Cycle) -> bool:
+        """Keep and print a cycle; False when the next cycle cannot start from where it ended."""
+        self.cycles.append(cycle)
+        show(cycle)
+        # a CR failing leaves the others promoted (the next `promote` starts from there); a
+        # timeout or an exited operator leaves a state no next cycle can be measured from
+        return not cycle.note.startswith(("timed out", "operator exited"))
+
+    def size(self, reg: registry.RegistryServer, proxy: registry.CountingProxy,
+             git: git_http.GitHttpServer, size: str) -> None:  # fmt: skip
+        for mode in self.args.modes.split(","):
+            if self.over_budget(f"{size} {mode}"):
+                continue
+            started = time.perf_counter()
+            setup = Setup(self.tmp, reg, proxy, git, size, mode, self.args.interval)
+            print(f"{size} {mode}: seeded in {time.perf_counter() - started:.1f} s", flush=True)
+            try:
+                if mode == "cli":
+                    self.cli(setup)
+                else:
+                    self.operator(setup)
+            finally:
+                shutil.rmtree(setup.workdir, ignore_errors=True)
+            if mode == self.args.modes.split(",")[0] and not self.over_budget(f"{size} floor"):
+                git_s = setup.git_floor()
+                curl_s, curl_requests = setup.curl_floor()
+                self.record(Cycle(
+                    size=size, mode="floor", kind="git CLI + curl", wall_s=git_s + curl_s,
+                    requests=curl_requests, requests_min=setup.requests_min(),
+                    pushes=setup.g, pushes_min=setup.g,
+                    note=f"git CLI {git_s:.2f} s + curl {curl_s:.2f} s",
+                ))  # fmt: skip
+
+    def cli(self, setup: Setup) -> None:
+        bench = CliBench(setup, self.args.cycle_timeout)
+        for kind in self.plan():
+            if kind == "triggered":
+                continue  # every `promote` run is a manual trigger: the changed cycle
+            if self.over_budget(f"{setup.size} cli {kind}"):
+                return
+            if kind == "initial":
+                setup.seeded_at = dict.fromkeys(setup.seeded_at, time.time())
+            if not self.record(bench.cycle(kind)):
+                return
+
+    def operator(self, setup: Setup) -> None:
+        with OperatorBench(setup, self.args.cycle_timeout) as bench:
+            try:
+                for kind in self.plan():
+                    if self.over_budget(f"{setup.size} operator {kind}"):
+                        return
+                    if kind == "initial":
+                        setup.seeded_at = dict.fromkeys(setup.seeded_at, time.time())
+                        cycle = bench.initial()
+                    elif kind == "triggered":
+                        cycle = bench.triggered()
+                    elif kind == "idle":
+                        cycle = bench.idle(self.window)
+                    else:
+                        cycle = bench.changed(kind)
+                    if not self.record(cycle):
+                        print(bench.tail(), file=sys.stderr)
+                        return
+            finally:
+                if self.args.keep_logs:
+                    shutil.copy(bench.log, self.args.keep_logs / bench.log.name)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="*", default=list(DEFAULT_SIZES), help="N/M/G ...")
-    parser.add_argument("--big", action="store_true", help=f"also {BIG}")
+    parser.add_argument("--sizes", nargs="*", default=None, help="N/M/G ...")
+    parser.add_argument("--big", action="store_true", help=f"sizes {' '.join(BIG_SIZES)}")
+    parser.add_argument("--modes", default="cli,operator")
+    parser.add_argument("--cycles", default=",".join(CYCLES), help="of " + ",".join(CYCLES))
+    parser.add_argument("--repeat", type=int, default=5, help="changed cycles in a row")
+    parser.add_argument("--interval", default="20s", help="the CRs' spec.interval")
+    parser.add_argument("--cycle-timeout", type=float, default=300.0, help="seconds")
+    parser.add_argument("--budget", type=float, default=30.0, help="minutes for the whole run")
+    parser.add_argument("--png", type=Path, default=scale_report.PNG)
+    parser.add_argument("--results", type=Path, default=results.RESULTS, help="RESULTS.md path")
+    parser.add_argument("--pidfile", type=Path, default=None, help="write spawned groups here")
+    parser.add_argument("--keep-logs", type=Path, default=None, help="copy operator logs here")
     args = parser.parse_args()
-    sizes = [*args.sizes, *([BIG] if args.big else [])]
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout`: still stop the servers
-    cycles: list[Cycle] = []
-    floors: dict[str, float] = {}
+    sizes = args.sizes or list(BIG_SIZES if args.big else DEFAULT_SIZES)
+    results.RESULTS = args.results
+    scale_setup.PIDFILE[:] = [args.pidfile] if args.pidfile else []
+    # `timeout` sends SIGTERM: exit through the `finally`s that stop every process
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        measure(args, sizes)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def measure(args: argparse.Namespace, sizes: list[str]) -> None:
+    """Every size and mode, then the report."""
+    began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as name:
         tmp = Path(name)
+        run = Run(args, tmp)
         reg = registry.start(tmp / "registry")
         proxy = registry.CountingProxy(reg.url)
         try:
             with git_http.serve(tmp / "git") as git:
+                scale_setup.write_groups()
                 for size in sizes:
-                    n, m, g = (int(x) for x in size.split("/"))
-                    t0 = time.perf_counter()
-                    setup = Setup(tmp, reg, proxy, git, n, m, g)
-                    print(f"{size}: seeded in {time.perf_counter() - t0:.1f} s", flush=True)
-                    for kind in ("initial", "changed", "idle"):
-                        if kind == "changed":
-                            setup.change_every_image()
-                        cycles.append(setup.promote(kind))
-                        c = cycles[-1]
-                        requests = ratio(c.requests, c.requests_floor)
-                        print(
-                            f"  {kind:<8} {c.wall_s:6.2f} s  requests {requests}"
-                            f"  pushes {ratio(c.pushes, c.pushes_floor)}  RSS {c.rss_mb:.0f} MB"
-                            f"  exit {c.exit_code}",
-                            flush=True,
-                        )
-                    floors[size] = setup.git_floor()
-                    print(f"  git CLI floor: {floors[size]:.2f} s for {g} fetch+commit+push")
-                    shutil.rmtree(setup.workdir, ignore_errors=True)
+                    run.size(reg, proxy, git, size)
         finally:
             proxy.stop()
             reg.stop()
-    rows = [
-        (
-            c.size,
-            c.kind,
-            f"{c.wall_s:.2f}",
-            ratio(c.requests, c.requests_floor),
-            ratio(c.pushes, c.pushes_floor),
-            f"{c.rss_mb:.0f}",
-            f"{floors[c.size]:.2f}" if c.kind == "changed" else "",
-            c.exit_code,
-        )
-        for c in cycles
-    ]
-    header = ("N/M/G", "cycle", "wall s", "registry requests (floor)", "pushes (floor)",
-              "peak RSS MB", "git CLI floor s", "exit")  # fmt: skip
+    report(run, sizes, args, time.monotonic() - began)
+
+
+def report(run: Run, sizes: list[str], args: argparse.Namespace, seconds: float) -> None:
+    judged = scale_report.goals(run.cycles)
+    print("\nissue 11 goals:", *(f"- {line}" for line in judged), sep="\n")
+    png = scale_report.plot(run.cycles, judged, args.png)
+    print(f"figure: {png}")
+    skipped = [f"Skipped (time budget {args.budget:.0f} min): {', '.join(run.skipped)}."]
     results.record(
         "scale",
-        "N ImagePromotions over M images and G repositories, `promote` (bench/scale.py)",
+        "N ImagePromotions over M images and G repositories, CLI and operator (bench/scale.py)",
         [
-            "One `imagepromoter promote` process per cycle over a file of N CRs; registry",
-            "requests counted by a pass-through proxy, pushes by a post-receive hook. The git CLI",
-            "floor: G kept clones doing fetch + commit of every file + push, same run.",
+            f"Sizes {', '.join(sizes)}; modes {args.modes}; the CRs' interval {args.interval}; "
+            f"{args.repeat} changed cycles in a row; the whole run took {seconds / 60:.1f} min.",
+            "`cli`: one `imagepromoter promote` process per cycle (no triggered cycle: every run",
+            "is a manual one). `operator`: one `imagepromoter run --standalone` process on the",
+            "kmock emulator (its own process: API CPU s), started next to the N CRs (initial).",
+            "Its changed cycles wait for its timer (passes on a 10 s tick grid, at least one",
+            "interval apart), so their wall time and latency include up to an interval and a",
+            "tick; triggered cycles set `imagepromoter.dev/requested-at` on every CR with the new",
+            "tags; the idle cycle is the interval rounded up to the grid plus one tick, nothing",
+            "changed. Latency: new tag to the push's arrival at the git server (post-receive",
+            "hook, ns clock). Minimum requests: distinct images x (1 tag page + 1 digest);",
+            "minimum pushes: G. CPU and RSS: the imagepromoter",
+            "process (operator: CPU of the cycle, peak RSS sampled during it).",
+            "floor: the git CLI doing G fetch + commit of every file + push, and one curl",
+            "process making the minimum registry requests, same servers, same run.",
             "",
-            *results.table(header, rows),
+            *results.table(scale_report.HEADER, [scale_report.row(c) for c in run.cycles]),
+            "",
+            "Issue 11's goals, judged from this table (not asserted by any test):",
+            "",
+            *(f"- {line}" for line in judged),
+            *(["", skipped[0]] if run.skipped else []),
+            "",
+            "Figure: [bench/scaling.png](scaling.png) (cycle time and peak RSS against N).",
         ],
     )
 
