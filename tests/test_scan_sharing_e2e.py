@@ -30,18 +30,17 @@ import pytest
 from imagepromoter import scans
 from imagepromoter.kube import handlers
 from tests.kmock_emulator import Emulator
-from tests.servers import git_http, registry
-from tests.test_holds_operator_e2e import start
-from tests.test_operator_e2e import (
+from tests.operator_harness import (
     VALUES,
     Cluster,
     Running,
-    api,  # noqa: F401 - the emulator fixture
+    credentials,
     eventually,
     handled,
-    secret,
+    start_operator,
     stop_operator,
 )
+from tests.servers import git_http, registry
 
 pytestmark = pytest.mark.servers
 
@@ -115,7 +114,7 @@ def counted(registry_open: registry.RegistryServer) -> Iterator[registry.Countin
 
 @pytest.fixture
 async def fleet(
-    api: Emulator,  # noqa: F811
+    api: Emulator,
     git_http_server: Any,
     git_repo: Any,
     registry_open: registry.RegistryServer,
@@ -139,11 +138,10 @@ async def fleet(
         )
 
     git = writer.GitWriter(tmp_path / "work", retries=3, sleep=lambda seconds: None)
-    running = await start(api, handlers.Adapters(registry_factory=shared, git=git), clock)
+    adapters = handlers.Adapters(registry_factory=shared, git=git)
+    running = await start_operator(api, adapters, now=clock)
     cluster = running.cluster
-    await cluster.apply(
-        secret("gitops-write", username=git_http_server.username, password=git_http_server.password)
-    )
+    await credentials(cluster, git_http_server)
     yield Fleet(running, cluster, clock, counted, registry_open, images, list(urls), list(repos))
     await stop_operator(running)
 

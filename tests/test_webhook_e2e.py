@@ -38,18 +38,19 @@ from imagepromoter.kube import handlers, metrics
 from imagepromoter.webhooks import auth, model
 from tests.conftest import need_server
 from tests.kmock_emulator import Emulator
-from tests.servers import free_port, git_http
-from tests.servers import registry as registry_server
-from tests.test_operator_e2e import (
+from tests.operator_harness import (
     CRD,
     NS,
     Cluster,
     Running,
+    emulated,
     eventually,
     secret,
     start_operator,
     stop_operator,
 )
+from tests.servers import free_port, git_http
+from tests.servers import registry as registry_server
 
 pytestmark = pytest.mark.servers
 
@@ -170,10 +171,7 @@ def iwh(api: Emulator, name: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def api() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator, kmock.Server(emulator):
-        emulator.resources.load_bundled()
-        emulator.register_crd(CRD)
-        emulator.register_crd(IWH_CRD)
+    async with emulated(CRD, IWH_CRD) as emulator:
         yield emulator
 
 
