@@ -202,6 +202,16 @@ async def paced_scanner() -> AsyncIterator[Callable[..., PacedScanner]]:
 
 
 @pytest.fixture
+def counted(registry_open: registry.RegistryServer) -> Iterator[registry.CountingProxy]:
+    """A counting proxy in front of the open registry: it sees every request on the wire."""
+    proxy = registry.CountingProxy(registry_open.url)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
 def counting_proxy() -> Iterator[Callable[[str], registry.CountingProxy]]:
     """`counting_proxy(upstream_url)`: a pass-through on another port (another host name)."""
     made: list[registry.CountingProxy] = []

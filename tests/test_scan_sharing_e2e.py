@@ -19,7 +19,7 @@ Each cycle must list each image it touches exactly once and read at most one dig
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,15 +101,6 @@ class Fleet:
         """Passes that read the registry (from the cache or not), as the operator counts them."""
         value: float = self.running.metrics.scans._value.get()
         return value
-
-
-@pytest.fixture
-def counted(registry_open: registry.RegistryServer) -> Iterator[registry.CountingProxy]:
-    proxy = registry.CountingProxy(registry_open.url)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
 
 
 @pytest.fixture
