@@ -131,3 +131,22 @@ async def test_a_fan_out_starts_the_image_s_crs_in_the_next_wave() -> None:
     await asyncio.gather(*list(state.passes.values()))
     statuses: Statuses = state.status_writer  # type: ignore[assignment]
     assert {statuses.promoted(n) for n in ("u0", "u1", "u2")} == {"1.1.0-dev"}
+
+
+async def test_a_cr_whose_timer_stopped_ticking_is_left_to_its_own_next_tick() -> None:
+    import time
+
+    state, tick, crs, inner, _git, clock = await started(2)
+    for cr in crs:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    body, _ = state.bodies["u1"]
+    state.bodies["u1"] = (body, time.monotonic() - 3 * state.options.tick)  # e.g. a peering pause
+    inner.tags.append("1.1.0-dev")
+    clock[0] = state.due.next_at() or clock[0]
+    await tick(body=crs[0], patch=kopf.Patch(), logger=None)
+    await asyncio.gather(*list(state.passes.values()))
+    statuses: Statuses = state.status_writer  # type: ignore[assignment]
+    assert statuses.promoted("u0") == "1.1.0-dev"
+    assert statuses.promoted("u1") != "1.1.0-dev", "not from a body that may be stale"
+    await tick(body=crs[1], patch=kopf.Patch(), logger=None)  # its own tick, a live body
+    assert statuses.promoted("u1") == "1.1.0-dev"

@@ -306,7 +306,8 @@ class Operator:
     upstreams: kube_stages.KopfUpstreams = field(default_factory=kube_stages.KopfUpstreams)
     images: image_index.ImageIndex = field(default_factory=image_index.ImageIndex)
     due: waves.DueQueue = field(default_factory=waves.DueQueue)  # the next waves
-    bodies: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # live, from each tick
+    # the live body each CR's timer last ticked with, and when (time.monotonic())
+    bodies: dict[str, tuple[Mapping[str, Any], float]] = field(default_factory=dict)
     passes: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # started by a wave
     selector: shards.Selector = field(default_factory=shards.Selector)
 
@@ -368,16 +369,21 @@ class Operator:
     def on_tick(self, body: Mapping[str, Any]) -> asyncio.Task[None] | None:
         """A CR's timer ticked: start every CR now due (the wave); this CR's pass, if it is one."""
         uid = str((body.get("metadata") or {}).get("uid", ""))
-        self.bodies[uid] = body
+        self.bodies[uid] = (body, time.monotonic())
         self.start_due()
         return self.passes.get(uid)
 
     def start_due(self) -> None:
         """Start the pass of every CR due now, together (pipeline/waves.py says why)."""
         for uid in self.due.pop_due(self.clock()):
-            body = self.bodies.get(uid)
-            if body is None or uid in self.gone or uid in self.passes:
+            ticked = self.bodies.get(uid)
+            if ticked is None or uid in self.gone or uid in self.passes:
                 continue  # not ticked here yet (its own tick decides), gone, or already running
+            body, when = ticked
+            if time.monotonic() - when > 2 * self.options.tick:
+                # its timer has not ticked lately (a peering pause stops them all): its body may
+                # be stale, so its own next tick, with a live body, decides
+                continue
             labels = (body.get("metadata") or {}).get("labels")
             if self.selector and not self.selector.matches(labels):
                 continue  # relabelled into another shard: its timer here has stopped
