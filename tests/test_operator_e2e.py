@@ -4,7 +4,7 @@ No real API server can be had on these machines, so Kopf talks to `tests.kmock_e
 (kmock's emulator plus the fixes Kopf needs) over real HTTP on 127.0.0.1. The registry and the git
 server are the real ones from tests/servers/. Each test starts its own emulator and operator in
 the test's event loop and stops them after; waiting is "until a condition holds, or fail after a
-timeout", never a fixed sleep.
+timeout", never a fixed sleep. The harness for all that is tests/operator_harness.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Two shards of the operator over one API (the kmock emulator), one registry and one git server.
 
-Two `operate(...)` runs, each in its own thread and loop (as tests/test_operator_e2e.py starts
-one), with `--selector imagepromoter.dev/shard=0` and `=1`. Each shard logs in with its own
+Two `operate(...)` runs, each in its own thread and loop (tests/operator_harness.py), with
+`--selector imagepromoter.dev/shard=0` and `=1`. Each shard logs in with its own
 bearer token, so the emulator's request history says which process wrote what, and each has its
 own git committer, so the repository says which process committed what. Four CRs, two per shard,
 each writing its own file. Then one CR is relabelled from shard 0 to shard 1 and a new tag is
