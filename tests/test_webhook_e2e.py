@@ -283,8 +283,12 @@ async def test_seed_curl_promotes_dev_only(hooked: Start) -> None:
     status_dev = h.cluster.status("myapp-dev")
     assert status_dev["trigger"]["fields"]["git_branch"] == "feature/login"
     assert status_dev["trigger"]["source"] == "upstream-ci"
-    reasons = [(e["type"], e["reason"]) for e in h.cluster.events("myapp-dev")]
-    assert ("Normal", "Webhook") in reasons and ("Normal", "Promoted") in reasons
+    def reasons() -> list[tuple[str, str]]:
+        return [(e["type"], e["reason"]) for e in h.cluster.events("myapp-dev")]
+
+    # Kopf posts events from a queue: the Promoted one may land after the status patch
+    await eventually(lambda: ("Normal", "Promoted") in reasons(), "the Promoted event")
+    assert ("Normal", "Webhook") in reasons()
     webhook_event = next(e for e in h.cluster.events("myapp-dev") if e["reason"] == "Webhook")
     assert "upstream-ci" in webhook_event["message"] and "delivery" in webhook_event["message"]
     assert h.cluster.status("myapp-prod")["promotedTag"] == "1.0.0-stable"
