@@ -19,7 +19,7 @@ from hypothesis import settings
 
 from tests.servers import SPAWNED_GROUPS, MissingBinary, alive_in_groups
 
-pytest_plugins = ["tests.fixtures_registry", "tests.fixtures_git"]
+pytest_plugins = ["tests.fixtures_registry", "tests.fixtures_git", "tests.operator_harness"]
 
 T = TypeVar("T")
 

@@ -147,6 +147,17 @@ def fault_proxy() -> Iterator[Callable[..., registry.FaultProxy]]:
 
 
 @pytest.fixture
+def proxied(
+    registry_open: registry.RegistryServer,
+    repo_name: str,
+    fault_proxy: Callable[..., registry.FaultProxy],
+) -> tuple[registry.FaultProxy, str]:
+    """A fault proxy in front of the open registry, and a repository there tagged 1.0.0, 1.1.0."""
+    registry_open.push_image(repo_name, tags=["1.0.0", "1.1.0"])
+    return fault_proxy(registry_open.url), repo_name
+
+
+@pytest.fixture
 def registry_scratch(tmp_path: Path) -> Iterator[registry.RegistryServer]:
     """A private open registry for tests that damage or fill its storage."""
     server = need_server(lambda: registry.start(tmp_path / "registry"))
@@ -188,6 +199,16 @@ async def paced_scanner() -> AsyncIterator[Callable[..., PacedScanner]]:
     yield make
     for one in made:
         await one.aclose()
+
+
+@pytest.fixture
+def counted(registry_open: registry.RegistryServer) -> Iterator[registry.CountingProxy]:
+    """A counting proxy in front of the open registry: it sees every request on the wire."""
+    proxy = registry.CountingProxy(registry_open.url)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture

@@ -3,40 +3,35 @@
 The operator runs with an injected clock (`handlers.operate(now=...)`), so "an hour later" is a
 step of the clock, not a wait; Kopf's own timer ticks every 0.1 s of real time and the schedule
 asks the injected clock whether a pass is due. Waiting is `eventually` (poll until true or fail),
-never a sleep. The fixtures and helpers are those of tests/test_operator_e2e.py.
+never a sleep. The fixtures and helpers are those of tests/operator_harness.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import kopf
-import prometheus_client
 import pytest
 
 from imagepromoter import holds, scans
-from imagepromoter.kube import handlers, metrics
+from imagepromoter.kube import handlers
 from imagepromoter.kube import stages as kube_stages
 from tests.kmock_emulator import Emulator
-from tests.servers import git_http
-from tests.test_operator_e2e import (
-    TIMEOUT,
+from tests.operator_harness import (
     VALUES,
     Cluster,
     Running,
-    api,  # noqa: F401 - the emulator fixture
+    credentials,
     eventually,
     reason_is,
-    secret,
+    start_operator,
     stop_operator,
 )
+from tests.servers import git_http
 
 pytestmark = pytest.mark.servers
 
@@ -103,42 +98,9 @@ class Stage:
         }
 
 
-async def start(emulator: Emulator, adapters: handlers.Adapters, clock: Clock) -> Running:
-    """The operator in its own thread and loop (as tests/test_operator_e2e.py), with `clock`."""
-    server = emulator.servers[0]
-    stop, ready = threading.Event(), threading.Event()
-    registry = metrics.Metrics(prometheus_client.CollectorRegistry())
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(
-                handlers.operate(
-                    adapters,
-                    options=handlers.Options(tick=0.1, base_backoff=timedelta(seconds=0.2)),
-                    connection=kopf.ConnectionInfo(server=str(server.url).rstrip("/")),
-                    metrics_=registry,
-                    now=clock,
-                    stop_flag=stop,
-                    ready_flag=ready,
-                )
-            )
-        except BaseException as exc:  # reported by stop_operator
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="operator", daemon=True)
-    thread.start()
-    if not await asyncio.to_thread(ready.wait, TIMEOUT):
-        stop.set()
-        pytest.fail(f"the operator did not get ready: {errors}")
-    return Running(
-        cluster=Cluster(emulator), metrics=registry, stop=stop, thread=thread, errors=errors
-    )
-
-
 @pytest.fixture
 async def stage(
-    api: Emulator,  # noqa: F811
+    api: Emulator,
     git_http_server: Any,
     git_repo: Any,
     registry_htpasswd: Any,
@@ -165,18 +127,9 @@ async def stage(
 
     clock = Clock()
     adapters = handlers.Adapters(registry_factory=registry, git=git, history=history.History(git))
-    running = await start(api, adapters, clock)
+    running = await start_operator(api, adapters, now=clock)
     cluster = running.cluster
-    await cluster.apply(
-        secret("gitops-write", username=git_http_server.username, password=git_http_server.password)
-    )
-    auths = {
-        registry_htpasswd.host: {
-            "username": registry_htpasswd.username,
-            "password": registry_htpasswd.password,
-        }
-    }
-    await cluster.apply(secret("ghcr-pull", **{".dockerconfigjson": json.dumps({"auths": auths})}))
+    await credentials(cluster, git_http_server, registry_htpasswd)
     yield Stage(running, cluster, registry_htpasswd, repo_name, repo, url, clock)
     await stop_operator(running)
 
@@ -299,7 +252,7 @@ def made_by_the_operator(emulator: Emulator) -> set[tuple[str, str, str]]:
 
 async def test_rbac_allows_reading_upstreams_and_telling_followers(
     stage: Stage,
-    api: Emulator,  # noqa: F811
+    api: Emulator,
 ) -> None:
     from tests.test_deploy_manifests import RULES, SECRETS_ROLE, allows
 

@@ -13,30 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
-import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import kmock
-import kopf
 import prometheus_client
 import pytest
 
 from imagepromoter import scans
 from imagepromoter.kube import handlers, metrics
 from tests.kmock_emulator import Emulator
-from tests.test_operator_e2e import (
-    CRD,
+from tests.operator_harness import (
     EVENTS,
     NS,
     VALUES,
-    Cluster,
-    Running,
+    credentials,
     eventually,
-    secret,
+    start_operator,
     stop_operator,
 )
 
@@ -55,44 +48,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator, kmock.Server(emulator):
-        emulator.resources.load_bundled()
-        emulator.register_crd(CRD)
-        yield emulator
-
-
-async def start(
-    api: Emulator, adapters: handlers.Adapters, clock: Clock, metrics_: metrics.Metrics
-) -> Running:
-    """The operator in its own thread and loop (as test_operator_e2e), on the given clock."""
-    server = api.servers[0]
-    stop, ready = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(
-                handlers.operate(
-                    adapters,
-                    options=handlers.Options(tick=0.1, base_backoff=timedelta(seconds=0.2)),
-                    connection=kopf.ConnectionInfo(server=str(server.url).rstrip("/")),
-                    metrics_=metrics_,
-                    now=clock,
-                    stop_flag=stop,
-                    ready_flag=ready,
-                )
-            )
-        except BaseException as exc:  # reported by stop_operator
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="operator", daemon=True)
-    thread.start()
-    assert await asyncio.to_thread(ready.wait, 30), f"the operator did not get ready: {errors}"
-    return Running(cluster=Cluster(api), metrics=metrics_, stop=stop, thread=thread, errors=errors)
 
 
 def served(api: Emulator, since: int) -> list[Any]:
@@ -147,14 +102,10 @@ async def test_twenty_crs_an_idle_cycle_writes_nothing(
         registry_factory=registry, git=writer.GitWriter(tmp_path / "work", retries=3)
     )
     clock = Clock()
-    running = await start(api, adapters, clock, registry_metrics)
+    running = await start_operator(api, adapters, metrics_=registry_metrics, now=clock)
     cluster = running.cluster
     try:
-        await cluster.apply(secret("gitops-write", username=git_http_server.username,
-                                   password=git_http_server.password))  # fmt: skip
-        auths = {registry_htpasswd.host: {"username": registry_htpasswd.username,
-                                          "password": registry_htpasswd.password}}  # fmt: skip
-        await cluster.apply(secret("pull", **{".dockerconfigjson": json.dumps({"auths": auths})}))
+        await credentials(cluster, git_http_server, registry_htpasswd, pull="pull")
         start_at = len(api.history)
         for i in range(N):
             await cluster.apply(

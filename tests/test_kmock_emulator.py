@@ -14,7 +14,7 @@ import kmock
 import pytest
 
 from tests.kmock_emulator import Emulator
-from tests.test_operator_e2e import CRD, NS, promotion
+from tests.operator_harness import CRD, NS, promotion
 
 pytestmark = pytest.mark.servers  # the emulator over HTTP on 127.0.0.1
 

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import kopf
-import prometheus_client
 import pytest
 
 from imagepromoter import scans
-from imagepromoter.kube import events, handlers, metrics
+from imagepromoter.kube import handlers
 from imagepromoter.webhooks import model as webhook_model
-from tests.test_reconcile import VALUES, MemoryGit, MemoryRegistry, MemorySecrets, make_spec
+from tests.test_kube_handlers import NOW
+from tests.test_kube_handlers import operator as memory_operator
+from tests.test_reconcile import VALUES, MemoryGit, MemoryRegistry, make_spec
 
-NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 EARLIER = NOW - timedelta(seconds=30)
 STAMP = EARLIER.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -42,17 +42,7 @@ class Statuses:
 
 
 def operator(registry: Any) -> tuple[handlers.Operator, kopf.OperatorRegistry]:
-    state = handlers.Operator(
-        handlers.Adapters(
-            registry_factory=lambda: registry,
-            git=MemoryGit({"env/dev/values.yaml": VALUES.encode()}),
-        ),
-        metrics_=metrics.Metrics(prometheus_client.CollectorRegistry()),
-        now=lambda: NOW,
-    )
-    state.registry = registry
-    state.secrets = MemorySecrets()
-    state.events = events.Events(post=lambda *args: None, now=lambda: NOW)
+    state = memory_operator(registry, MemoryGit({"env/dev/values.yaml": VALUES.encode()}))
     state.status_writer = Statuses()
     return state, handlers.build_registry(state)
 

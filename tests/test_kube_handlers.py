@@ -83,6 +83,24 @@ async def test_a_failed_pass_raises_no_kopf_retry(registry: MemoryRegistry, reas
         assert entry.next_at == NOW + timedelta(seconds=10), "the timer's own backoff"
 
 
+@pytest.mark.parametrize(
+    ("registry", "git", "reason", "writes"),
+    [
+        (MemoryRegistry(["9.0.0-dev"]), MemoryGit, "Promoted", 1),
+        (MemoryRegistry([], fail=errors.RegistryError("down")), MemoryGit, "RegistryError", 0),
+    ],
+    ids=["promoted", "no-write"],
+)
+async def test_a_promotion_records_its_write_duration(
+    registry: MemoryRegistry, git: type[MemoryGit], reason: str, writes: int
+) -> None:
+    state = operator(registry, git({"env/dev/values.yaml": VALUES.encode()}))
+    await state.run_pass(body(), kopf.Patch(), force=True, why="created")
+    assert written(state)[-1]["conditions"][0]["reason"] == reason
+    observed = state.metrics.promotion_seconds.collect()[0].samples
+    assert [s.value for s in observed if s.name.endswith("_count")] == [writes]
+
+
 async def test_the_pass_deadline_option_reaches_reconcile() -> None:
     class Hanging(MemoryRegistry):
         async def list_tags(self, access: Any) -> list[str]:

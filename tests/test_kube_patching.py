@@ -13,44 +13,27 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import kmock
 import kopf
 import prometheus_client
 import pytest
-import yaml
-from kopf._cogs.clients import auth
-from kopf._cogs.structs import credentials as kopf_credentials
 
 from imagepromoter.kube import events, handlers, metrics, patching
 from tests.kmock_emulator import Emulator
+from tests.operator_harness import CRD, IPR, NS, emulated
 from tests.test_reconcile import VALUES, MemoryGit, MemoryRegistry, MemorySecrets, make_spec
 
 pytestmark = pytest.mark.servers  # the kmock emulator
 
-ROOT = Path(__file__).resolve().parent.parent
-CRD = yaml.safe_load((ROOT / "crds" / "imagepromotion.yaml").read_text())
-IPR = kmock.resource("imagepromoter.dev", "v1alpha1", "imagepromotions")
-NS = "gitops"
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 STATUS_PATCH = ("PATCH", "imagepromotions", "status")
 
 
 @pytest.fixture
 async def api() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator, kmock.Server(emulator) as server:
-        emulator.resources.load_bundled()
-        emulator.register_crd(CRD)
-        vault = kopf_credentials.Vault()
-        await vault.populate({"emulator": kopf.ConnectionInfo(server=str(server.url).rstrip("/"))})
-        token = auth.vault_var.set(vault)
-        try:
-            yield emulator
-        finally:
-            auth.vault_var.reset(token)
-            await vault.close()
+    async with emulated(CRD, vault=True) as emulator:
+        yield emulator
 
 
 async def create(api: Emulator, name: str = "app") -> dict[str, Any]:

@@ -2,8 +2,9 @@
 and one request per Secret per cycle (single-flight, the short cache, what it never remembers).
 
 Kopf's API client needs its credentials vault in the context (the operator sets it up at login);
-the fixture does the same with the emulator's URL, so `KopfSecrets.read` runs exactly as in the
-operator. The emulator's reactions (`api[...] << 403`) answer ahead of its stored objects.
+the fixture (operator_harness.emulated) does the same with the emulator's URL, so
+`KopfSecrets.read` runs exactly as in the operator. The emulator's reactions (`api[...] << 403`)
+answer ahead of its stored objects.
 """
 
 from __future__ import annotations
@@ -14,31 +15,21 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import kmock
 import kopf
 import pytest
-from kopf._cogs.clients import auth
-from kopf._cogs.structs import credentials as kopf_credentials
 
 from imagepromoter import errors, reconcile
 from imagepromoter.kube import secrets
 from tests.kmock_emulator import Emulator
+from tests.operator_harness import emulated
 
 NS = "gitops"
 
 
 @pytest.fixture
 async def api() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator, kmock.Server(emulator) as server:
-        emulator.resources.load_bundled()
-        vault = kopf_credentials.Vault()
-        await vault.populate({"emulator": kopf.ConnectionInfo(server=str(server.url).rstrip("/"))})
-        token = auth.vault_var.set(vault)
-        try:
-            yield emulator
-        finally:
-            auth.vault_var.reset(token)
-            await vault.close()
+    async with emulated(vault=True) as emulator:
+        yield emulator
 
 
 async def put_secret(api: Emulator, name: str, data: dict[str, str]) -> None:

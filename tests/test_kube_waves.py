@@ -61,6 +61,18 @@ async def started(
     return state, handler(kopf_registry, "tick"), crs, inner, git, clock
 
 
+async def wave(
+    state: handlers.Operator, tick: Any, by: kopf.Body, clock: list[Any], at: Any = None
+) -> Statuses:
+    """Move the clock to `at` (else to when a CR is next due), tick `by`, and wait for every
+    pass that tick started; the statuses they wrote."""
+    clock[0] = at or state.due.next_at() or clock[0]
+    await tick(body=by, patch=kopf.Patch(), logger=None)
+    await asyncio.gather(*list(state.passes.values()))
+    statuses: Statuses = state.status_writer  # type: ignore[assignment]
+    return statuses
+
+
 async def test_crs_that_first_passed_seconds_apart_pass_together_after_that() -> None:
     state, tick, crs, inner, git, clock = await started(10)
     for cr in crs:  # first passes on their own timers, 0.7 s apart (one 10 s grid slot)
@@ -72,11 +84,8 @@ async def test_crs_that_first_passed_seconds_apart_pass_together_after_that() ->
     (at,) = due
     assert at == waves.align(at, state.options.tick) and at >= NOW + timedelta(minutes=1, seconds=7)
     inner.tags.append("1.1.0-dev")
-    clock[0] = at
     git.batches.clear()
-    await tick(body=crs[3], patch=kopf.Patch(), logger=None)  # one tick starts them all
-    await asyncio.gather(*list(state.passes.values()))
-    statuses: Statuses = state.status_writer  # type: ignore[assignment]
+    statuses = await wave(state, tick, crs[3], clock, at)  # one tick starts them all
     assert {statuses.promoted(str(cr.meta["name"])) for cr in crs} == {"1.1.0-dev"}
     assert len(inner.seen) - first == 1, "one listing of the image for the whole wave"
     assert sum(git.batches) == 10
@@ -90,10 +99,8 @@ async def test_a_wave_is_one_batch_per_repository() -> None:
     for cr in crs:
         await tick(body=cr, patch=kopf.Patch(), logger=None)
     inner.tags.append("1.1.0-dev")
-    clock[0] = state.due.next_at() or clock[0]
     git.batches.clear()
-    await tick(body=crs[0], patch=kopf.Patch(), logger=None)
-    await asyncio.gather(*list(state.passes.values()))
+    await wave(state, tick, crs[0], clock)
     assert git.batches == [6], "the six CRs of one repository are one write"
 
 
@@ -107,10 +114,7 @@ async def test_a_cr_relabelled_out_of_the_shard_is_not_started_by_a_wave() -> No
         await tick(body=cr, patch=kopf.Patch(), logger=None)
     crs[1]["metadata"]["labels"] = {"imagepromoter.dev/shard": "1"}  # moved; its timer stops
     inner.tags.append("1.1.0-dev")
-    clock[0] = state.due.next_at() or clock[0]
-    await tick(body=crs[0], patch=kopf.Patch(), logger=None)
-    await asyncio.gather(*list(state.passes.values()))
-    statuses: Statuses = state.status_writer  # type: ignore[assignment]
+    statuses = await wave(state, tick, crs[0], clock)
     assert statuses.promoted("u0") == "1.1.0-dev"
     assert statuses.promoted("u1") != "1.1.0-dev"
 
@@ -142,10 +146,7 @@ async def test_a_cr_whose_timer_stopped_ticking_is_left_to_its_own_next_tick() -
     body, _ = state.bodies["u1"]
     state.bodies["u1"] = (body, time.monotonic() - 3 * state.options.tick)  # e.g. a peering pause
     inner.tags.append("1.1.0-dev")
-    clock[0] = state.due.next_at() or clock[0]
-    await tick(body=crs[0], patch=kopf.Patch(), logger=None)
-    await asyncio.gather(*list(state.passes.values()))
-    statuses: Statuses = state.status_writer  # type: ignore[assignment]
+    statuses = await wave(state, tick, crs[0], clock)
     assert statuses.promoted("u0") == "1.1.0-dev"
     assert statuses.promoted("u1") != "1.1.0-dev", "not from a body that may be stale"
     await tick(body=crs[1], patch=kopf.Patch(), logger=None)  # its own tick, a live body

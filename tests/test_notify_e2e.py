@@ -8,7 +8,7 @@ import pytest
 
 from imagepromoter.notify import events
 from tests.argocd_standin import ArgoCD
-from tests.test_operator_e2e import eventually, secret
+from tests.operator_harness import eventually, secret
 from tests.test_webhook_e2e import Start, api, create, dev_tag, hooked  # noqa: F401
 
 pytestmark = pytest.mark.servers

@@ -4,14 +4,12 @@ No real API server can be had on these machines, so Kopf talks to `tests.kmock_e
 (kmock's emulator plus the fixes Kopf needs) over real HTTP on 127.0.0.1. The registry and the git
 server are the real ones from tests/servers/. Each test starts its own emulator and operator in
 the test's event loop and stops them after; waiting is "until a condition holds, or fail after a
-timeout", never a fixed sleep.
+timeout", never a fixed sleep. The harness for all that is tests/operator_harness.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,8 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import kmock
-import kopf
 import prometheus_client
 import pytest
 import yaml
@@ -29,14 +25,24 @@ import yaml
 from imagepromoter import scans
 from imagepromoter.kube import handlers, metrics
 from tests.kmock_emulator import Emulator
+from tests.operator_harness import (
+    EVENTS,
+    NS,
+    ROOT,
+    TIMEOUT,
+    VALUES,
+    Cluster,
+    Running,
+    credentials,
+    eventually,
+    handled,
+    promotion,
+    reason_is,
+    secret,
+    start_operator,
+    stop_operator,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-CRD = yaml.safe_load((ROOT / "crds" / "imagepromotion.yaml").read_text())
-IPR = kmock.resource("imagepromoter.dev", "v1alpha1", "imagepromotions")
-EVENTS = kmock.resource("", "v1", "events")
-SECRETS = kmock.resource("", "v1", "secrets")
-NS = "gitops"
-TIMEOUT = 20.0
 SCAN_MAX_AGE = 0.5  # SharedScans cache age: short, so a new tag is seen within a second
 
 pytestmark = pytest.mark.servers  # the kmock emulator, and the real registry and git server
@@ -62,182 +68,12 @@ class NoGit:
         raise AssertionError("git must not be written")
 
 
-@dataclass
-class Cluster:
-    """The emulator, and helpers to act on it as kubectl would."""
-
-    api: Emulator
-
-    async def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
-        meta = doc["metadata"]
-        ns = meta.get("namespace", NS)
-        plural = "secrets" if doc["kind"] == "Secret" else "imagepromotions"
-        prefix = "/api/v1" if doc["kind"] == "Secret" else "/apis/imagepromoter.dev/v1alpha1"
-        resp = await self.api.post(f"{prefix}/namespaces/{ns}/{plural}", json=doc)
-        assert resp.status in (200, 201), await resp.text()
-        return dict(await resp.json())
-
-    async def patch(self, name: str, body: dict[str, Any], ns: str = NS) -> None:
-        resp = await self.api.patch(
-            f"/apis/imagepromoter.dev/v1alpha1/namespaces/{ns}/imagepromotions/{name}",
-            json=body,
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        assert resp.status == 200, await resp.text()
-
-    async def delete(self, name: str, ns: str = NS) -> None:
-        resp = await self.api.delete(
-            f"/apis/imagepromoter.dev/v1alpha1/namespaces/{ns}/imagepromotions/{name}"
-        )
-        assert resp.status == 200, await resp.text()
-
-    def ipr(self, name: str, ns: str = NS) -> dict[str, Any] | None:
-        return self.api.read_object(IPR, ns, name)
-
-    def status(self, name: str, ns: str = NS) -> dict[str, Any]:
-        obj = self.ipr(name, ns) or {}
-        return dict(obj.get("status") or {})
-
-    def ready(self, name: str, ns: str = NS) -> dict[str, Any]:
-        for condition in self.status(name, ns).get("conditions") or []:
-            if condition.get("type") == "Ready":
-                return dict(condition)
-        return {}
-
-    def events(self, name: str, ns: str = NS) -> list[dict[str, Any]]:
-        return [
-            e
-            for e in self.api.list_objects(EVENTS, ns)
-            if (e.get("involvedObject") or {}).get("name") == name
-        ]
-
-
-async def eventually(check: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-@dataclass
-class Running:
-    cluster: Cluster
-    metrics: metrics.Metrics
-    stop: threading.Event
-    thread: threading.Thread
-    errors: list[BaseException]
-
-
-async def start_operator_with(
-    api: Emulator,
-    adapters: handlers.Adapters,
-    options: handlers.Options,
-    metrics_: metrics.Metrics,
-    *,
-    liveness: str | None = None,
-) -> Running:
-    """`start_operator` with given options and a liveness endpoint."""
-    return await start_operator(
-        api, adapters, options=options, metrics_=metrics_, liveness=liveness
-    )
-
-
-async def start_operator(
-    api: Emulator,
-    adapters: handlers.Adapters,
-    *,
-    options: handlers.Options | None = None,
-    metrics_: metrics.Metrics | None = None,
-    liveness: str | None = None,
-) -> Running:
-    """Start the operator against the emulator in its own thread and loop; return once ready.
-
-    Its own loop, because Kopf cancels every task that appeared in its loop after it started
-    when it stops (the emulator's request handlers and pytest's fixture teardown included).
-    """
-    server = api.servers[0]
-    stop, ready = threading.Event(), threading.Event()
-    registry = metrics_ or metrics.Metrics(prometheus_client.CollectorRegistry())
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(
-                handlers.operate(
-                    adapters,
-                    options=options
-                    or handlers.Options(tick=0.1, base_backoff=timedelta(seconds=0.2)),
-                    connection=kopf.ConnectionInfo(server=str(server.url).rstrip("/")),
-                    metrics_=registry,
-                    liveness=liveness,
-                    stop_flag=stop,
-                    ready_flag=ready,
-                )
-            )
-        except BaseException as exc:  # reported by stop_operator
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="operator", daemon=True)
-    thread.start()
-    if not await asyncio.to_thread(ready.wait, TIMEOUT):
-        stop.set()
-        await asyncio.to_thread(thread.join, TIMEOUT)
-        pytest.fail(f"the operator did not get ready: {errors}")
-    return Running(cluster=Cluster(api), metrics=registry, stop=stop, thread=thread, errors=errors)
-
-
-async def stop_operator(running: Running) -> None:
-    running.stop.set()
-    await asyncio.to_thread(running.thread.join, TIMEOUT)
-    assert not running.thread.is_alive(), "the operator did not stop"
-    assert running.errors == []
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator, kmock.Server(emulator):
-        emulator.resources.load_bundled()
-        emulator.register_crd(CRD)
-        yield emulator
-
-
 @pytest.fixture
 async def offline(api: Emulator) -> AsyncIterator[Running]:
     """The operator with adapters that must never be reached."""
     running = await start_operator(api, handlers.Adapters(registry_factory=NoRegistry, git=NoGit()))
     yield running
     await stop_operator(running)
-
-
-def promotion(name: str, **spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "image": "127.0.0.1:5000/myorg/myapp",
-        "tagRegex": r"^(?P<version>\d+\.\d+\.\d+)-dev$",
-        "interval": "1m",
-        "git": {"url": "http://127.0.0.1:1/gitops.git", "branch": "main"},
-        "targets": [{"path": "environments/dev/values.yaml", "key": "image.tag"}],
-    }
-    base.update(spec)
-    return {
-        "apiVersion": "imagepromoter.dev/v1alpha1",
-        "kind": "ImagePromotion",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": base,
-    }
-
-
-def secret(name: str, **data: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": NS},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    }
 
 
 # --- the emulator itself: each gap of the stock emulator, fixed -------------------------------
@@ -385,8 +221,6 @@ async def test_a_failed_pass_is_retried_by_the_timer_alone(
 
 GIT_USER_PASSWORD_MARKER = "s3cr3t-git-password"
 
-VALUES = "image:\n  repository: ghcr.io/myorg/myapp\n  tag: {tag}  # managed by imagepromoter\n"
-
 
 @dataclass
 class Seed:
@@ -468,31 +302,9 @@ async def seed(
     )
     await state.push("0.9.0-dev", "1.0.0-dev", "1.1.0-dev", "1.0.0-stable", "1.0.1-debug")
     state.running = await start_operator(api, state.adapters(), metrics_=state.metrics)
-    cluster = state.running.cluster
-    await cluster.apply(secret("gitops-write", username=git_http_server.username,
-                               password=git_http_server.password))  # fmt: skip
-    auths = {
-        registry_htpasswd.host: {
-            "username": registry_htpasswd.username,
-            "password": registry_htpasswd.password,
-        }
-    }
-    await cluster.apply(secret("ghcr-pull", **{".dockerconfigjson": json.dumps({"auths": auths})}))
+    await credentials(state.running.cluster, git_http_server, registry_htpasswd)
     yield state
     await stop_operator(state.running)  # the restart test replaces it
-
-
-def handled(cluster: Cluster, name: str, requested: str) -> bool:
-    """Whether Kopf recorded the trigger value as handled (its last-handled configuration)."""
-    annotations = (cluster.ipr(name) or {}).get("metadata", {}).get("annotations") or {}
-    last = json.loads(annotations.get(f"{handlers.KOPF_PREFIX}/last-handled-configuration", "{}"))
-    return bool(
-        last.get("metadata", {}).get("annotations", {}).get(handlers.REQUESTED_AT) == requested
-    )
-
-
-def reason_is(cluster: Cluster, name: str, reason: str) -> Callable[[], bool]:
-    return lambda: cluster.ready(name).get("reason") == reason
 
 
 async def apply_seed(seed: Seed, dev_interval: str = "1h") -> None:
@@ -721,15 +533,13 @@ async def test_stalled_remotes_hold_up_no_one_and_healthz_tells_a_blocked_loop(
         start_after=60.0,
     )
     adapters = handlers.Adapters(registry_factory=registry, git=writer.GitWriter(tmp_path / "w"))
-    running = await start_operator_with(api, adapters, options, metrics_, liveness=healthz)
+    running = await start_operator(
+        api, adapters, options=options, metrics_=metrics_, liveness=healthz
+    )
     release = threading.Event()
     try:
         cluster = running.cluster
-        await cluster.apply(secret("gitops-write", username=git_http_server.username,
-                                   password=git_http_server.password))  # fmt: skip
-        auths = {registry_htpasswd.host: {"username": registry_htpasswd.username,
-                                          "password": registry_htpasswd.password}}  # fmt: skip
-        await cluster.apply(secret("pull", **{".dockerconfigjson": json.dumps({"auths": auths})}))
+        await credentials(cluster, git_http_server, registry_htpasswd, pull="pull")
 
         def cr(name: str, image: str, git_url: str, pull: bool) -> dict[str, Any]:
             extra: dict[str, Any] = {"imagePullSecret": "pull"} if pull else {}

@@ -1,7 +1,7 @@
 """Two shards of the operator over one API (the kmock emulator), one registry and one git server.
 
-Two `operate(...)` runs, each in its own thread and loop (as tests/test_operator_e2e.py starts
-one), with `--selector imagepromoter.dev/shard=0` and `=1`. Each shard logs in with its own
+Two `operate(...)` runs, each in its own thread and loop (tests/operator_harness.py), with
+`--selector imagepromoter.dev/shard=0` and `=1`. Each shard logs in with its own
 bearer token, so the emulator's request history says which process wrote what, and each has its
 own git committer, so the repository says which process committed what. Four CRs, two per shard,
 each writing its own file. Then one CR is relabelled from shard 0 to shard 1 and a new tag is
@@ -14,31 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
-import threading
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import kmock
 import kopf
-import prometheus_client
 import pytest
 from kopf._core.reactor import processing as kopf_processing
 
 from imagepromoter import cli, scans, shards
-from imagepromoter.kube import handlers, metrics, sharding
+from imagepromoter.kube import handlers, sharding
 from tests.kmock_emulator import Emulator
-from tests.test_operator_e2e import (
-    CRD,
+from tests.operator_harness import (
     TIMEOUT,
     VALUES,
     Cluster,
+    Running,
+    credentials,
     eventually,
     promotion,
-    secret,
+    start_operator,
+    stop_operator,
 )
 
 SHARD = shards.SHARD_LABEL
@@ -131,24 +126,9 @@ def test_kopf_is_blind_to_an_object_no_change_handler_matches() -> None:
 # --- two operators, one cluster ----------------------------------------------------------------
 
 
-@dataclass
-class Shard:
-    token: str
-    stop: threading.Event
-    thread: threading.Thread
-    errors: list[BaseException]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator, kmock.Server(emulator):
-        emulator.resources.load_bundled()
-        emulator.register_crd(CRD)
-        yield emulator
-
-
-async def start_shard(api: Emulator, number: str, workdir: Path) -> Shard:
-    """`imagepromoter run --standalone --selector imagepromoter.dev/shard=N` against `api`."""
+async def start_shard(api: Emulator, number: str, workdir: Path) -> Running:
+    """`imagepromoter run --standalone --selector imagepromoter.dev/shard=N` against `api`,
+    logged in with the bearer token `shard-N`."""
     from imagepromoter.git import writer
     from imagepromoter.registry import client
 
@@ -163,39 +143,18 @@ async def start_shard(api: Emulator, number: str, workdir: Path) -> Shard:
             sleep=lambda seconds: None,
         ),
     )
-    token = f"shard-{number}"
-    stop, ready = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-    server = str(api.servers[0].url).rstrip("/")
-
-    def run() -> None:
-        try:
-            asyncio.run(
-                handlers.operate(
-                    adapters,
-                    options=handlers.Options(tick=0.1, base_backoff=timedelta(seconds=0.2)),
-                    connection=kopf.ConnectionInfo(server=server, token=token),
-                    metrics_=metrics.Metrics(prometheus_client.CollectorRegistry()),
-                    selector=shards.parse([f"{SHARD}={number}"]),
-                    stop_flag=stop,
-                    ready_flag=ready,
-                )
-            )
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name=f"operator-shard-{number}", daemon=True)
-    thread.start()
-    if not await asyncio.to_thread(ready.wait, TIMEOUT):
-        stop.set()
-        pytest.fail(f"shard {number} did not get ready: {errors}")
-    return Shard(token=token, stop=stop, thread=thread, errors=errors)
+    return await start_operator(
+        api,
+        adapters,
+        selector=shards.parse([f"{SHARD}={number}"]),
+        token=token(number),
+        name=f"operator-shard-{number}",
+    )
 
 
-async def stop_shard(shard: Shard) -> None:
-    shard.stop.set()
-    await asyncio.to_thread(shard.thread.join, TIMEOUT)
-    assert not shard.thread.is_alive() and shard.errors == []
+def token(number: str) -> str:
+    """The bearer token shard `number` logs in with."""
+    return f"shard-{number}"
 
 
 def writes(api: Emulator, token: str, name: str) -> list[str]:
@@ -226,12 +185,7 @@ async def test_two_shards_each_promote_only_their_own_and_a_move_promotes_once(
     url, repo = git_repo({f"{name}.yaml": VALUES.format(tag="0.9.0-dev") for name in NAMES})
     await asyncio.to_thread(registry_htpasswd.push_image, repo_name, tags=["1.0.0-dev"])
     cluster = Cluster(api)
-    await cluster.apply(
-        secret("gitops-write", username=git_http_server.username, password=git_http_server.password)
-    )
-    auths = {registry_htpasswd.host: {"username": registry_htpasswd.username,
-                                      "password": registry_htpasswd.password}}  # fmt: skip
-    await cluster.apply(secret("ghcr-pull", **{".dockerconfigjson": json.dumps({"auths": auths})}))
+    await credentials(cluster, git_http_server, registry_htpasswd)
     zero = await start_shard(api, "0", tmp_path)
     one = await start_shard(api, "1", tmp_path)
     try:
@@ -266,9 +220,9 @@ async def test_two_shards_each_promote_only_their_own_and_a_move_promotes_once(
                 f"shard-{shard} {name}: 1.0.0-dev"
             ]
         for name, shard in NAMES.items():  # and no other shard wrote to it, not even Kopf's notes
-            other = one if shard == "0" else zero
-            assert writes(api, other.token, name) == [], f"{other.token} wrote to {name}"
-            assert "status" in writes(api, f"shard-{shard}", name)
+            other = token("1" if shard == "0" else "0")
+            assert writes(api, other, name) == [], f"{other} wrote to {name}"
+            assert "status" in writes(api, token(shard), name)
 
         # Move s0-a to shard 1, then push a new tag: shard 1 promotes it, exactly once.
         await cluster.patch("s0-a", {"metadata": {"labels": {SHARD: "1"}}})
@@ -283,14 +237,14 @@ async def test_two_shards_each_promote_only_their_own_and_a_move_promotes_once(
         assert [line for line in log if line.endswith(" s0-b: 1.1.0-dev")] == [
             "shard-0 s0-b: 1.1.0-dev"
         ]
-        before = len(writes(api, zero.token, "s0-a"))
+        before = len(writes(api, token("0"), "s0-a"))
         # One more whole cycle (another tag, promoted everywhere at its 1 s interval): shard 0,
         # whose timer for s0-a was stopped by the move, wrote nothing more to it meanwhile.
         await asyncio.to_thread(registry_htpasswd.push_image, repo_name, tags=["1.2.0-dev"])
         await eventually(
             lambda: promoted("1.2.0-dev", *NAMES), "every CR promoted 1.2.0-dev", LOADED
         )
-        assert len(writes(api, zero.token, "s0-a")) == before
+        assert len(writes(api, token("0"), "s0-a")) == before
         assert git_http.log(repo, "main", "%cn %s").count("shard-1 s0-a: 1.2.0-dev") == 1
         assert len(git_http.log(repo, "main", "%s")) == 1 + 3 * len(NAMES)  # no double commit
 
@@ -305,5 +259,5 @@ async def test_two_shards_each_promote_only_their_own_and_a_move_promotes_once(
         assert git_http.log(repo, "main", "%cn %s").count("shard-0 s0-a: 1.3.0-dev") == 1
         assert len(git_http.log(repo, "main", "%s")) == 1 + 4 * len(NAMES)
     finally:
-        await stop_shard(zero)
-        await stop_shard(one)
+        await stop_operator(zero)
+        await stop_operator(one)

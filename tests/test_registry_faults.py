@@ -20,16 +20,6 @@ MakeScanner = Callable[..., Scanner]
 TAGS = "/tags/list"
 
 
-@pytest.fixture
-def proxied(
-    registry_open: registry.RegistryServer,
-    repo_name: str,
-    fault_proxy: Callable[..., registry.FaultProxy],
-) -> tuple[registry.FaultProxy, str]:
-    registry_open.push_image(repo_name, tags=["1.0.0", "1.1.0"])
-    return fault_proxy(registry_open.url), repo_name
-
-
 RECOVERED = [
     ({"kind": "status", "status": 429, "headers": {"Retry-After": "3"}}, {}, 2, [3.0]),
     ({"kind": "status", "status": 503, "headers": {"Retry-After": "0"}}, {}, 2, [0.0]),

@@ -46,16 +46,6 @@ def quota_proxy() -> Iterator[Callable[..., QuotaProxy]]:
         proxy.stop()
 
 
-@pytest.fixture
-def proxied(
-    registry_open: registry.RegistryServer,
-    repo_name: str,
-    fault_proxy: Callable[..., registry.FaultProxy],
-) -> tuple[registry.FaultProxy, str]:
-    registry_open.push_image(repo_name, tags=["1.0.0", "1.1.0"])
-    return fault_proxy(registry_open.url), repo_name
-
-
 @pytest.mark.parametrize(
     ("status", "retry_after", "times"),
     [(429, "2", 2), (503, "5", 1), (429, "date", 1)],

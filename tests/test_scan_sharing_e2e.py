@@ -19,7 +19,7 @@ Each cycle must list each image it touches exactly once and read at most one dig
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,18 +30,17 @@ import pytest
 from imagepromoter import scans
 from imagepromoter.kube import handlers
 from tests.kmock_emulator import Emulator
-from tests.servers import git_http, registry
-from tests.test_holds_operator_e2e import start
-from tests.test_operator_e2e import (
+from tests.operator_harness import (
     VALUES,
     Cluster,
     Running,
-    api,  # noqa: F401 - the emulator fixture
+    credentials,
     eventually,
     handled,
-    secret,
+    start_operator,
     stop_operator,
 )
+from tests.servers import git_http, registry
 
 pytestmark = pytest.mark.servers
 
@@ -105,17 +104,8 @@ class Fleet:
 
 
 @pytest.fixture
-def counted(registry_open: registry.RegistryServer) -> Iterator[registry.CountingProxy]:
-    proxy = registry.CountingProxy(registry_open.url)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
-
-
-@pytest.fixture
 async def fleet(
-    api: Emulator,  # noqa: F811
+    api: Emulator,
     git_http_server: Any,
     git_repo: Any,
     registry_open: registry.RegistryServer,
@@ -139,11 +129,10 @@ async def fleet(
         )
 
     git = writer.GitWriter(tmp_path / "work", retries=3, sleep=lambda seconds: None)
-    running = await start(api, handlers.Adapters(registry_factory=shared, git=git), clock)
+    adapters = handlers.Adapters(registry_factory=shared, git=git)
+    running = await start_operator(api, adapters, now=clock)
     cluster = running.cluster
-    await cluster.apply(
-        secret("gitops-write", username=git_http_server.username, password=git_http_server.password)
-    )
+    await credentials(cluster, git_http_server)
     yield Fleet(running, cluster, clock, counted, registry_open, images, list(urls), list(repos))
     await stop_operator(running)
 

@@ -350,6 +350,30 @@ class Manual:
         return {}
 
 
+@dataclasses.dataclass
+class Flights:
+    """Two calls on one image, 10 s apart, the first one's request made and unanswered."""
+
+    inner: Manual
+    clock: Clock
+    shared: scans.SharedScans
+    older: asyncio.Future[list[str]]
+    newer: asyncio.Future[list[str]]
+
+
+async def ten_seconds_apart(not_before: float | None = T0 + 10, **options: Any) -> Flights:
+    """A flight started at T0, then (at T0 + 10) a call with `not_before`."""
+    inner, clock = Manual(), Clock()
+    shared = scans.SharedScans(inner, clock=clock, **options)
+    older = asyncio.ensure_future(shared.list_tags(image()))
+    await until(lambda: len(inner.pending) == 1, "the older request is made")
+    clock.now += 10
+    newer = asyncio.ensure_future(
+        shared.list_tags(dataclasses.replace(image(), not_before=not_before))
+    )
+    return Flights(inner, clock, shared, older, newer)
+
+
 JOINS = [
     # (not_before of a call made 10 s after a flight started, requests, ids)
     (None, 1, "no bound joins the flight"),
@@ -365,15 +389,8 @@ JOINS = [
 async def test_a_flight_is_joined_only_if_it_started_at_or_after_not_before(
     not_before: float | None, requests: int
 ) -> None:
-    inner = Manual()
-    clock = Clock()
-    shared = scans.SharedScans(inner, clock=clock)
-    first = asyncio.ensure_future(shared.list_tags(image()))
-    await until(lambda: len(inner.pending) == 1, "the first request is made")
-    clock.now += 10
-    second = asyncio.ensure_future(
-        shared.list_tags(dataclasses.replace(image(), not_before=not_before))
-    )
+    flights = await ten_seconds_apart(not_before)
+    inner, shared, first, second = flights.inner, flights.shared, flights.older, flights.newer
     await until(
         lambda: shared.misses + shared.coalesced == 2 and len(inner.pending) == shared.misses,
         "both calls wait, each request made",
@@ -388,16 +405,10 @@ async def test_a_flight_is_joined_only_if_it_started_at_or_after_not_before(
 
 @pytest.mark.parametrize("order", [(0, 1), (1, 0)], ids=["older lands first", "older lands last"])
 async def test_the_newest_answer_is_kept_whichever_lands_last(order: tuple[int, int]) -> None:
-    inner = Manual()
-    clock = Clock()
     changes: list[tuple[str, str, float]] = []
-    shared = scans.SharedScans(inner, clock=clock, on_change=lambda *hrs: changes.append(hrs))
-    older = asyncio.ensure_future(shared.list_tags(image()))
-    await until(lambda: len(inner.pending) == 1, "the older request is made")
-    clock.now += 10
-    newer = asyncio.ensure_future(
-        shared.list_tags(dataclasses.replace(image(), not_before=clock.now))
-    )
+    flights = await ten_seconds_apart(on_change=lambda *hrs: changes.append(hrs))
+    inner, clock, shared = flights.inner, flights.clock, flights.shared
+    older, newer = flights.older, flights.newer
     await until(lambda: len(inner.pending) == 2, "the newer request is made")
     answers = (["1.0.0"], ["1.0.0", "2.0.0"])
     for i in order:
@@ -697,16 +708,6 @@ async def test_aclose_cancels_the_flights_in_progress() -> None:
 # --- against the real registry ----------------------------------------------------------------
 
 
-@pytest.fixture
-def counted(registry_open: registry.RegistryServer) -> Iterator[registry.CountingProxy]:
-    """A counting proxy in front of the open registry: it sees every request on the wire."""
-    proxy = registry.CountingProxy(registry_open.url)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
-
-
 REAL = [(1, 20, 1, "20 calls on one image"), (2, 10, 2, "10 calls on each of two images")]
 
 
@@ -785,15 +786,8 @@ def _cr(env: str, image_text: str, git_url: str) -> dict[str, Any]:
 
 
 async def test_aclose_cancels_an_older_flight_a_newer_one_replaced() -> None:
-    inner = Manual()
-    clock = Clock()
-    shared = scans.SharedScans(inner, clock=clock)
-    older = asyncio.ensure_future(shared.list_tags(image()))
-    await until(lambda: len(inner.pending) == 1, "the older request is made")
-    clock.now += 10
-    newer = asyncio.ensure_future(
-        shared.list_tags(dataclasses.replace(image(), not_before=clock.now))
-    )
+    flights = await ten_seconds_apart()
+    inner, shared, older, newer = flights.inner, flights.shared, flights.older, flights.newer
     await until(lambda: len(inner.pending) == 2, "the newer request is made")
     await shared.aclose()
     await asyncio.wait([older, newer], timeout=10)  # a bound for the failure, not a sleep

@@ -5,34 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from imagepromoter import status
+from tests.test_status import BEFORE, SHA, T0
 
-T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
-SHA = "3f1c2a9" + "0" * 33
-READY = {
-    "type": "Ready",
-    "status": "True",
-    "reason": "Promoted",
-    "message": "Promoted 1.4.2-dev to environments/dev/values.yaml in 3f1c2a9 on main",
-    "lastTransitionTime": "2026-11-29T10:00:02Z",
-    "observedGeneration": 4,
-}
-BEFORE: dict[str, Any] = {
-    "observedGeneration": 4,
-    "latestTag": "1.4.2-dev",
-    "latestDigest": "sha256:" + "a" * 64,
-    "promotedTag": "1.4.2-dev",
-    "lastCommit": SHA,
-    "lastScanTime": "2026-11-29T10:00:00Z",
-    "lastPromotionTime": "2026-11-29T10:00:02Z",
-    "tagsScanned": 153,
-    "conditions": [READY],
-}
+READY = BEFORE["conditions"][0]  # the Promoted condition of a promoted CR
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 
 

@@ -38,18 +38,19 @@ from imagepromoter.kube import handlers, metrics
 from imagepromoter.webhooks import auth, model
 from tests.conftest import need_server
 from tests.kmock_emulator import Emulator
-from tests.servers import free_port, git_http
-from tests.servers import registry as registry_server
-from tests.test_operator_e2e import (
+from tests.operator_harness import (
     CRD,
     NS,
     Cluster,
     Running,
+    emulated,
     eventually,
     secret,
     start_operator,
     stop_operator,
 )
+from tests.servers import free_port, git_http
+from tests.servers import registry as registry_server
 
 pytestmark = pytest.mark.servers
 
@@ -170,10 +171,7 @@ def iwh(api: Emulator, name: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def api() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator, kmock.Server(emulator):
-        emulator.resources.load_bundled()
-        emulator.register_crd(CRD)
-        emulator.register_crd(IWH_CRD)
+    async with emulated(CRD, IWH_CRD) as emulator:
         yield emulator
 
 
@@ -285,8 +283,12 @@ async def test_seed_curl_promotes_dev_only(hooked: Start) -> None:
     status_dev = h.cluster.status("myapp-dev")
     assert status_dev["trigger"]["fields"]["git_branch"] == "feature/login"
     assert status_dev["trigger"]["source"] == "upstream-ci"
-    reasons = [(e["type"], e["reason"]) for e in h.cluster.events("myapp-dev")]
-    assert ("Normal", "Webhook") in reasons and ("Normal", "Promoted") in reasons
+    def reasons() -> list[tuple[str, str]]:
+        return [(e["type"], e["reason"]) for e in h.cluster.events("myapp-dev")]
+
+    # Kopf posts events from a queue: the Promoted one may land after the status patch
+    await eventually(lambda: ("Normal", "Promoted") in reasons(), "the Promoted event")
+    assert ("Normal", "Webhook") in reasons()
     webhook_event = next(e for e in h.cluster.events("myapp-dev") if e["reason"] == "Webhook")
     assert "upstream-ci" in webhook_event["message"] and "delivery" in webhook_event["message"]
     assert h.cluster.status("myapp-prod")["promotedTag"] == "1.0.0-stable"

@@ -18,17 +18,9 @@ import prometheus_client
 import pytest
 
 from tests.hostile import _support
+from tests.operator_harness import eventually, reason_is, secret
 from tests.servers import registry
-from tests.test_operator_e2e import (  # noqa: F401  (fixtures)
-    Seed,
-    api,
-    apply_seed,
-    eventually,
-    reason_is,
-    secret,
-    seed,
-    seed_cr,
-)
+from tests.test_operator_e2e import Seed, apply_seed, seed, seed_cr  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.servers
 

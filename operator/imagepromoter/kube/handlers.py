@@ -50,13 +50,14 @@ through `configure(...)` and then calls `run_operator(...)`; tests call `operate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import random
 import ssl
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -228,6 +229,15 @@ class _Timings:
     write_started: float | None = None
     write_finished: float | None = None
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Record when the write inside this block starts and ends (it raised or not)."""
+        self.write_started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.write_finished = time.monotonic()
+
 
 def _timed(
     git: reconcile.GitWriter | batches.Batches, timings: _Timings
@@ -254,11 +264,8 @@ class _TimedBatches:
         dry_run: bool = False,
         deadline: float | None = None,
     ) -> changes.WriteResult:
-        self._timings.write_started = time.monotonic()
-        try:
+        with self._timings.writing():
             return await self._git.write(git, creds, plan, dry_run=dry_run, deadline=deadline)
-        finally:
-            self._timings.write_finished = time.monotonic()
 
 
 class _TimedGit:
@@ -277,11 +284,8 @@ class _TimedGit:
         dry_run: bool = False,
         deadline: float | None = None,
     ) -> changes.WriteResult:
-        self._timings.write_started = time.monotonic()
-        try:
+        with self._timings.writing():
             return self._git.write(git, creds, plan, dry_run=dry_run, deadline=deadline)
-        finally:
-            self._timings.write_finished = time.monotonic()
 
 
 @dataclass

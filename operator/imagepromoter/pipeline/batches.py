@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from imagepromoter import changes, credentials, errors, spec
+from imagepromoter import changes, credentials, errors, reconcile, spec
 
 DEFAULT_WINDOW = 2.0  # seconds (API.md: --batch-window)
 WORKERS = 16  # threads writing batches at once (one per repository and branch at most)
@@ -63,22 +63,10 @@ class BatchWriter(Protocol):
         ...
 
 
-class SingleWriter(Protocol):
-    def write(
-        self,
-        git: spec.GitSpec,
-        creds: credentials.GitCredentials | None,
-        plan: changes.Planner,
-        *,
-        dry_run: bool = False,
-        deadline: float | None = None,
-    ) -> changes.WriteResult: ...
-
-
 class OneByOne:
     """A writer without write_batch (the tests' in-memory ones) as a BatchWriter: plan by plan."""
 
-    def __init__(self, inner: SingleWriter) -> None:
+    def __init__(self, inner: reconcile.GitWriter) -> None:
         self.inner = inner
 
     def write_batch(
@@ -125,7 +113,7 @@ class Batches:
 
     def __init__(
         self,
-        inner: BatchWriter | SingleWriter,
+        inner: BatchWriter | reconcile.GitWriter,
         *,
         window: float | None = DEFAULT_WINDOW,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
