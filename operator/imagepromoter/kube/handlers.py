@@ -239,15 +239,6 @@ class _Timings:
             self.write_finished = time.monotonic()
 
 
-def _timed(
-    git: reconcile.GitWriter | batches.Batches, timings: _Timings
-) -> reconcile.GitWriter | reconcile.AsyncGitWriter:
-    """The writer, timed: the batch (async) or the sync writer (in a worker thread)."""
-    if isinstance(git, batches.Batches):
-        return _TimedBatches(git, timings)
-    return _TimedGit(git, timings)
-
-
 class _TimedBatches:
     """Wraps the batching writer to time the write (the window included: the CR waited it)."""
 
@@ -266,26 +257,6 @@ class _TimedBatches:
     ) -> changes.WriteResult:
         with self._timings.writing():
             return await self._git.write(git, creds, plan, dry_run=dry_run, deadline=deadline)
-
-
-class _TimedGit:
-    """Wraps the git writer to time the write (it runs in a worker thread)."""
-
-    def __init__(self, git: reconcile.GitWriter, timings: _Timings) -> None:
-        self._git = git
-        self._timings = timings
-
-    def write(
-        self,
-        git: spec.GitSpec,
-        creds: credentials.GitCredentials | None,
-        plan: changes.Planner,
-        *,
-        dry_run: bool = False,
-        deadline: float | None = None,
-    ) -> changes.WriteResult:
-        with self._timings.writing():
-            return self._git.write(git, creds, plan, dry_run=dry_run, deadline=deadline)
 
 
 @dataclass
@@ -536,7 +507,7 @@ class Operator:
         result = await reconcile.reconcile(
             resource,
             registry=self.registry,
-            git=_timed(self.batcher or self.adapters.git, timings),
+            git=_TimedBatches(self._batches(), timings),
             secrets=self.secrets,
             now=self.clock,
             dry_run=self.options.dry_run,
@@ -549,6 +520,12 @@ class Operator:
             deadline=self.options.pass_deadline,
         )
         return result, timings
+
+    def _batches(self) -> batches.Batches:
+        """The batching writer (built by start(); on first use when embedded without it)."""
+        if self.batcher is None:
+            self.batcher = batches.Batches(self.adapters.git, window=self.options.batch_window)
+        return self.batcher
 
     def _count(self, result: reconcile.Result, timings: _Timings) -> None:
         end = time.monotonic()
