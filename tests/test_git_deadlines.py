@@ -46,6 +46,24 @@ def proxied(proxy: git_http.StallingProxy, url: str) -> str:
     return proxy.url("/" + url.split("/", 3)[3])
 
 
+def write_while_held(
+    held: Any, git_writer: writer.GitWriter, url: str, creds: credentials.BasicCredentials
+) -> str:
+    """The GitError message of a write with a 0.5 s deadline while `held` (a lock) is taken."""
+    held.acquire()
+    try:
+        with pytest.raises(errors.GitError) as caught:
+            write_in_thread(
+                lambda: git_writer.write(
+                    gitspec(url, branch="main"), creds, set_tag("2.0.0-dev"),
+                    deadline=time.monotonic() + 0.5,
+                )
+            )  # fmt: skip
+    finally:
+        held.release()
+    return caught.value.message
+
+
 def write_in_thread(call: Callable[[], Any]) -> Any:
     """Run `call` in a thread; return its result or raise its exception; fail if it hangs."""
     box: dict[str, Any] = {}
@@ -116,19 +134,9 @@ def test_waiting_for_the_workspace_lock_ends_at_the_deadline(
 ) -> None:
     url, _ = git_repo(SEED)
     path = git_writer.workspaces.path(url, "main")
-    lock = git_writer.workspaces.lock(path)
-    lock.acquire()  # another CR's write on the same repository and branch, stuck
-    try:
-        with pytest.raises(errors.GitError) as caught:
-            write_in_thread(
-                lambda: git_writer.write(
-                    gitspec(url, branch="main"), git_http_creds, set_tag("2.0.0-dev"),
-                    deadline=time.monotonic() + 0.5,
-                )
-            )  # fmt: skip
-    finally:
-        lock.release()
-    assert "waiting for another promotion into" in caught.value.message
+    lock = git_writer.workspaces.lock(path)  # another CR's write on the same branch, stuck
+    message = write_while_held(lock, git_writer, url, git_http_creds)
+    assert "waiting for another promotion into" in message
 
 
 def test_a_push_whose_answer_never_came_is_recognised_as_ours(
@@ -356,19 +364,9 @@ def test_connection_slots_per_host_are_bounded_by_the_deadline(
 ) -> None:
     url, _ = git_repo(SEED)
     one = writer.GitWriter(tmp_path / "w", max_per_host=1)
-    slot = one._host_slot(f"127.0.0.1:{url.split(':')[2].split('/')[0]}")
-    slot.acquire()  # another write to this host holds its only slot
-    try:
-        with pytest.raises(errors.GitError) as caught:
-            write_in_thread(
-                lambda: one.write(
-                    gitspec(url, branch="main"), git_http_creds, set_tag("2.0.0-dev"),
-                    deadline=time.monotonic() + 0.5,
-                )
-            )  # fmt: skip
-    finally:
-        slot.release()
-    assert "waiting for a free connection to 127.0.0.1:" in caught.value.message
+    slot = one._host_slot(f"127.0.0.1:{url.split(':')[2].split('/')[0]}")  # its only slot
+    message = write_while_held(slot, one, url, git_http_creds)
+    assert "waiting for a free connection to 127.0.0.1:" in message
 
 
 def test_a_writer_queued_on_a_branch_holds_no_connection_slot(
