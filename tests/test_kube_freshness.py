@@ -31,9 +31,11 @@ class Statuses:
 
     def __init__(self) -> None:
         self.last: dict[str, dict[str, Any]] = {}
+        self.count = 0  # patches written
 
     async def patch(self, namespace: str, name: str, patch: Any) -> str | None:
         self.last[name] = dict(patch)
+        self.count += 1
         return str(len(self.last))
 
     def promoted(self, name: str) -> str | None:
@@ -221,3 +223,37 @@ async def test_a_cr_busy_with_an_older_listing_when_new_tags_are_found_acts_on_t
     await tick(body=prod, patch=kopf.Patch(), logger=None)  # its next tick: due again at once
     assert statuses.promoted("prod") == "1.1.0-dev"
     assert len(inner.seen) == 2, "from dev's scan"
+
+
+async def test_a_request_already_answered_by_a_fan_out_needs_no_pass_of_its_own() -> None:
+    clock = [NOW]
+    inner = MemoryRegistry(["1.0.0-dev"])
+    shared = scans.SharedScans(inner, clock=lambda: clock[0].timestamp())
+    state, kopf_registry = operator(None)
+    state.now, state.clock = (lambda: clock[0]), (lambda: clock[0])
+    state.adapters = handlers.Adapters(registry_factory=lambda: shared, git=state.adapters.git)
+    await state.start(kopf.OperatorSettings())
+    state.status_writer = statuses = Statuses()
+    watched, tick = handler(kopf_registry, "watched"), handler(kopf_registry, "tick")
+    requested = handler(kopf_registry, "requested")
+    crs = [body(f"u{i}") for i in range(2)]
+    for cr in crs:
+        watched(type="ADDED", body=cr, meta=cr.meta)
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    inner.tags.append("1.1.0-dev")
+    clock[0] += timedelta(seconds=30)
+    stamp = f"{clock[0].timestamp():.3f}"  # both CRs are annotated at once
+    clock[0] += timedelta(seconds=1)
+    await requested(body=crs[0], patch=kopf.Patch(), new=stamp, logger=None)  # u0's handler first
+    await asyncio.gather(*list(state.passes.values()))
+    clock[0] += timedelta(milliseconds=5)
+    await tick(body=crs[0], patch=kopf.Patch(), logger=None)  # the fan-out wave: u1 promotes
+    await asyncio.gather(*list(state.passes.values()))
+    assert statuses.promoted("u1") == "1.1.0-dev"
+    listings, writes = len(inner.seen), statuses.count
+    await requested(body=crs[1], patch=kopf.Patch(), new=stamp, logger=None)  # u1's, late
+    assert (len(inner.seen), statuses.count) == (listings, writes), "no pass at all"
+    newer = f"{(clock[0] + timedelta(seconds=1)).timestamp():.3f}"  # a newer request is not
+    clock[0] += timedelta(seconds=2)
+    await requested(body=crs[1], patch=kopf.Patch(), new=newer, logger=None)
+    assert len(inner.seen) == listings + 1, "a request after the last pass's listing: a pass"

@@ -639,6 +639,17 @@ def build_registry(
     async def requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
         if new:
             since = freshness.requested(new, state.clock())
+            uid, generation = str(body.meta.get("uid", "")), body.meta.get("generation")
+            if state.schedule.served_since(uid, since, generation=generation):
+                # a pass since the request (a fan-out of another CR's scan) already saw the
+                # registry as the request asks: nothing is left to do for it
+                logger.info(
+                    "%s/%s: requested at %s: answered by the last pass",
+                    body.meta.get("namespace"),
+                    body.meta.get("name"),
+                    new,
+                )
+                return
             why = f"requested at {new}"
             await state.run_pass(body, patch, force=True, why=why, not_before=since)
 

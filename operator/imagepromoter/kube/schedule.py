@@ -12,6 +12,9 @@ What decides "due", in order:
   PushRejected back off from `base_backoff`, doubling, capped at the interval; everything else
   (Promoted, UpToDate, NoMatchingTag, TargetError) one interval later.
 
+`served_since` tells a manual trigger that the CR's last pass already used a listing requested
+after it (a fan-out from another CR's pass got there first), so it needs no pass of its own.
+
 `poke` makes a CR due at its next tick whatever its interval: a scan of its image found a new
 tag (scans.SharedScans.on_change), and every CR of that image should act on it now, from that
 scan. A CR waiting for a spec change (InvalidSpec) stays waiting; a backoff is cut short, since
@@ -64,6 +67,7 @@ class Entry:
     reason: str
     next_at: datetime | None  # None: only a spec change makes it due
     failures: int = 0
+    seen: float | None = None  # when the tag listing the pass used was requested
 
 
 class Schedule:
@@ -150,8 +154,20 @@ class Schedule:
             reason=reason,
             next_at=waves.align(now + delay, self._grid) if delay is not None else None,
             failures=failures,
+            seen=seen,
         )
         return delay
+
+    def served_since(self, key: str, since: float, *, generation: int | None) -> bool:
+        """Whether the CR's last pass, of this generation, used a listing requested at or
+        after `since` (a manual trigger made before it is already answered)."""
+        entry = self._entries.get(key)
+        return (
+            entry is not None
+            and entry.generation == generation
+            and entry.seen is not None
+            and entry.seen >= since
+        )
 
     def retry(
         self, key: str, *, generation: int | None, interval: timedelta, now: datetime
