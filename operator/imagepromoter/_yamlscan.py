@@ -203,9 +203,17 @@ def _untabbed(text: str) -> str | None:
     return "".join(chars)
 
 
+class _Parsing(YAML):
+    """ruamel.yaml's YAML without plug-ins: none is used, and finding them lists a folder."""
+
+    def official_plug_ins(self) -> list[str]:
+        """No plug-ins (ruamel.yaml globs its package folder for them on every instance)."""
+        return []
+
+
 def _parse(text: str, original: str) -> Stream:
     """Parse `text` (the original, or a copy of it of the same length); see `parse`."""
-    yaml = YAML(typ="safe", pure=True)
+    yaml = _Parsing(typ="safe", pure=True)
     last: list[Any] = [None]
     try:
         events = yaml.parse(text)

@@ -18,17 +18,25 @@ from __future__ import annotations
 
 import posixpath
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from dulwich import objects
-from dulwich.object_store import BaseObjectStore
-from dulwich.objects import ObjectID
+from dulwich.objects import ObjectID, ShaFile
 
 from imagepromoter import changes, errors
 
 SYMLINK_MODE = 0o120000
 SUBMODULE_MODE = 0o160000
 FILE_MODE = 0o100644
+
+
+class Objects(Protocol):
+    """What reading and writing trees needs of a store: a Dulwich object store or a git/layer."""
+
+    def __getitem__(self, sha: ObjectID, /) -> ShaFile: ...
+
+    def add_objects(self, objects: Sequence[tuple[ShaFile, str | None]], /) -> object: ...
 
 
 def split_path(path: str) -> list[str]:
@@ -46,7 +54,7 @@ def split_path(path: str) -> list[str]:
     return parts
 
 
-def reader(store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) -> TreeReader:
+def reader(store: Objects, tree_id: ObjectID, *, max_file_bytes: int) -> TreeReader:
     """A FileReader over the tree `tree_id` that enforces the target safety rules."""
     return TreeReader(store, tree_id, max_file_bytes=max_file_bytes)
 
@@ -54,7 +62,7 @@ def reader(store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) ->
 class TreeReader:
     """`read(path)` -> bytes (a changes.FileReader), and `walk(folder)` for folder targets."""
 
-    def __init__(self, store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) -> None:
+    def __init__(self, store: Objects, tree_id: ObjectID, *, max_file_bytes: int) -> None:
         self._store = store
         self._tree_id = tree_id
         self._max_file_bytes = max_file_bytes
@@ -127,7 +135,7 @@ def _kind(mode: int) -> str:
     return "file"
 
 
-def _lookup(store: BaseObjectStore, tree_id: ObjectID, path: str) -> tuple[int, ObjectID]:
+def _lookup(store: Objects, tree_id: ObjectID, path: str) -> tuple[int, ObjectID]:
     parts = split_path(path)
     mode, sha = stat.S_IFDIR, tree_id
     walked: list[str] = []
@@ -153,7 +161,7 @@ def _lookup(store: BaseObjectStore, tree_id: ObjectID, path: str) -> tuple[int, 
 
 
 def write_changes(
-    store: BaseObjectStore, tree_id: ObjectID, file_changes: Iterable[changes.FileChange]
+    store: Objects, tree_id: ObjectID, file_changes: Iterable[changes.FileChange]
 ) -> tuple[ObjectID, list[objects.ShaFile]]:
     """Add blobs and trees for `file_changes` on top of `tree_id`.
 
@@ -172,7 +180,7 @@ def write_changes(
 
 
 def _rewrite(
-    store: BaseObjectStore,
+    store: Objects,
     tree_id: ObjectID,
     edits: dict[tuple[str, ...], ObjectID],
     new_objects: list[objects.ShaFile],

@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-from dulwich import objects, pack
+from dulwich import objects
 from dulwich.object_store import BaseObjectStore, MemoryObjectStore, OverlayObjectStore
 from dulwich.objects import ObjectID
 from dulwich.pack import UnpackedObject
@@ -56,7 +56,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from imagepromoter import changes, credentials, errors, spec
-from imagepromoter.git import chain, deadlines, failures, heads, urls, workspace
+from imagepromoter.git import chain, deadlines, failures, heads, layer, urls, workspace
 
 logger = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ def _pack_data(
         progress: Callable[[bytes], None] | None = None,
     ) -> tuple[int, Iterator[UnpackedObject]]:
         if set(want) == {commit}:
-            return len(created), (pack.full_unpacked_object(obj) for obj in created)
+            return len(created), (layer.unpacked(obj) for obj in created)
         return repo.generate_pack_data(set(have), set(want), ofs_delta=ofs_delta)
 
     return generate
