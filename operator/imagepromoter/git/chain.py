@@ -31,7 +31,7 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import ObjectID
 
 from imagepromoter import changes, errors
-from imagepromoter.git import layer, trees
+from imagepromoter.git import layer, packs, trees
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Chain:
     tip: ObjectID
     links: list[Link] = field(default_factory=list)
     created: list[objects.ShaFile] = field(default_factory=list)  # once each, for the pack
+    pack: packs.Encoded | None = None  # `created` as written to a disk store, for the push
     paths: tuple[str, ...] = ()
 
     def outcome(
@@ -113,7 +114,6 @@ def build(
     parent = _commit_of(view, base)
     changed: dict[str, None] = {}  # as the changesets name them, in order, once each
     written: set[str] = set()  # the same, normalised, for `touches`
-    seen: set[ObjectID] = set()
     for plan in plans:
         read = _Recording(trees.reader(view, parent.tree, max_file_bytes=max_file_bytes))
         try:
@@ -129,14 +129,13 @@ def build(
         if not changeset.changes:
             chain.links.append(Link(result, dependent=read.touches(written)))
             continue
-        made, created = _commit(view, parent, changeset, changeset.author or author, committer)
-        chain.created += [obj for obj in created if obj.id not in seen]
-        seen.update(obj.id for obj in created)
+        made = _commit(view, parent, changeset, changeset.author or author, committer)
         changed.update((c.path, None) for c in changeset.changes)
         written.update(posixpath.normpath(c.path) for c in changeset.changes)
         chain.links.append(Link(dataclasses.replace(result, commit=made.id.decode()), made.id))
         parent = made
-    view.flush()
+    chain.created = view.added()
+    chain.pack = view.flush()
     chain.tip = parent.id
     chain.paths = tuple(changed)
     return chain
@@ -199,9 +198,9 @@ def _commit(
     changeset: changes.Changeset,
     author: str,
     committer: str,
-) -> tuple[objects.Commit, list[objects.ShaFile]]:
-    """Write blobs, trees and the commit to the store; return it and every new object."""
-    tree_id, created = trees.write_changes(store, parent.tree, changeset.changes)
+) -> objects.Commit:
+    """Add the changeset's blobs and trees, and the commit, to `store`; return the commit."""
+    tree_id, _ = trees.write_changes(store, parent.tree, changeset.changes)
     made = objects.Commit()
     made.tree = tree_id
     made.parents = [parent.id]
@@ -213,4 +212,4 @@ def _commit(
     message = changeset.message if changeset.message.endswith("\n") else changeset.message + "\n"
     made.message = message.encode("utf-8")
     store.add_objects([(made, None)])
-    return made, [*created, made]
+    return made

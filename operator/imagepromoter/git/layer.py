@@ -10,18 +10,18 @@ A `Layer` keeps what the chain adds in a dict, serves it back as is, parses each
 store below once per batch, and `flush` writes everything added in one `add_objects` call (one
 pack). Objects it hands out are shared, not copies: callers read them and never mutate them
 (trees.py builds a new Tree rather than editing the one it read).
-
-`unpacked` gives a pack entry of one chunk: Dulwich compresses an entry chunk by chunk, and a
-Tree serialises as three chunks per entry, so a 100-entry tree cost 300 zlib calls per write.
+On a disk store, `flush` writes that pack through git/packs.py and returns it, so the push can
+send the same compressed records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dulwich.object_store import BaseObjectStore, PackCapableObjectStore
+from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID, ShaFile
-from dulwich.pack import UnpackedObject
+
+from imagepromoter.git import packs
 
 
 class Layer:
@@ -54,22 +54,16 @@ class Layer:
         """What was added since the last flush, in the order it was first added."""
         return list(self._added.values())
 
-    def flush(self) -> int:
-        """Write everything added to the base store in one call (one pack); return how many."""
+    def flush(self) -> packs.Encoded | None:
+        """Write everything added to the base store at once: one pack (returned) on disk."""
         pending = self.added()
-        if pending and isinstance(self._base, PackCapableObjectStore):
-            self._base.add_pack_data(len(pending), (unpacked(obj) for obj in pending))
+        encoded = None
+        if pending and isinstance(self._base, DiskObjectStore):
+            level = self._base.pack_compression_level
+            encoded = packs.encode(pending, self._base.object_format, compression_level=level)
+            packs.save(self._base, encoded)
         elif pending:
             self._base.add_objects([(obj, None) for obj in pending])
-        if pending:
-            self._read.update(self._added)
-            self._added.clear()
-        return len(pending)
-
-
-def unpacked(obj: ShaFile) -> UnpackedObject:
-    """`obj` as a whole (not delta) pack entry whose data is one chunk."""
-    return UnpackedObject(
-        obj.type_num, delta_base=None, crc32=None, decomp_chunks=[obj.as_raw_string()],
-        sha=obj.sha().digest(),
-    )  # fmt: skip
+        self._read.update(self._added)
+        self._added.clear()
+        return encoded

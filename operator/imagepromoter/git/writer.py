@@ -48,7 +48,6 @@ from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-from dulwich import objects
 from dulwich.object_store import BaseObjectStore, MemoryObjectStore, OverlayObjectStore
 from dulwich.objects import ObjectID
 from dulwich.pack import UnpackedObject
@@ -56,7 +55,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from imagepromoter import changes, credentials, errors, spec
-from imagepromoter.git import chain, deadlines, failures, heads, layer, urls, workspace
+from imagepromoter.git import chain, deadlines, failures, heads, packs, urls, workspace
 
 logger = logging.getLogger(__name__)
 
@@ -238,8 +237,7 @@ class GitWriter:
                         repo,
                         remote,
                         chosen,
-                        built.tip,
-                        built.created,
+                        built,
                         target,
                         secret_name=git.secret_ref,
                     )
@@ -279,16 +277,17 @@ class GitWriter:
         repo: Repo,
         remote: urls.Remote,
         attempt: heads.Attempt,
-        commit: ObjectID,
-        created: list[objects.ShaFile],
+        built: chain.Chain,
         target: str,
         *,
         secret_name: str | None,
     ) -> None:
-        """Compare-and-swap push of `commit` to `attempt.ref`; raise _LostRace or PushRejected.
+        """Compare-and-swap push of the chain's tip to `attempt.ref`; raise _LostRace or
+        PushRejected.
 
-        Until the server answers, `commit` is the workspace's pending push to `target`.
+        Until the server answers, the tip is the workspace's pending push to `target`.
         """
+        commit = built.tip
         moved: list[ObjectID | None] = []
 
         def update_refs(remote_refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
@@ -302,7 +301,7 @@ class GitWriter:
         with deadlines.phase("push"):
             try:
                 result = remote.client.send_pack(
-                    remote.path, update_refs, generate_pack_data=_pack_data(repo, commit, created)
+                    remote.path, update_refs, generate_pack_data=_pack_data(repo, built)
                 )
             except errors.PromotionError:
                 raise
@@ -337,7 +336,7 @@ class GitWriter:
 
 
 def _pack_data(
-    repo: Repo, commit: ObjectID, created: list[objects.ShaFile]
+    repo: Repo, built: chain.Chain
 ) -> Callable[..., tuple[int, Iterator[UnpackedObject]]]:
     """The pack to send: exactly the objects the batch's chain of commits created.
 
@@ -346,6 +345,7 @@ def _pack_data(
     blobs and the trees on their paths. Sending just those avoids walking the parent's whole tree to
     find what to exclude (Dulwich's generic search), which dominated a push in a large repository.
     git's receive-pack still checks connectivity, so a wrong guess is refused, not corrupting.
+    They go as the chain wrote them to the workspace (git/packs.py), compressed once.
     """
 
     def generate(
@@ -355,8 +355,10 @@ def _pack_data(
         ofs_delta: bool = True,
         progress: Callable[[bytes], None] | None = None,
     ) -> tuple[int, Iterator[UnpackedObject]]:
-        if set(want) == {commit}:
-            return len(created), (layer.unpacked(obj) for obj in created)
+        if set(want) == {built.tip}:
+            if built.pack is not None:
+                return len(built.pack.records), iter(built.pack.records)
+            return len(built.created), (packs.unpacked(obj) for obj in built.created)
         return repo.generate_pack_data(set(have), set(want), ofs_delta=ofs_delta)
 
     return generate
