@@ -121,7 +121,8 @@ def test_the_layer_parses_each_base_object_once_and_keeps_writes_until_flush() -
     view.add_objects([(obj, None) for obj in new])
     view.add_objects([(new[0], None)])  # once each
     empty = new[-2]
-    assert isinstance(empty, objects.Tree) and len(empty) == 0 and view[empty.id] is empty  # an empty (falsy) tree is found
+    assert isinstance(empty, objects.Tree) and len(empty) == 0
+    assert view[empty.id] is empty  # found, although an empty Tree is falsy
     assert [obj.id for obj in view.added()] == [obj.id for obj in new]
     assert all(obj.id not in base for obj in new) and all(obj.id in view for obj in new)
     assert view.flush() is None  # not a disk store: added with add_objects, no pack

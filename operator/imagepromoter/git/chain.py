@@ -111,6 +111,7 @@ def build(
     """
     chain = Chain(base=base, tip=base)
     view = layer.Layer(store)
+    offsets = trees.Offsets()
     parent = _commit_of(view, base)
     changed: dict[str, None] = {}  # as the changesets name them, in order, once each
     written: set[str] = set()  # the same, normalised, for `touches`
@@ -129,7 +130,7 @@ def build(
         if not changeset.changes:
             chain.links.append(Link(result, dependent=read.touches(written)))
             continue
-        made = _commit(view, parent, changeset, changeset.author or author, committer)
+        made = _commit(view, offsets, parent, changeset, changeset.author or author, committer)
         changed.update((c.path, None) for c in changeset.changes)
         written.update(posixpath.normpath(c.path) for c in changeset.changes)
         chain.links.append(Link(dataclasses.replace(result, commit=made.id.decode()), made.id))
@@ -194,13 +195,14 @@ def _commit_of(store: layer.Layer, sha: ObjectID) -> objects.Commit:
 
 def _commit(
     store: layer.Layer,
+    offsets: trees.Offsets,
     parent: objects.Commit,
     changeset: changes.Changeset,
     author: str,
     committer: str,
 ) -> objects.Commit:
     """Add the changeset's blobs and trees, and the commit, to `store`; return the commit."""
-    tree_id, _ = trees.write_changes(store, parent.tree, changeset.changes)
+    tree_id, _ = trees.write_changes(store, parent.tree, changeset.changes, offsets=offsets)
     made = objects.Commit()
     made.tree = tree_id
     made.parents = [parent.id]
