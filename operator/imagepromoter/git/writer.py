@@ -9,6 +9,10 @@ One `write_batch` call (`write` is a batch of one):
    non-empty changeset becomes its own commit (author from its changeset or the spec, committer
    = the operator, its own message). An empty changeset commits nothing (idempotent); a plan
    that raises fails only its own entry. A dry run builds the chain in memory and stops here.
+   One batch plans at a time (`_planning`): planning is CPU work that a process's threads run
+   one at a time anyway, and interleaved, four batches finished planning together and then
+   pushed together, leaving the CPU idle during the pushes; one at a time, each batch's push and
+   the next fetch overlap the next batch's planning.
 4. Pushes the chain's tip with compare-and-swap, sending exactly the objects the chain created.
    Dulwich's `send_pack` does not raise when the server refuses a ref, and a server that allows
    non-fast-forward pushes would accept a commit built on a stale parent and drop someone else's
@@ -90,6 +94,7 @@ class GitWriter:
         self.ssh_alive_count = ssh_alive_count
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._hosts_lock = threading.Lock()
+        self._planning = threading.Lock()  # one batch's chain.build at a time (module doc, 3.)
         self.workspaces = workspace.Workspaces(workdir)
         self.max_file_bytes = max_file_bytes
         self.retries = retries
@@ -211,15 +216,16 @@ class GitWriter:
                 if dry_run:  # the chain is built in memory: the workspace is left as it was
                     scratch = MemoryObjectStore()
                     store = OverlayObjectStore([scratch, repo.object_store], add_store=scratch)
-                built = chain.build(
-                    store,
-                    chosen.base,
-                    plans,
-                    branch=target,
-                    author=f"{git.author.name} <{git.author.email}>",
-                    committer=self.committer,
-                    max_file_bytes=self.max_file_bytes,
-                )
+                with deadlines.bounded(self._planning, "another batch's planning to finish"):
+                    built = chain.build(
+                        store,
+                        chosen.base,
+                        plans,
+                        branch=target,
+                        author=f"{git.author.name} <{git.author.email}>",
+                        committer=self.committer,
+                        max_file_bytes=self.max_file_bytes,
+                    )
                 if dry_run:
                     return built.outcome(dry_run=True)
                 landed = heads.pending_landed(repo, remote, git, chosen, target)
