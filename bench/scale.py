@@ -237,7 +237,9 @@ class Run:
                 return
 
     def operator(self, setup: Setup) -> None:
-        with OperatorBench(setup, self.args.cycle_timeout) as bench:
+        with OperatorBench(
+            setup, self.args.cycle_timeout, verbose=bool(self.args.keep_logs)
+        ) as bench:
             try:
                 for kind in self.plan():
                     if self.over_budget(f"{setup.size} operator {kind}"):
@@ -251,12 +253,21 @@ class Run:
                         cycle = bench.idle(self.window)
                     else:
                         cycle = bench.changed(kind)
+                    self.keep_requests(setup, kind)
                     if not self.record(cycle):
                         print(bench.tail(), file=sys.stderr)
                         return
             finally:
                 if self.args.keep_logs:
+                    self.args.keep_logs.mkdir(parents=True, exist_ok=True)
                     shutil.copy(bench.log, self.args.keep_logs / bench.log.name)
+
+    def keep_requests(self, setup: Setup, kind: str) -> None:
+        """`--keep-logs`: the cycle's registry requests, one per line (to see which repeated)."""
+        if self.args.keep_logs:
+            self.args.keep_logs.mkdir(parents=True, exist_ok=True)
+            lines = "".join(f"{r.at:.3f} {r.method} {r.path}\n" for r in setup.proxy.seen())
+            (self.args.keep_logs / f"{setup.prefix}-{kind}-requests.txt").write_text(lines)
 
 
 def main() -> None:
@@ -272,7 +283,10 @@ def main() -> None:
     parser.add_argument("--png", type=Path, default=scale_report.PNG)
     parser.add_argument("--results", type=Path, default=results.RESULTS, help="RESULTS.md path")
     parser.add_argument("--pidfile", type=Path, default=None, help="write spawned groups here")
-    parser.add_argument("--keep-logs", type=Path, default=None, help="copy operator logs here")
+    parser.add_argument(
+        "--keep-logs", type=Path, default=None,
+        help="the operator's log (then verbose) and each cycle's registry requests go here",
+    )  # fmt: skip
     args = parser.parse_args()
     sizes = args.sizes or list(BIG_SIZES if args.big else DEFAULT_SIZES)
     results.RESULTS = args.results

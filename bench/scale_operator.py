@@ -108,8 +108,9 @@ class EmulatorProcess:
 class OperatorBench:
     """One operator process over one Setup, and its cycles."""
 
-    def __init__(self, setup: Setup, timeout: float) -> None:
+    def __init__(self, setup: Setup, timeout: float, *, verbose: bool = False) -> None:
         self.setup, self.timeout = setup, timeout
+        self.verbose = verbose  # the operator logs every pass (INFO): costs CPU, for diagnosis
         self.emulator: EmulatorProcess | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.log = setup.tmp / f"{setup.prefix}-operator.log"
@@ -149,6 +150,7 @@ class OperatorBench:
             "--metrics-port", "0", "--webhook-port", "0",
             "--liveness", f"http://127.0.0.1:{free_port()}/healthz",
         ]  # fmt: skip
+        command[1:1] = ["-v"] if self.verbose else []
         self.process = spawned(
             subprocess.Popen(
                 command,

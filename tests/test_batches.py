@@ -434,3 +434,91 @@ async def test_the_operator_writes_through_batches_with_its_window() -> None:
 def test_a_negative_batch_window_option_is_refused() -> None:
     with pytest.raises(ValueError, match="must not be negative"):
         handlers.Options(batch_window=-0.5)
+
+
+REPO = (URL, "main")
+
+
+async def test_an_expected_pass_holds_the_group_past_its_window_until_it_arrives() -> None:
+    fake, timer = FakeWriter(), Timer()
+    writer = batches.Batches(fake, window=1.0, hold=20.0, sleep=timer.sleep)
+    early, late = writer.expect(REPO), writer.expect(REPO)
+    first = asyncio.create_task(writer.write(git(), CREDS, set_tag("1"), expected=early))
+    await until(lambda: len(timer.windows) == 1)
+    timer.end(0)
+    await until(lambda: len(timer.windows) == 2)
+    assert timer.windows[1][0] == 19.0, "held for at most the rest of `hold`"
+    assert fake.calls == [], "the window ended, but a pass of the repository is on its way"
+    second = asyncio.create_task(writer.write(git(), CREDS, set_tag("2"), expected=late))
+    await asyncio.gather(first, second)
+    assert [c.plans for c in fake.calls] == [2], "one push once the expected pass arrived"
+
+
+@pytest.mark.parametrize("how", ["ended-without-writing", "hold-ran-out"])
+async def test_a_held_group_goes_when_the_expected_pass_ends_or_the_hold_runs_out(
+    how: str,
+) -> None:
+    fake, timer = FakeWriter(), Timer()
+    writer = batches.Batches(fake, window=1.0, hold=5.0, sleep=timer.sleep)
+    mine, other = writer.expect(REPO), writer.expect(REPO)
+    task = asyncio.create_task(writer.write(git(), CREDS, set_tag("1"), expected=mine))
+    await until(lambda: len(timer.windows) == 1)
+    timer.end(0)
+    await until(lambda: len(timer.windows) == 2)
+    assert fake.calls == []
+    if how == "ended-without-writing":
+        other.settle()
+        other.settle()  # idempotent: a pass settles on arrival and again when it ends
+    else:
+        timer.end(1)
+    await task
+    assert [c.plans for c in fake.calls] == [1]
+
+
+@pytest.mark.parametrize(
+    ("window", "other_repository", "deadline"),
+    [(0.0, False, None), (1.0, True, None), (1.0, False, 10.0)],
+    ids=["window-0-holds-nothing", "other-repository", "deadline-too-near"],
+)
+async def test_when_an_expected_pass_holds_nothing(
+    window: float, other_repository: bool, deadline: float | None
+) -> None:
+    fake, timer = FakeWriter(), Timer()
+    sleep = timer.sleep if window else asyncio.sleep  # window 0: one turn of the loop
+    writer = batches.Batches(fake, window=window, hold=20.0, sleep=sleep, clock=lambda: 0.0)
+    mine = writer.expect(REPO)
+    writer.expect((URL, "prod") if other_repository else REPO)  # never arrives
+    task = asyncio.create_task(
+        writer.write(git(), CREDS, set_tag("1"), expected=mine, deadline=deadline)
+    )
+    if window:
+        await until(lambda: len(timer.windows) == 1)
+        timer.end(0)
+    await asyncio.wait_for(task, 30)
+    assert [c.plans for c in fake.calls] == [1]
+    assert len(timer.windows) == (1 if window else 0), "no hold was started"
+
+
+@pytest.mark.parametrize(
+    ("hold", "windows", "batches_"),
+    [(20.0, 3, [3]), (2.0, 2, [3])],
+    ids=["arrivals-keep-it-open", "hold-caps-the-windows"],
+)
+async def test_a_group_stays_open_while_members_keep_arriving(
+    hold: float, windows: int, batches_: list[int]
+) -> None:
+    fake, timer = FakeWriter(), Timer()
+    writer = batches.Batches(fake, window=1.0, hold=hold, sleep=timer.sleep)
+    tasks = [asyncio.create_task(writer.write(git(), CREDS, set_tag("1")))]
+    for index, tag in enumerate(("2", "3")):
+        await until(lambda n=index: len(timer.windows) == n + 1)
+        tasks.append(asyncio.create_task(writer.write(git(), CREDS, set_tag(tag))))
+        await until(lambda n=index: writer.waiting == n + 2)
+        timer.end(index)
+    if windows == 3:  # the third window saw no arrival: the group goes when it ends
+        await until(lambda: len(timer.windows) == 3)
+        assert fake.calls == []
+        timer.end(2)
+    await asyncio.gather(*tasks)
+    assert len(timer.windows) == windows
+    assert [c.plans for c in fake.calls] == batches_

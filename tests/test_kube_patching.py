@@ -138,9 +138,20 @@ async def test_other_failures_are_patch_failed_after_one_request(api: Emulator, 
         ("5", "6", "7", False),
         ("5", None, "5", True),
         (None, None, "5", False),
+        ("5", "9", "4", True),
+        ("5", "9", "8", True),
+        ("9", "10", "9", True),
+        ("5", "9", "10", False),
+        ("a5", "a9", "a4", False),
+        ("5", "09", "4", False),
+        ("5", "9", "-4", False),
     ],
-    ids=["watch-lags", "our-write-echoed", "newer-than-ours", "version-unknown", "no-cache"],
-)
+    ids=[
+        "watch-lags", "our-write-echoed", "newer-than-ours", "version-unknown", "no-cache",
+        "a-snapshot-before-ours", "between-ours", "more-digits", "more-digits-newer",
+        "opaque-versions", "leading-zero", "signed",
+    ],
+)  # fmt: skip
 def test_base_prefers_the_cluster_unless_the_watch_lags(
     cached_from: str | None, produced: str | None, body_version: str, uses_cache: bool
 ) -> None:
@@ -182,6 +193,24 @@ async def test_a_lagging_watch_does_not_make_the_pass_rewrite(api: Emulator) -> 
     # the watch has not brought our write back: the body is still the created one
     await state.run_pass(copy.deepcopy(created), kopf.Patch(), force=True, why="requested")
     assert api.counts[STATUS_PATCH] == 1, "the second pass knew what the first wrote"
+
+
+async def test_a_change_handler_s_older_snapshot_does_not_make_the_pass_rewrite(
+    api: Emulator,
+) -> None:
+    created = await create(api)  # the snapshot a change handler still holds (Kopf's event body)
+    resp = await api.patch(
+        f"/apis/imagepromoter.dev/v1alpha1/namespaces/{NS}/imagepromotions/app",
+        json={"metadata": {"annotations": {"imagepromoter.dev/requested-at": "1"}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert resp.status == 200, await resp.text()
+    state, _ = operator(MemoryRegistry(["1.0.0-dev", "1.1.0-dev"]), Clock())
+    await state.run_pass(current(api), kopf.Patch(), force=True, why="interval")  # a live body
+    assert api.counts[STATUS_PATCH] == 1
+    # the older snapshot is neither the version before our write nor ours: it predates both
+    await state.run_pass(copy.deepcopy(created), kopf.Patch(), force=True, why="requested")
+    assert api.counts[STATUS_PATCH] == 1, "the pass knew its body predates our write"
 
 
 async def test_a_status_someone_else_wrote_is_the_base_of_the_next_pass(api: Emulator) -> None:

@@ -151,3 +151,36 @@ async def test_a_cr_whose_timer_stopped_ticking_is_left_to_its_own_next_tick() -
     assert statuses.promoted("u1") != "1.1.0-dev", "not from a body that may be stale"
     await tick(body=crs[1], patch=kopf.Patch(), logger=None)  # its own tick, a live body
     assert statuses.promoted("u1") == "1.1.0-dev"
+
+
+async def test_waves_a_slot_apart_merge_into_one() -> None:
+    state, tick, crs, inner, git, clock = await started(6)
+    clock[0] = NOW + timedelta(seconds=9)  # three CRs pass just before a slot's edge...
+    for cr in crs[:3]:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    clock[0] = NOW + timedelta(seconds=10.5)  # ...and three just after it
+    for cr in crs[3:]:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    uids = [str(cr.meta["uid"]) for cr in crs]
+    assert len({state.due.due_at(uid) for uid in uids}) == 2, "two waves, a slot apart"
+    inner.tags.append("1.1.0-dev")
+    git.batches.clear()
+    statuses = await wave(state, tick, crs[0], clock)  # the earlier wave takes the later one
+    assert {statuses.promoted(uid) for uid in uids} == {"1.1.0-dev"}
+    assert git.batches == [6], "one write for the repository"
+    assert len({state.due.due_at(uid) for uid in uids}) == 1, "one wave from now on"
+
+
+async def test_a_wave_takes_early_only_the_crs_that_share_its_image_or_repository() -> None:
+    state, tick, crs, _inner, _git, clock = await started(2)
+    crs[1]["spec"]["image"] = "ghcr.io/acme/other"
+    crs[1]["spec"]["git"]["url"] = "https://git.example/other.git"
+    clock[0] = NOW + timedelta(seconds=9)
+    await tick(body=crs[0], patch=kopf.Patch(), logger=None)
+    clock[0] = NOW + timedelta(seconds=10.5)
+    await tick(body=crs[1], patch=kopf.Patch(), logger=None)
+    later = state.due.due_at("u1")
+    assert later is not None and later > (state.due.due_at("u0") or later)
+    await wave(state, tick, crs[0], clock, state.due.due_at("u0"))
+    assert state.due.due_at("u1") == later, "u1 shares nothing with the wave: it keeps its time"
+    assert "u1" not in state.passes

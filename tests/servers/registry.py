@@ -823,6 +823,7 @@ class SeenRequest:
     accept: str = ""
     secure: bool = False  # came over TLS
     accept_encoding: str = ""
+    at: float = field(default_factory=time.time)  # when it arrived (the wall clock)
 
 
 _HOP_HEADERS = frozenset(

@@ -242,9 +242,12 @@ class _Timings:
 class _TimedBatches:
     """Wraps the batching writer to time the write (the window included: the CR waited it)."""
 
-    def __init__(self, git: batches.Batches, timings: _Timings) -> None:
+    def __init__(
+        self, git: batches.Batches, timings: _Timings, expected: batches.Expected | None = None
+    ) -> None:
         self._git = git
         self._timings = timings
+        self._expected = expected  # the pass's own: its arrival lets the batch go sooner
 
     async def write(
         self,
@@ -256,7 +259,9 @@ class _TimedBatches:
         deadline: float | None = None,
     ) -> changes.WriteResult:
         with self._timings.writing():
-            return await self._git.write(git, creds, plan, dry_run=dry_run, deadline=deadline)
+            return await self._git.write(
+                git, creds, plan, dry_run=dry_run, deadline=deadline, expected=self._expected
+            )
 
 
 @dataclass
@@ -345,22 +350,53 @@ class Operator:
         return self.passes.get(uid)
 
     def start_due(self) -> None:
-        """Start the pass of every CR due now, together (pipeline/waves.py says why)."""
-        for uid in self.due.pop_due(self.clock()):
-            ticked = self.bodies.get(uid)
-            if ticked is None or uid in self.gone or uid in self.passes:
-                continue  # not ticked here yet (its own tick decides), gone, or already running
-            body, when = ticked
-            if time.monotonic() - when > 2 * self.options.tick:
-                # its timer has not ticked lately (a peering pause stops them all): its body may
-                # be stale, so its own next tick, with a live body, decides
-                continue
-            labels = (body.get("metadata") or {}).get("labels")
-            if self.selector and not self.selector.matches(labels):
-                continue  # relabelled into another shard: its timer here has stopped
-            task = asyncio.create_task(self.run_pass(body, None, force=False, why="interval"))
-            self.passes[uid] = task
-            task.add_done_callback(functools.partial(self._pass_ended, uid))
+        """Start the pass of every CR due now, together (pipeline/waves.py says why).
+
+        The wave also takes the CRs due within one more tick that share an image or a
+        repository with it: waves a slot apart merge (each of those passes once a tick early).
+        """
+        now = self.clock()
+        due = self.due.pop_due(now)
+        if not due:
+            return
+        shared = set().union(*(self._wave_keys(uid) for uid in due))
+        early = timedelta(seconds=self.options.tick)
+        soon = self.due.pop_soon(
+            now + early, lambda uid: not shared.isdisjoint(self._wave_keys(uid))
+        )
+        for uid in due:
+            self._start_pass(uid)
+        for uid, at in soon:
+            if not self._start_pass(uid, early=early):
+                self.due.set(uid, at)  # not started here: it stays due when it was
+
+    def _wave_keys(self, uid: str) -> set[tuple[str, object]]:
+        """What a CR shares with a wave: its image and its repository and branch."""
+        ticked = self.bodies.get(uid)
+        if ticked is None:
+            return set()
+        spec_dict: Mapping[str, Any] = ticked[0].get("spec") or {}
+        return {("image", image_index.image_key(spec_dict)), ("repository", _repository(spec_dict))}
+
+    def _start_pass(self, uid: str, *, early: timedelta = timedelta(0)) -> bool:
+        """Start a wave's pass of `uid` as a task; False if it is not started here."""
+        ticked = self.bodies.get(uid)
+        if ticked is None or uid in self.gone or uid in self.passes:
+            return False  # not ticked here yet (its own tick decides), gone, or already running
+        body, when = ticked
+        if time.monotonic() - when > 2 * self.options.tick:
+            # its timer has not ticked lately (a peering pause stops them all): its body may
+            # be stale, so its own next tick, with a live body, decides
+            return False
+        labels = (body.get("metadata") or {}).get("labels")
+        if self.selector and not self.selector.matches(labels):
+            return False  # relabelled into another shard: its timer here has stopped
+        task = asyncio.create_task(
+            self.run_pass(body, None, force=False, why="interval", early=early)
+        )
+        self.passes[uid] = task
+        task.add_done_callback(functools.partial(self._pass_ended, uid))
+        return True
 
     def _pass_ended(self, uid: str, task: asyncio.Task[None]) -> None:
         if self.passes.get(uid) is task:
@@ -383,8 +419,11 @@ class Operator:
         force: bool,
         why: str,
         not_before: float | None = None,
+        early: timedelta = timedelta(0),
     ) -> None:
         """One reconcile pass for one CR (if due or forced); its status written in its turn.
+
+        `early`: due by `early` from now is due (a wave taking a CR due just after it).
 
         `patch` (Kopf's) is left alone: the status is written by `_write_status` under the lock.
         `not_before` is how fresh its scan must be (pipeline/freshness.py); a forced pass without
@@ -410,7 +449,7 @@ class Operator:
             previous = patching.base(body.get("status") or {}, version, written)
             now = self.clock()
             if not force and not self.schedule.due(
-                uid, spec_dict=spec_dict, status=previous, generation=generation, now=now
+                uid, spec_dict=spec_dict, status=previous, generation=generation, now=now + early
             ):
                 self.due.set(uid, self.schedule.next_at(uid))  # still queued for its own wave
                 return
@@ -418,10 +457,15 @@ class Operator:
                 not_before = now.timestamp() if force else self.not_before(uid, spec_dict, now)
             asked = self.schedule.poked(uid)  # a fan-out: the scan that found new tags, or newer
             not_before = not_before if asked is None else max(not_before, asked)
-            with scans.recording() as served:
-                result, timings = await self._reconcile(
-                    meta, spec_dict, previous, generation, not_before=not_before
-                )
+            expected = self._batches().expect(_repository(spec_dict))
+            try:
+                with scans.recording() as served:
+                    result, timings = await self._reconcile(
+                        meta, spec_dict, previous, generation, not_before=not_before,
+                        expected=expected,
+                    )  # fmt: skip
+            finally:
+                expected.settle()
             interval = (
                 result.promotion.interval if result.promotion else schedule.interval_of(spec_dict)
             )
@@ -492,6 +536,7 @@ class Operator:
         generation: int | None,
         *,
         not_before: float | None,
+        expected: batches.Expected | None = None,
     ) -> tuple[reconcile.Result, _Timings]:
         if self.registry is None or self.secrets is None:
             raise RuntimeError("the operator has not started")
@@ -507,7 +552,7 @@ class Operator:
         result = await reconcile.reconcile(
             resource,
             registry=self.registry,
-            git=_TimedBatches(self._batches(), timings),
+            git=_TimedBatches(self._batches(), timings, expected),
             secrets=self.secrets,
             now=self.clock,
             dry_run=self.options.dry_run,
@@ -626,6 +671,14 @@ def _without_finalizers(registry: kopf.OperatorRegistry) -> None:
     spawning._handlers[:] = [
         dataclasses.replace(handler, requires_finalizer=False) for handler in spawning._handlers
     ]
+
+
+def _repository(spec_dict: Mapping[str, Any]) -> tuple[str, str]:
+    """The repository and branch a pass may write into, as its spec says (batches.expect)."""
+    git = spec_dict.get("git")
+    if not isinstance(git, Mapping):
+        return ("", "")
+    return (str(git.get("url", "")), str(git.get("branch", "")))
 
 
 def _version(meta: Mapping[str, Any]) -> str | None:

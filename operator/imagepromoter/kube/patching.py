@@ -8,11 +8,16 @@ only its annotations. No resourceVersion precondition: the patch names only the 
 changed, and the lock already orders our writes (a precondition would fail on every annotation
 Kopf writes between two passes, and a lost retry would lose the commit sha it carried).
 
-Which status a pass starts from (`base`): the cluster's, as the watch shows it in the body, is
-the truth. The one exception is our own last write the watch has not brought back yet: `Written`
-remembers the resourceVersion the body showed just before that patch and the one the patch
-produced, and its status is used only while the body still shows the former. Any other version
-(our write echoed, Kopf's annotations after it, someone else's edit) means the body is current.
+Which status a pass starts from (`base`): the cluster's, as the body shows it, is the truth.
+The one exception is our own last write that the body does not show yet: `Written` remembers
+the resourceVersion the body showed just before that patch and the one the patch produced, and
+its status is used while the body is older than the latter. Resource versions of one resource
+are comparable integers (Kubernetes 1.35, KEP-5504): a body whose version is below the one our
+patch produced predates it, whichever older version it is. That matters because a change
+handler's body is the snapshot of the event it handles, not the live object: a requested pass
+queued behind a fan-out pass's write reads a version older than that write, and must not patch
+the whole status back. Where a version is not a canonical integer (another API server), only
+the version from just before our write counts as older, as before KEP-5504.
 
 A 404 (the CR was deleted meanwhile) is quiet; any other failure is `PatchFailed` (the handler
 logs it and the schedule retries the pass). Kopf's request retries are off, as in secrets.py.
@@ -63,12 +68,31 @@ def base(
 
 
 def lagging(written: Written | None, resource_version: str | None) -> bool:
-    """Whether the body still shows the version from before our last write."""
-    return (
-        written is not None
-        and resource_version is not None
-        and resource_version == written.started_from
-    )
+    """Whether the body predates our last write (see the module docstring)."""
+    if written is None or resource_version is None:
+        return False
+    if resource_version == written.started_from:
+        return True
+    older = compare_versions(resource_version, written.produced)
+    return older is not None and older < 0
+
+
+def compare_versions(a: str | None, b: str | None) -> int | None:
+    """-1, 0 or 1 as resourceVersion `a` is below, equal to or above `b`; None: not comparable.
+
+    Comparable means a canonical positive integer (no sign, no leading zero), as KEP-5504 says.
+    """
+    if not (_canonical(a) and _canonical(b)):
+        return None
+    assert a is not None and b is not None
+    left, right = (len(a), a), (len(b), b)  # same digits, longer is larger: no int() of huge text
+    return (left > right) - (left < right)
+
+
+def _canonical(version: str | None) -> bool:
+    if not version:
+        return False
+    return version.isascii() and version.isdigit() and version[0] != "0"
 
 
 class StatusWriter(Protocol):

@@ -12,8 +12,15 @@ a push, and the identity cannot be turned back into a token.
 
 When a group is written:
 - window (the operator, `--batch-window`): the first submission opens a window of `window`
-  seconds; the group is written when it has ended and the key's previous batch is done, so
-  submissions arriving while a batch is written join the next one. 0: one turn of the loop.
+  seconds, and the group stays open while members keep coming: it is written once a whole
+  window passed with no new member and the key's previous batch is done, so submissions arriving
+  while a batch is written join the next one. Passes still on their way hold it a little longer:
+  a pass that may write into a repository and branch says so when it starts (`expect`, settled
+  when it submits or ends), and the group waits until no expected pass of its repositories is
+  still scanning or planning. All this at most `hold` seconds (DEFAULT_HOLD), and never so long
+  that a member's pass deadline cannot cover the write. So a thousand passes that start together
+  but reach their write over several seconds (one event loop, two cores) make one push, not one
+  per window. `window=0`: one turn of the loop, nothing held.
 - barrier (`window=None`, `imagepromoter promote`): the caller counts the passes in flight
   (`participants(n)`, `leave()`); the open groups are written as soon as every pass in flight is
   waiting on a write or has finished: no added latency, and the same groups on every run.
@@ -27,6 +34,7 @@ deadline error, naming the phase, arrive first). A cancelled member is left out 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import functools
 import hashlib
@@ -41,6 +49,8 @@ from typing import Protocol, runtime_checkable
 from imagepromoter import changes, credentials, errors, reconcile, spec
 
 DEFAULT_WINDOW = 2.0  # seconds (API.md: --batch-window)
+DEFAULT_HOLD = 20.0  # seconds a group may stay open, from when it opened
+WRITE_RESERVE = 15.0  # seconds of a member's pass deadline left for the write itself
 WORKERS = 16  # threads writing batches at once (one per repository and branch at most)
 
 _POOL = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="imagepromoter-batch")
@@ -90,6 +100,20 @@ class OneByOne:
         return answers
 
 
+class Expected:
+    """A pass that may write into `repository` (its URL and branch, as its spec says)."""
+
+    def __init__(self, owner: Batches, repository: Hashable) -> None:
+        self.repository = repository
+        self._owner: Batches | None = owner
+
+    def settle(self) -> None:
+        """The pass submitted its write, or ended without one (idempotent)."""
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner._settle(self.repository)
+
+
 @dataclass
 class _Member:
     git: spec.GitSpec
@@ -97,6 +121,7 @@ class _Member:
     plan: changes.Planner
     deadline: float | None
     future: asyncio.Future[changes.WriteResult]
+    repository: Hashable | None = None  # of the member's Expected, if it had one
 
 
 @dataclass
@@ -106,6 +131,7 @@ class _Group:
     members: list[_Member] = field(default_factory=list)
     timer: asyncio.Task[None] | None = None
     gathering: bool = True  # False once dispatched: no member joins or leaves any more
+    arrivals: int = 0  # members that joined (some may have left since)
 
 
 class Batches:
@@ -116,6 +142,7 @@ class Batches:
         inner: BatchWriter | reconcile.GitWriter,
         *,
         window: float | None = DEFAULT_WINDOW,
+        hold: float = DEFAULT_HOLD,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         executor: concurrent.futures.Executor | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -124,6 +151,7 @@ class Batches:
             raise ValueError(f"the batch window must not be negative (got {window:g}s)")
         self.inner: BatchWriter = inner if isinstance(inner, BatchWriter) else OneByOne(inner)
         self.window = window
+        self.hold = hold
         self._sleep = sleep
         self._clock = clock
         self._executor = executor or _POOL
@@ -131,6 +159,8 @@ class Batches:
         self._writing: dict[Hashable, asyncio.Task[None]] = {}
         self._in_flight = 0  # barrier mode: passes that have not finished
         self._waiting = 0  # submitters not answered yet
+        self._expected: collections.Counter[Hashable] = collections.Counter()  # by repository
+        self._settled = asyncio.Event()  # replaced (after being set) whenever one settles
         self._who_key = secrets.token_bytes(32)
         self.batches = 0  # write_batch calls made (for tests and the benchmark)
         self.written = 0  # plans handed to them
@@ -149,6 +179,18 @@ class Batches:
         self._in_flight -= 1
         self._flush_if_all_waiting()
 
+    def expect(self, repository: Hashable) -> Expected:
+        """Window mode: a pass that may write into `repository` has started; settle it after."""
+        self._expected[repository] += 1
+        return Expected(self, repository)
+
+    def _settle(self, repository: Hashable) -> None:
+        self._expected[repository] -= 1
+        if self._expected[repository] <= 0:
+            del self._expected[repository]
+        settled, self._settled = self._settled, asyncio.Event()
+        settled.set()
+
     async def write(
         self,
         git: spec.GitSpec,
@@ -157,18 +199,26 @@ class Batches:
         *,
         dry_run: bool = False,
         deadline: float | None = None,
+        expected: Expected | None = None,
     ) -> changes.WriteResult:
-        """This plan's entry of the batch it joins: its WriteResult, or its exception raised."""
+        """This plan's entry of the batch it joins: its WriteResult, or its exception raised.
+
+        `expected`: the pass's own `expect(...)`, settled here (it has arrived).
+        """
         key = self._key(git, creds, dry_run)
         future: asyncio.Future[changes.WriteResult] = asyncio.get_running_loop().create_future()
         author = f"{git.author.name} <{git.author.email}>"
-        member = _Member(git, creds, changes.authored(plan, author), deadline, future)
+        repository = expected.repository if expected is not None else None
+        member = _Member(git, creds, changes.authored(plan, author), deadline, future, repository)
+        if expected is not None:
+            expected.settle()
         group = self._open.get(key)
         if group is None:
             group = self._open[key] = _Group(key, dry_run)
             if self.window is not None:
                 group.timer = asyncio.create_task(self._after_window(group, self.window))
         group.members.append(member)
+        group.arrivals += 1
         self._waiting += 1
         expiry = None
         if deadline is not None:
@@ -201,11 +251,43 @@ class Batches:
                 self._dispatch(group)
 
     async def _after_window(self, group: _Group, window: float) -> None:
-        await self._sleep(window)
+        slept = 0.0
+        while True:
+            arrived = group.arrivals
+            await self._sleep(window)
+            slept += window
+            if not (window > 0 and group.arrivals > arrived and slept + window <= self.hold):
+                break  # nobody joined during the last window (or the hold is spent)
+        if window > 0:
+            await self._until_settled(group, slept)
         previous = self._writing.get(group.key)
         if previous is not None:  # the group stays open: late arrivals still join it
             await asyncio.wait([previous])
         self._dispatch(group)
+
+    async def _until_settled(self, group: _Group, slept: float) -> None:
+        """Hold the group while expected passes of its repositories are still on their way."""
+        budget = self.hold - slept
+        deadlines = [m.deadline for m in group.members if m.deadline is not None]
+        if deadlines:
+            budget = min(budget, min(deadlines) - WRITE_RESERVE - self._clock())
+        if budget <= 0 or not self._pending(group):
+            return
+        cap = asyncio.ensure_future(self._sleep(budget))
+        try:
+            while self._pending(group) and not cap.done():
+                settled = asyncio.ensure_future(self._settled.wait())
+                try:
+                    await asyncio.wait([cap, settled], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    settled.cancel()
+        finally:
+            cap.cancel()
+
+    def _pending(self, group: _Group) -> bool:
+        """Whether a pass expected to write into one of the group's repositories is not in yet."""
+        repositories = {m.repository for m in group.members if m.repository is not None}
+        return any(self._expected.get(repository, 0) > 0 for repository in repositories)
 
     def _dispatch(self, group: _Group) -> None:
         """Close the group to new members and start writing it after the key's previous batch."""

@@ -8,7 +8,10 @@ the wave was *started*, not when each pass ended: CRs started together are due t
 On every tick of any CR the operator takes everything due (`DueQueue.pop_due`) and starts it at
 once; with a thousand CRs some timer ticks every few milliseconds, so a wave starts within
 milliseconds of being due, and no CR waits for its own timer. Due instants are also rounded up
-to a grid (`align`, the tick) so CRs created a few seconds apart still end up in one wave.
+to a grid (`align`, the tick) so CRs created a few seconds apart still end up in one wave; and
+a wave also takes the CRs due within one more tick that share its image or its repository
+(`pop_soon`), so two waves a slot apart (CRs that first passed across a slot's edge, or after a
+restart, each on its own tick) become one: those CRs pass up to a tick early, once.
 
 The queue is a heap with lazy deletion: `set` and `discard` are O(log n), and a tick that finds
 nothing due costs one comparison, so ticking a thousand timers stays cheap. Nothing here knows
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 
@@ -59,6 +62,19 @@ class DueQueue:
     def pop_due(self, now: datetime) -> list[str]:
         """Every key due at or before `now`, earliest first, removed from the queue."""
         return list(self._pop_due(now))
+
+    def pop_soon(
+        self, horizon: datetime, wanted: Callable[[str], bool]
+    ) -> list[tuple[str, datetime]]:
+        """The keys due by `horizon` that `wanted` accepts, with their instants, removed."""
+        taken = [
+            (key, at)
+            for at, order, key in sorted(self._heap)
+            if at <= horizon and self._at.get(key) == (at, order) and wanted(key)
+        ]
+        for key, _ in taken:
+            del self._at[key]
+        return taken
 
     def _pop_due(self, now: datetime) -> Iterator[str]:
         while True:
