@@ -84,3 +84,12 @@ def test_memory_is_pruned_and_forgotten() -> None:
     r.now += timedelta(hours=2)
     r.events.report(BODY, failed("later"))
     assert len(r.events) == 1, "entries older than the window are pruned"
+
+
+def test_the_memory_is_bounded_per_object() -> None:
+    r = Recorder()
+    for n in range(3 * events.MAX_REMEMBERED):  # every promotion has its own message
+        assert r.events.report(BODY, failed(f"attempt {n}"))
+    assert len(r.events) == events.MAX_REMEMBERED
+    assert r.events.report(BODY, failed("attempt 0")), "the oldest were forgotten first"
+    assert not r.events.report(BODY, failed(f"attempt {3 * events.MAX_REMEMBERED - 1}"))
