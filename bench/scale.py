@@ -8,7 +8,8 @@ run --standalone` as one long-lived process on the emulator. Cycles: initial (ev
 promotes), every image changed (a new tag on each image; the operator notices on its timer),
 `--repeat` of those in a row, every CR triggered (new tags and the `requested-at` annotation on
 every CR; operator only: every `promote` run is a manual one), idle (nothing changed; the
-operator for one interval). Each cycle reports wall time, promotion latency (new tag to commit
+operator for one interval). Each cycle reports wall time, busy time (the operator's cycle
+without its wait for the timer), promotion latency (new tag to commit
 on the git server, median and p95), registry requests and pushes next to their minimum, status
 PATCHes, events and Secret reads (operator), CPU time and peak RSS of the imagepromoter process
 and the emulator's CPU beside the operator's. The floor, same run and servers: the git CLI doing
@@ -115,7 +116,7 @@ class CliBench:
             pushes=setup.pushes, pushes_min=setup.g if changed else 0,
             latencies=setup.latencies() if changed else [],
             cpu_s=usage.ru_utime + usage.ru_stime, rss_mb=usage.ru_maxrss / 1024,
-            promoted=len(setup.arrived), note=note,
+            promoted=len(setup.arrived), note=note, busy_s=wall,
         )  # fmt: skip
 
     def failures(self) -> str:
@@ -155,7 +156,9 @@ def show(c: Cycle) -> None:
         f"  API CPU {c.api_cpu_s:.2f} s")  # fmt: skip
     work = "" if c.mode == "floor" else f"  CPU {c.cpu_s:.2f} s  RSS {c.rss_mb:.0f} MB"
     print(
-        f"  {c.mode:<8} {c.kind:<10} {c.wall_s:7.2f} s{latency}"
+        f"  {c.mode:<8} {c.kind:<10} {c.wall_s:7.2f} s"
+        f"{f' (busy {c.busy_s:.2f} s)' if c.busy_s is not None and c.mode == 'operator' else ''}"
+        f"{latency}"
         f"  requests {scale_report.ratio(c.requests, c.requests_min)}"
         f"  pushes {scale_report.ratio(c.pushes, c.pushes_min)}{api}"
         f"{work} {c.note}",
@@ -172,9 +175,9 @@ class Run:
         self.skipped: list[str] = []
         self.deadline = time.monotonic() + args.budget * 60
         self.kinds = [k.strip() for k in args.cycles.split(",") if k.strip()]
-        # passes fall on the operator's tick grid, at least one interval apart: a window of the
-        # interval rounded up to the grid, plus one tick, holds every CR's next timer pass
-        self.window = math.ceil(interval_seconds(args.interval) / TICK) * TICK + TICK
+        # waves fall on the operator's tick grid, one interval (rounded up to it) apart: an idle
+        # window of that long holds one wave
+        self.window = math.ceil(interval_seconds(args.interval) / TICK) * TICK
 
     def plan(self) -> list[str]:
         kinds = []
@@ -333,11 +336,14 @@ def report(run: Run, sizes: list[str], args: argparse.Namespace, seconds: float)
             "`cli`: one `imagepromoter promote` process per cycle (no triggered cycle: every run",
             "is a manual one). `operator`: one `imagepromoter run --standalone` process on the",
             "kmock emulator (its own process: API CPU s), started next to the N CRs (initial).",
-            "Its changed cycles wait for its timer (passes on a 10 s tick grid, at least one",
-            "interval apart), so their wall time and latency include up to an interval and a",
-            "tick; triggered cycles set `imagepromoter.dev/requested-at` on every CR with the new",
-            "tags; the idle cycle is the interval rounded up to the grid plus one tick, nothing",
-            "changed. Latency: new tag to the push's arrival at the git server (post-receive",
+            "Its changed cycles wait for its timer (waves on a 10 s tick grid, one interval",
+            "apart), so their wall time and latency include up to an interval; busy s leaves",
+            "that wait out: from the cycle's first registry request to every CR promoted (the",
+            "CLI's is its wall time), and the changed cycles in a row are judged on it. Triggered",
+            "cycles set `imagepromoter.dev/requested-at` on every CR with the new tags; the idle",
+            "cycle is one interval (rounded up to the grid), nothing changed. Trailing writes are",
+            "charged to their cycle (up to 30 s of quiet). Latency: new tag to the push's arrival",
+            "at the git server (post-receive",
             "hook, ns clock). Minimum requests: distinct images x (1 tag page + 1 digest);",
             "minimum pushes: G. CPU and RSS: the imagepromoter",
             "process (operator: CPU of the cycle, peak RSS sampled during it).",

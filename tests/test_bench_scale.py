@@ -77,11 +77,11 @@ def test_the_scale_bench_runs_at_its_smallest_size(
     for key in [("10/10/2", "cli", "initial"), ("10/10/2", "operator", "initial")]:
         cells = [cell.strip() for cell in rows[key]]
         assert cells[note] == "", f"{key} did not complete: {cells[note]}"
-        assert " / " in cells[5], f"{key}: latencies measured"
+        assert " / " in cells[6], f"{key}: latencies measured"
     operator = [cell.strip() for cell in rows["10/10/2", "operator", "initial"]]
-    assert int(operator[8].split(" + ")[0]) > 0, "the emulator counted the operator's PATCHes"
+    assert int(operator[9].split(" + ")[0]) > 0, "the emulator counted the operator's PATCHes"
     floor = [cell.strip() for cell in rows["10/10/2", "floor", "git CLI + curl"]]
-    assert floor[6].startswith("20 (20, 1.00x)"), "curl's minimum requests, counted by the proxy"
+    assert floor[7].startswith("20 (20, 1.00x)"), "curl's minimum requests, counted by the proxy"
     assert "Issue 11's goals" in section and ": not measured (1000/100/10 not run)" in section
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -139,8 +139,8 @@ GOOD = [
     cycle(BIG, "cli", "changed 1", 8.0),
     cycle(BIG, "cli", "changed 2", 8.5),
     cycle(BIG, "cli", "idle"),
-    cycle(BIG, "operator", "changed 1", 20.0, cpu_s=9.0, rss_mb=120.0),
-    cycle(BIG, "operator", "changed 2", 21.0, cpu_s=9.0, rss_mb=121.0),
+    cycle(BIG, "operator", "changed 1", 20.0, cpu_s=9.0, rss_mb=120.0, busy_s=10.0),
+    cycle(BIG, "operator", "changed 2", 21.0, cpu_s=9.0, rss_mb=121.0, busy_s=10.5),
     cycle(BIG, "operator", "idle", rss_mb=121.0),
 ]
 CASES = [
@@ -161,6 +161,10 @@ CASES = [
      f"{BIG} cli, 2 changed cycles", "NOT MET"),
     ("rss-grows", [*GOOD[:5], cycle(BIG, "operator", "changed 2", rss_mb=140.0), GOOD[6]],
      "operator RSS", "NOT MET"),
+    ("operator-waited-longer", [*GOOD[:5], cycle(BIG, "operator", "changed 2", 29.0, cpu_s=9.0,
+     rss_mb=121.0, busy_s=9.0), GOOD[6]], f"{BIG} operator, 2 changed cycles", ": met"),
+    ("operator-busier", [*GOOD[:5], cycle(BIG, "operator", "changed 2", 21.0, cpu_s=9.0,
+     rss_mb=121.0, busy_s=30.0), GOOD[6]], f"{BIG} operator, 2 changed cycles", "NOT MET"),
     ("no-1000", [GOOD[0]], "operator RSS", "not measured (1000/100/10 not run)"),
 ]  # fmt: skip
 

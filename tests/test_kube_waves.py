@@ -154,7 +154,7 @@ async def test_a_cr_whose_timer_stopped_ticking_is_left_to_its_own_next_tick() -
 
 
 async def test_waves_a_slot_apart_merge_into_one() -> None:
-    state, tick, crs, inner, git, clock = await started(6)
+    state, tick, crs, inner, git, clock = await started(6, window=0.05)
     clock[0] = NOW + timedelta(seconds=9)  # three CRs pass just before a slot's edge...
     for cr in crs[:3]:
         await tick(body=cr, patch=kopf.Patch(), logger=None)
@@ -184,3 +184,20 @@ async def test_a_wave_takes_early_only_the_crs_that_share_its_image_or_repositor
     await wave(state, tick, crs[0], clock, state.due.due_at("u0"))
     assert state.due.due_at("u1") == later, "u1 shares nothing with the wave: it keeps its time"
     assert "u1" not in state.passes
+
+
+async def test_a_wave_started_a_moment_late_is_due_again_one_interval_after_its_instant() -> None:
+    state, tick, crs, inner, _git, clock = await started(3)
+    for cr in crs:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    at = state.due.due_at("u0")
+    assert at is not None
+    inner.tags.append("1.1.0-dev")
+    await wave(state, tick, crs[0], clock, at + timedelta(milliseconds=3))
+    assert {state.due.due_at(str(cr.meta["uid"])) for cr in crs} == {at + timedelta(minutes=1)}, (
+        "the period is the interval, not the interval rounded up to one more tick"
+    )
+    late = state.due.due_at("u0")
+    assert late is not None
+    await wave(state, tick, crs[0], clock, late + timedelta(seconds=15))  # more than a tick late
+    assert state.due.due_at("u0") == waves.align(late + timedelta(seconds=75), state.options.tick)

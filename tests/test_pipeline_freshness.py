@@ -106,6 +106,16 @@ CAUSES = [
     ("webhook, clock ahead", lambda: freshness.webhook(_iso(LATER), NOW), NOW),
     ("webhook, unreadable", lambda: freshness.webhook("", NOW), NOW),
     ("timer", lambda: freshness.timer(NOW, timedelta(minutes=5)), NOW - timedelta(minutes=5)),
+    (
+        "timer, a tick of slack",
+        lambda: freshness.timer(NOW, timedelta(minutes=5), slack=timedelta(seconds=10)),
+        NOW - timedelta(minutes=4, seconds=50),
+    ),
+    (
+        "timer, slack at most half the interval",
+        lambda: freshness.timer(NOW, timedelta(seconds=10), slack=timedelta(seconds=10)),
+        NOW - timedelta(seconds=5),
+    ),
 ]
 
 

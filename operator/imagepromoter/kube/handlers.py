@@ -356,18 +356,19 @@ class Operator:
         repository with it: waves a slot apart merge (each of those passes once a tick early).
         """
         now = self.clock()
-        due = self.due.pop_due(now)
+        due = self.due.take_due(now)
         if not due:
             return
-        shared = set().union(*(self._wave_keys(uid) for uid in due))
+        shared = set().union(*(self._wave_keys(uid) for uid, _ in due))
         early = timedelta(seconds=self.options.tick)
         soon = self.due.pop_soon(
             now + early, lambda uid: not shared.isdisjoint(self._wave_keys(uid))
         )
-        for uid in due:
-            self._start_pass(uid)
+        wave = max(at for _, at in due)
+        for uid, at in due:
+            self._start_pass(uid, scheduled=at)
         for uid, at in soon:
-            if not self._start_pass(uid, early=early):
+            if not self._start_pass(uid, early=early, scheduled=wave):
                 self.due.set(uid, at)  # not started here: it stays due when it was
 
     def _wave_keys(self, uid: str) -> set[tuple[str, object]]:
@@ -378,7 +379,9 @@ class Operator:
         spec_dict: Mapping[str, Any] = ticked[0].get("spec") or {}
         return {("image", image_index.image_key(spec_dict)), ("repository", _repository(spec_dict))}
 
-    def _start_pass(self, uid: str, *, early: timedelta = timedelta(0)) -> bool:
+    def _start_pass(
+        self, uid: str, *, early: timedelta = timedelta(0), scheduled: datetime | None = None
+    ) -> bool:
         """Start a wave's pass of `uid` as a task; False if it is not started here."""
         ticked = self.bodies.get(uid)
         if ticked is None or uid in self.gone or uid in self.passes:
@@ -392,7 +395,7 @@ class Operator:
         if self.selector and not self.selector.matches(labels):
             return False  # relabelled into another shard: its timer here has stopped
         task = asyncio.create_task(
-            self.run_pass(body, None, force=False, why="interval", early=early)
+            self.run_pass(body, None, force=False, why="interval", early=early, scheduled=scheduled)
         )
         self.passes[uid] = task
         task.add_done_callback(functools.partial(self._pass_ended, uid))
@@ -409,7 +412,12 @@ class Operator:
         shortest = schedule.interval_of(spec_dict)
         key = image_index.image_key(spec_dict)
         indexed = self.images.min_interval(key) if key is not None else None
-        return freshness.timer(now, min(shortest, indexed) if indexed is not None else shortest)
+        within = min(shortest, indexed) if indexed is not None else shortest
+        return freshness.timer(now, within, slack=self._one_tick)
+
+    @property
+    def _one_tick(self) -> timedelta:
+        return timedelta(seconds=self.options.tick)
 
     async def run_pass(
         self,
@@ -420,10 +428,13 @@ class Operator:
         why: str,
         not_before: float | None = None,
         early: timedelta = timedelta(0),
+        scheduled: datetime | None = None,
     ) -> None:
         """One reconcile pass for one CR (if due or forced); its status written in its turn.
 
         `early`: due by `early` from now is due (a wave taking a CR due just after it).
+        `scheduled`: the instant the wave that started it was due; the next pass is one interval
+        after it (so the period is the interval, not the interval plus the wave's start-up).
 
         `patch` (Kopf's) is left alone: the status is written by `_write_status` under the lock.
         `not_before` is how fresh its scan must be (pipeline/freshness.py); a forced pass without
@@ -434,6 +445,8 @@ class Operator:
         spec_dict: Mapping[str, Any] = body.get("spec") or {}
         generation = meta.get("generation")
         begun = self.clock()  # the wave's instant: CRs started together are due together again
+        if scheduled is not None and timedelta(0) <= begun - scheduled < self._one_tick:
+            begun = scheduled  # started on time: its instant (a late start counts from now)
         lock = self.locks.setdefault(uid, asyncio.Lock())
         with self.health.waiting() as started:
             await lock.acquire()

@@ -14,8 +14,9 @@ and capped at `now`, so a client with a clock ahead of ours cannot force a scan 
   else ("1", "x", a date long gone) is now: the user asks for a pass that sees the registry as
   it is, and an old label must not make it take an old scan.
 - webhook trigger: the trigger's receivedAt (the receiver's clock; the push was before it).
-- timer: now minus the shortest interval among the image's CRs (pipeline/index.py), so each image
-  is scanned once per that interval and every other CR of it takes that scan.
+- timer: now minus the shortest interval among the image's CRs (pipeline/index.py), plus a
+  tick of slack, so each image is scanned once per that interval and every other CR of it takes
+  that scan.
 
 Cluster timestamps have whole seconds, so an answer may predate the event by under a second; for
 a create or a spec change that is harmless (the registry did not change because a CR did). Pure.
@@ -82,10 +83,16 @@ def webhook(received_at: object, now: datetime) -> float:
     return _capped(parse_time(received_at), now)
 
 
-def timer(now: datetime, shortest: timedelta) -> float:
-    """A timer pass: any scan started within the image's shortest interval will do."""
+def timer(now: datetime, shortest: timedelta, *, slack: timedelta = timedelta(0)) -> float:
+    """A timer pass: any scan started within the image's shortest interval, less `slack`.
+
+    Waves come exactly one interval apart, so the scan of the previous wave started about one
+    interval ago, a little after or before this pass's `now - shortest`: without the slack (one
+    tick) whether a wave rescans would be a coin toss. At most half the interval.
+    """
+    slack = min(slack, shortest / 2)
     try:
-        return (now - shortest).timestamp()
+        return (now - shortest + slack).timestamp()
     except OverflowError:  # an interval of centuries: any answer kept will do
         return 0.0
 

@@ -3,8 +3,10 @@
 Kopf runs one timer per CR, and the timers' phases are spread over the tick (each starts when its
 CR is first seen). If each CR only started its own pass on its own tick, the CRs of one image and
 one repository would pass up to a tick apart: the scans could not be shared and the pushes could
-not be batched. So a pass records when its CR is next due (`DueQueue.set`), keyed on the instant
-the wave was *started*, not when each pass ended: CRs started together are due together again.
+not be batched. So a pass records when its CR is next due (`DueQueue.set`), from the instant its
+wave was *due* (a pass no wave started: when it began), not when each pass ended: CRs started
+together are due together again, one interval later (not one interval and the few milliseconds
+the wave took to start, which the grid would round up to a whole extra tick).
 On every tick of any CR the operator takes everything due (`DueQueue.pop_due`) and starts it at
 once; with a thousand CRs some timer ticks every few milliseconds, so a wave starts within
 milliseconds of being due, and no CR waits for its own timer. Due instants are also rounded up
@@ -61,6 +63,10 @@ class DueQueue:
 
     def pop_due(self, now: datetime) -> list[str]:
         """Every key due at or before `now`, earliest first, removed from the queue."""
+        return [key for key, _ in self._pop_due(now)]
+
+    def take_due(self, now: datetime) -> list[tuple[str, datetime]]:
+        """`pop_due`, with the instant each key was due."""
         return list(self._pop_due(now))
 
     def pop_soon(
@@ -76,14 +82,14 @@ class DueQueue:
             del self._at[key]
         return taken
 
-    def _pop_due(self, now: datetime) -> Iterator[str]:
+    def _pop_due(self, now: datetime) -> Iterator[tuple[str, datetime]]:
         while True:
             self._drop_stale()
             if not self._heap or self._heap[0][0] > now:
                 return
-            _, _, key = heapq.heappop(self._heap)
+            at, _, key = heapq.heappop(self._heap)
             del self._at[key]
-            yield key
+            yield key, at
 
     def _drop_stale(self) -> None:
         while self._heap:
