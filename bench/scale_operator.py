@@ -3,7 +3,8 @@
 The emulator (bench/scale_emulator.py) and the operator are two processes this module starts in
 process groups of their own (recorded in tests.servers.SPAWNED_GROUPS, so the harness's checks
 see them) and always stops. The operator reaches the emulator through a kubeconfig, as it would
-reach a cluster; its liveness probe is on a free port, metrics and webhooks are off. The CRs and
+reach a cluster, with the allocator settings the image's ENV gives it (MALLOC_ARENA_MAX); its
+liveness probe is on a free port, metrics and webhooks are off. The CRs and
 the push Secret exist before it starts, so the initial cycle is "the operator starts next to N
 CRs". CPU time of each process comes from /proc/<pid>/stat (all threads), RSS from sampling
 /proc/<pid>/status while the cycle runs: peak per cycle, so growth across cycles shows. A cycle
@@ -17,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -35,6 +37,22 @@ REQUESTED_AT = "imagepromoter.dev/requested-at"
 TICKS = os.sysconf("SC_CLK_TCK")
 POLL = 0.2
 QUIET, QUIET_MAX = 2.0, 30.0  # trailing writes (Kopf's annotations) are charged to their cycle
+
+
+def image_allocator_env(dockerfile: Path = HERE.parent / "Dockerfile") -> dict[str, str]:
+    """The allocator settings (MALLOC_*) the operator image's final stage sets in ENV.
+
+    The bench runs the operator as the image does; these change its resident memory.
+    """
+    final = dockerfile.read_text().split("\nFROM ")[-1].replace("\\\n", " ")
+    found: dict[str, str] = {}
+    for line in final.splitlines():
+        if line.startswith("ENV "):
+            for pair in shlex.split(line[4:]):
+                key, _, value = pair.partition("=")
+                if key.startswith("MALLOC_"):
+                    found[key] = value
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
@@ -154,7 +172,7 @@ class OperatorBench:
         self.process = spawned(
             subprocess.Popen(
                 command,
-                env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+                env={**os.environ, **image_allocator_env(), "KUBECONFIG": str(kubeconfig)},
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,

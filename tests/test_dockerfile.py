@@ -245,3 +245,11 @@ def test_the_build_stage_installs_the_wheel_and_it_runs(tmp_path: Path) -> None:
     assert {d.replace(".", "-") for d in distributions} == locked | {"imagepromoter"}, (
         "exactly the runtime lock and the package: no pip, no setuptools, no test tools"
     )
+
+
+def test_the_scale_bench_runs_the_operator_with_the_image_s_allocator_settings() -> None:
+    from bench.scale_operator import image_allocator_env
+
+    wanted = {k: v for k, v in env(FINAL).items() if k.startswith("MALLOC_")}
+    assert wanted == {"MALLOC_ARENA_MAX": "2"}
+    assert image_allocator_env() == wanted
