@@ -20,6 +20,10 @@ timeout and the run a time budget; what was skipped is said in the output.
 machine); `--big` runs 10/10/2, 100/100/10, 300/100/10 and 1000/100/10 (10, 100 and 1000 alone
 took 14 minutes there, most of it the operator's timer cycles, which wait an interval each).
 
+Profiling (opt-in): IMAGEPROMOTER_BENCH_WRAP names a command the CLI's `promote` process runs
+under, split like a shell line, `{label}` replaced by size and cycle (e.g. `py-spy record -o
+/tmp/{label}.svg --`). CPU and RSS then include the wrapper's; unset, nothing changes.
+
 Run: .venv/bin/python bench/scale.py [--big] [--sizes N/M/G ...] [--modes cli,operator]
      [--cycles initial,changed,triggered,idle] [--repeat 5] [--interval 20s]
 """
@@ -31,6 +35,7 @@ import collections
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -72,7 +77,10 @@ class CliBench:
             setup.change_every_image()
         setup.begin_cycle()
         start = time.perf_counter()
-        command: list[str | Path] = [CLI, "promote", self.crs, "--secrets", self.secrets]
+        label = f"{setup.prefix}-{kind}".replace("/", "-").replace(" ", "")
+        wrap = os.environ.get("IMAGEPROMOTER_BENCH_WRAP", "")
+        command: list[str | Path] = [part.replace("{label}", label) for part in shlex.split(wrap)]
+        command += [CLI, "promote", self.crs, "--secrets", self.secrets]
         command += ["--workdir", setup.workdir, "--output", "json"]
         with self.stderr.open("wb") as err, self.stdout.open("wb") as out:
             process = spawned(subprocess.Popen(command, stdout=out, stderr=err, process_group=0))

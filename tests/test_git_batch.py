@@ -104,6 +104,29 @@ def test_twenty_plans_over_two_files_make_one_push_and_twenty_commits(
     assert our_pushes(repo) == 1
 
 
+def test_every_plan_runs_under_the_writers_planning_lock(
+    git_repo: MakeRepo, git_writer: writer.GitWriter, git_http_creds: credentials.BasicCredentials
+) -> None:
+    """One batch plans at a time: each plan holds the writer's planning lock, freed after."""
+    url, repo = counted(git_repo, seed(4))
+    held: list[bool] = []
+
+    def watched(k: int) -> changes.Planner:
+        inner = set_app(k, "3.0.0")
+
+        def plan(read: changes.FileReader) -> changes.Changeset:
+            held.append(git_writer._planning.locked())
+            return inner(read)
+
+        return plan
+
+    results = git_writer.write_batch(
+        spec.GitSpec(url=url), git_http_creds, [watched(k) for k in range(4)]
+    )
+    assert held == [True] * 4 and all(isinstance(r, changes.WriteResult) for r in results)
+    assert not git_writer._planning.locked() and our_pushes(repo) == 1
+
+
 def test_a_failing_plan_fails_only_itself(
     git_repo: MakeRepo, git_writer: writer.GitWriter, git_http_creds: credentials.BasicCredentials
 ) -> None:

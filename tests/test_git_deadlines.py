@@ -139,6 +139,14 @@ def test_waiting_for_the_workspace_lock_ends_at_the_deadline(
     assert "waiting for another promotion into" in message
 
 
+def test_waiting_for_another_batchs_planning_ends_at_the_deadline(
+    git_repo: MakeRepo, git_writer: writer.GitWriter, git_http_creds: credentials.BasicCredentials
+) -> None:
+    url, _ = git_repo(SEED)
+    message = write_while_held(git_writer._planning, git_writer, url, git_http_creds)
+    assert "waiting for another batch's planning to finish" in message
+
+
 def test_a_push_whose_answer_never_came_is_recognised_as_ours(
     proxy: Callable[..., git_http.StallingProxy],
     git_repo: MakeRepo,

@@ -120,3 +120,57 @@ def test_write_changes_touches_only_changed_paths_and_keeps_modes() -> None:
     assert new_root in {o.id for o in created} and new_env[b"prod"][1] not in {
         o.id for o in created
     }
+
+
+def test_a_chain_of_spliced_trees_is_byte_for_byte_what_dulwich_would_serialise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """write_changes with Offsets (splicing shas into the bytes) gives the same tree ids as
+    without, over a chain of edits: changed files, two folders at once, a new file, an
+    executable."""
+    store = MemoryObjectStore()
+    entries = {
+        f"apps/app-{i:02d}/values.yaml": (0o100644, f"tag: {i}\n".encode()) for i in range(30)
+    }
+    entries["apps/run.sh"] = (0o100755, b"#!/bin/sh\n")
+    entries["top.yaml"] = (0o100644, b"tag: 0\n")
+    start = build(store, entries)
+    offsets = trees.Offsets()
+    plain, spliced = start, start
+    rebuilt: list[int] = []
+    rebuild = trees._rebuilt
+
+    def counting(
+        original: objects.Tree,
+        entries: dict[bytes, tuple[int, objects.ObjectID]],
+        known: trees.Offsets | None,
+    ) -> objects.Tree:
+        rebuilt.append(known is not None)
+        return rebuild(original, entries, known)
+
+    monkeypatch.setattr(trees, "_rebuilt", counting)
+    steps = [
+        [("apps/app-03/values.yaml", b"tag: 9\n")],
+        [("apps/app-03/values.yaml", b"tag: 10\n"), ("top.yaml", b"tag: 1\n")],
+        [("apps/run.sh", b"#!/bin/sh\necho\n")],
+        [("apps/app-29/values.yaml", b"tag: new\n"), ("apps/app-00/values.yaml", b"x\n")],
+        [("apps/app-00/extra.yaml", b"a: 1\n")],  # a new file: that folder is rebuilt
+        [("apps/app-00/extra.yaml", b"a: 2\n")],
+    ]
+    for step in steps:
+        file_changes = [changes.FileChange(path, b"", after) for path, after in step]
+        plain, _ = trees.write_changes(store, plain, file_changes)
+        spliced, created = trees.write_changes(store, spliced, file_changes, offsets=offsets)
+        assert spliced == plain
+        for obj in created:
+            assert obj.as_raw_string() == store[obj.id].as_raw_string()
+    read = trees.reader(store, spliced, max_file_bytes=100)
+    assert read("apps/app-29/values.yaml") == b"tag: new\n"
+    assert read("apps/app-00/extra.yaml") == b"a: 2\n"
+    root = store[spliced]
+    assert isinstance(root, objects.Tree)
+    apps = store[root[b"apps"][1]]
+    assert isinstance(apps, objects.Tree) and apps[b"run.sh"][0] == 0o100755
+    assert offsets.get(spliced) is not None and offsets.get(start) is None
+    # with offsets: root, apps and app-03 once; app-29 and app-00 (first seen); app-00 (new file)
+    assert rebuilt.count(True) == 6

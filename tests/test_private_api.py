@@ -28,6 +28,7 @@ from ruamel.yaml import error as yaml_error
 from ruamel.yaml import events as yaml_events
 from ruamel.yaml import tokens as yaml_tokens
 
+from imagepromoter import _yamlscan
 from imagepromoter.kube import handlers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +130,17 @@ def test_ruamel_parser_reads_tokens_through_the_scanner_instance() -> None:
     token = last_before["value"]
     assert isinstance(token, yaml_tokens.ScalarToken) and token.value == "value"
     assert (token.start_mark.index, token.end_mark.index, token.start_mark.line) == (5, 10, 0)
+
+
+def test_ruamel_finds_plug_ins_through_official_plug_ins() -> None:
+    """`_yamlscan._Parsing` overrides `official_plug_ins` (ruamel globs for them per instance)."""
+    assert "self.official_plug_ins()" in inspect.getsource(YAML.__init__)
+    yaml = _yamlscan._Parsing(typ="safe", pure=True)
+    assert yaml.plug_ins == []
+    assert [type(e).__name__ for e in yaml.parse("a: 1\n")][:2] == [
+        "StreamStartEvent",
+        "DocumentStartEvent",
+    ]
 
 
 @pytest.mark.parametrize(

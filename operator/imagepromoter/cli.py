@@ -247,14 +247,23 @@ def _known_secrets(loaded: manifests.Manifests) -> redact.Redactor:
     return redact.Redactor(values, pairs)
 
 
-def _redacted(data: Any, secrets: redact.Redactor) -> Any:
-    """`data` with every string (keys too) redacted, so the JSON made of it stays valid."""
+def _redacted(data: Any, secrets: redact.Redactor, done: dict[str, str] | None = None) -> Any:
+    """`data` with every string (keys too) redacted, so the JSON made of it stays valid.
+
+    Each distinct string is redacted once (`done`): 1,000 entries repeat the same keys.
+    """
+    done = {} if done is None else done
     if isinstance(data, str):
-        return secrets(data)
+        found = done.get(data)
+        if found is None:
+            found = done[data] = secrets(data)
+        return found
     if isinstance(data, Mapping):
-        return {secrets(str(k)): _redacted(v, secrets) for k, v in data.items()}
+        return {
+            _redacted(str(k), secrets, done): _redacted(v, secrets, done) for k, v in data.items()
+        }
     if isinstance(data, list | tuple):
-        return [_redacted(v, secrets) for v in data]
+        return [_redacted(v, secrets, done) for v in data]
     return data
 
 

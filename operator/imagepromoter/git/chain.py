@@ -3,7 +3,9 @@
 `build` is the object-store half of `GitWriter.write_batch` (no network): plan i reads the tree
 of commit i-1 (so two CRs editing one file compose instead of conflicting), a non-empty changeset
 becomes its own commit with its own author and message (history says which CR did what), and the
-chain's tip is what the writer pushes, with exactly the objects the chain created.
+chain's tip is what the writer pushes, with exactly the objects the chain created. The chain is
+built on a git/layer.Layer: its objects stay in memory while it grows and reach the store in one
+pack at the end (a pack per commit made a 100-commit chain cost the square of its length).
 
 A Planner that raises (TargetError, Held, any PromotionError, a bug) fails only its own entry: its
 exception is kept and the next plan reads the same tree. A failure of the reader itself that is
@@ -29,7 +31,7 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import ObjectID
 
 from imagepromoter import changes, errors
-from imagepromoter.git import trees
+from imagepromoter.git import layer, packs, trees
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Chain:
     tip: ObjectID
     links: list[Link] = field(default_factory=list)
     created: list[objects.ShaFile] = field(default_factory=list)  # once each, for the pack
+    pack: packs.Encoded | None = None  # `created` as written to a disk store, for the push
     paths: tuple[str, ...] = ()
 
     def outcome(
@@ -102,14 +105,18 @@ def build(
     committer: str,
     max_file_bytes: int,
 ) -> Chain:
-    """Run every plan on the tree the previous commits left (a dry run passes a scratch store)."""
+    """Run every plan on the tree the previous commits left (a dry run passes a scratch store).
+
+    What the chain creates is written to `store` once, as one pack, when every plan has run.
+    """
     chain = Chain(base=base, tip=base)
-    parent = _commit_of(store, base)
+    view = layer.Layer(store)
+    offsets = trees.Offsets()
+    parent = _commit_of(view, base)
     changed: dict[str, None] = {}  # as the changesets name them, in order, once each
     written: set[str] = set()  # the same, normalised, for `touches`
-    seen: set[ObjectID] = set()
     for plan in plans:
-        read = _Recording(trees.reader(store, parent.tree, max_file_bytes=max_file_bytes))
+        read = _Recording(trees.reader(view, parent.tree, max_file_bytes=max_file_bytes))
         try:
             changeset = plan(read)
         except Exception as exc:
@@ -123,13 +130,13 @@ def build(
         if not changeset.changes:
             chain.links.append(Link(result, dependent=read.touches(written)))
             continue
-        made, created = _commit(store, parent, changeset, changeset.author or author, committer)
-        chain.created += [obj for obj in created if obj.id not in seen]
-        seen.update(obj.id for obj in created)
+        made = _commit(view, offsets, parent, changeset, changeset.author or author, committer)
         changed.update((c.path, None) for c in changeset.changes)
         written.update(posixpath.normpath(c.path) for c in changeset.changes)
         chain.links.append(Link(dataclasses.replace(result, commit=made.id.decode()), made.id))
         parent = made
+    chain.created = view.added()
+    chain.pack = view.flush()
     chain.tip = parent.id
     chain.paths = tuple(changed)
     return chain
@@ -180,21 +187,22 @@ class _Recording:
             raise
 
 
-def _commit_of(store: BaseObjectStore, sha: ObjectID) -> objects.Commit:
+def _commit_of(store: layer.Layer, sha: ObjectID) -> objects.Commit:
     found = store[sha]
     assert isinstance(found, objects.Commit)
     return found
 
 
 def _commit(
-    store: BaseObjectStore,
+    store: layer.Layer,
+    offsets: trees.Offsets,
     parent: objects.Commit,
     changeset: changes.Changeset,
     author: str,
     committer: str,
-) -> tuple[objects.Commit, list[objects.ShaFile]]:
-    """Write blobs, trees and the commit to the store; return it and every new object."""
-    tree_id, created = trees.write_changes(store, parent.tree, changeset.changes)
+) -> objects.Commit:
+    """Add the changeset's blobs and trees, and the commit, to `store`; return the commit."""
+    tree_id, _ = trees.write_changes(store, parent.tree, changeset.changes, offsets=offsets)
     made = objects.Commit()
     made.tree = tree_id
     made.parents = [parent.id]
@@ -205,5 +213,5 @@ def _commit(
     made.encoding = b"UTF-8"
     message = changeset.message if changeset.message.endswith("\n") else changeset.message + "\n"
     made.message = message.encode("utf-8")
-    store.add_object(made)
-    return made, [*created, made]
+    store.add_objects([(made, None)])
+    return made

@@ -18,17 +18,25 @@ from __future__ import annotations
 
 import posixpath
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from dulwich import objects
-from dulwich.object_store import BaseObjectStore
-from dulwich.objects import ObjectID
+from dulwich.objects import ObjectID, ShaFile
 
 from imagepromoter import changes, errors
 
 SYMLINK_MODE = 0o120000
 SUBMODULE_MODE = 0o160000
 FILE_MODE = 0o100644
+
+
+class Objects(Protocol):
+    """What reading and writing trees needs of a store: a Dulwich object store or a git/layer."""
+
+    def __getitem__(self, sha: ObjectID, /) -> ShaFile: ...
+
+    def add_objects(self, objects: Sequence[tuple[ShaFile, str | None]], /) -> object: ...
 
 
 def split_path(path: str) -> list[str]:
@@ -46,7 +54,7 @@ def split_path(path: str) -> list[str]:
     return parts
 
 
-def reader(store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) -> TreeReader:
+def reader(store: Objects, tree_id: ObjectID, *, max_file_bytes: int) -> TreeReader:
     """A FileReader over the tree `tree_id` that enforces the target safety rules."""
     return TreeReader(store, tree_id, max_file_bytes=max_file_bytes)
 
@@ -54,7 +62,7 @@ def reader(store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) ->
 class TreeReader:
     """`read(path)` -> bytes (a changes.FileReader), and `walk(folder)` for folder targets."""
 
-    def __init__(self, store: BaseObjectStore, tree_id: ObjectID, *, max_file_bytes: int) -> None:
+    def __init__(self, store: Objects, tree_id: ObjectID, *, max_file_bytes: int) -> None:
         self._store = store
         self._tree_id = tree_id
         self._max_file_bytes = max_file_bytes
@@ -127,7 +135,7 @@ def _kind(mode: int) -> str:
     return "file"
 
 
-def _lookup(store: BaseObjectStore, tree_id: ObjectID, path: str) -> tuple[int, ObjectID]:
+def _lookup(store: Objects, tree_id: ObjectID, path: str) -> tuple[int, ObjectID]:
     parts = split_path(path)
     mode, sha = stat.S_IFDIR, tree_id
     walked: list[str] = []
@@ -152,13 +160,51 @@ def _lookup(store: BaseObjectStore, tree_id: ObjectID, path: str) -> tuple[int, 
     return mode, sha
 
 
+class Offsets:
+    """Where each entry's sha sits in the bytes of trees a chain wrote, by tree id.
+
+    A chain of commits rewrites the same trees again and again, each time changing the sha of
+    an entry or two: the next tree's bytes are the previous tree's with those 20 bytes replaced.
+    With the offsets, `write_changes` splices them instead of re-serialising every entry (a
+    100-entry folder cost about 0.2 ms per commit that way). Learned from the bytes of a tree
+    this module serialised (so canonical: sorted, canonical modes), never from a fetched one.
+    """
+
+    def __init__(self) -> None:
+        self._by_tree: dict[ObjectID, dict[bytes, int]] = {}
+
+    def get(self, tree_id: ObjectID) -> dict[bytes, int] | None:
+        """name -> offset of its sha in the tree's bytes, if this chain wrote that tree."""
+        return self._by_tree.get(tree_id)
+
+    def learn(self, tree: objects.Tree) -> None:
+        """Record the offsets of `tree`'s entries, walking its bytes (git's tree format)."""
+        raw = tree.as_raw_string()
+        found: dict[bytes, int] = {}
+        position = 0
+        while position < len(raw):
+            space = raw.index(b" ", position)
+            end = raw.index(b"\0", space)
+            found[raw[space + 1 : end]] = end + 1
+            position = end + 21
+        self._by_tree[tree.id] = found
+
+    def share(self, tree_id: ObjectID, found: dict[bytes, int]) -> None:
+        """`tree_id` has the same entries at the same places as the tree `found` belongs to."""
+        self._by_tree[tree_id] = found
+
+
 def write_changes(
-    store: BaseObjectStore, tree_id: ObjectID, file_changes: Iterable[changes.FileChange]
+    store: Objects,
+    tree_id: ObjectID,
+    file_changes: Iterable[changes.FileChange],
+    *,
+    offsets: Offsets | None = None,
 ) -> tuple[ObjectID, list[objects.ShaFile]]:
     """Add blobs and trees for `file_changes` on top of `tree_id`.
 
     Returns the new root tree id and the objects created (exactly what a remote that has
-    `tree_id` lacks).
+    `tree_id` lacks). With `offsets` (one per chain), trees are spliced where it can.
     """
     edits: dict[tuple[str, ...], ObjectID] = {}
     new_objects: list[objects.ShaFile] = []
@@ -166,23 +212,21 @@ def write_changes(
         blob = objects.Blob.from_string(change.after)
         new_objects.append(blob)
         edits[tuple(split_path(change.path))] = blob.id
-    root = _rewrite(store, tree_id, edits, new_objects)
+    root = _rewrite(store, tree_id, edits, new_objects, offsets)
     store.add_objects([(obj, None) for obj in new_objects])
     return root, new_objects
 
 
 def _rewrite(
-    store: BaseObjectStore,
+    store: Objects,
     tree_id: ObjectID,
     edits: dict[tuple[str, ...], ObjectID],
     new_objects: list[objects.ShaFile],
+    offsets: Offsets | None,
 ) -> ObjectID:
     """Rewrite one tree level: set files at this level, recurse into changed subtrees."""
     original = store[tree_id]
     assert isinstance(original, objects.Tree)
-    tree = objects.Tree()
-    for entry in original.items():
-        tree.add(entry.path, entry.mode, entry.sha)
     here: dict[str, ObjectID] = {}
     below: dict[str, dict[tuple[str, ...], ObjectID]] = {}
     for parts, blob_id in edits.items():
@@ -190,13 +234,50 @@ def _rewrite(
             here[parts[0]] = blob_id
         else:
             below.setdefault(parts[0], {})[parts[1:]] = blob_id
+    entries: dict[bytes, tuple[int, ObjectID]] = {}
     for name, blob_id in here.items():
         key = name.encode("utf-8")
         mode = original[key][0] if key in original else FILE_MODE
-        tree.add(key, mode if stat.S_ISREG(mode) else FILE_MODE, blob_id)
+        entries[key] = (mode if stat.S_ISREG(mode) else FILE_MODE, blob_id)
     for name, sub_edits in below.items():
         key = name.encode("utf-8")
-        mode, sub_id = original[key]
-        tree.add(key, stat.S_IFDIR, _rewrite(store, sub_id, sub_edits, new_objects))
+        _, sub_id = original[key]
+        entries[key] = (stat.S_IFDIR, _rewrite(store, sub_id, sub_edits, new_objects, offsets))
+    tree = _spliced(original, entries, offsets) or _rebuilt(original, entries, offsets)
     new_objects.append(tree)
     return tree.id
+
+
+def _spliced(
+    original: objects.Tree, entries: dict[bytes, tuple[int, ObjectID]], offsets: Offsets | None
+) -> objects.Tree | None:
+    """`original` with the shas of `entries` replaced in its bytes, when only shas change."""
+    found = offsets.get(original.id) if offsets is not None else None
+    if found is None:
+        return None
+    for key, (mode, _) in entries.items():
+        if key not in found or key not in original or original[key][0] != mode:
+            return None
+    raw = bytearray(original.as_raw_string())
+    for key, (_, sha) in entries.items():
+        at = found[key]
+        raw[at : at + 20] = objects.hex_to_sha(sha)
+    tree = objects.Tree.from_raw_string(objects.Tree.type_num, bytes(raw))
+    assert isinstance(tree, objects.Tree)
+    assert offsets is not None
+    offsets.share(tree.id, found)
+    return tree
+
+
+def _rebuilt(
+    original: objects.Tree, entries: dict[bytes, tuple[int, ObjectID]], offsets: Offsets | None
+) -> objects.Tree:
+    """A new Tree of `original`'s entries and `entries`, serialised by Dulwich."""
+    tree = objects.Tree()
+    for entry in original.items():
+        tree.add(entry.path, entry.mode, entry.sha)
+    for key, (mode, sha) in entries.items():
+        tree.add(key, mode, sha)
+    if offsets is not None:
+        offsets.learn(tree)
+    return tree

@@ -9,6 +9,10 @@ One `write_batch` call (`write` is a batch of one):
    non-empty changeset becomes its own commit (author from its changeset or the spec, committer
    = the operator, its own message). An empty changeset commits nothing (idempotent); a plan
    that raises fails only its own entry. A dry run builds the chain in memory and stops here.
+   One batch plans at a time (`_planning`): planning is CPU work that a process's threads run
+   one at a time anyway, and interleaved, four batches finished planning together and then
+   pushed together, leaving the CPU idle during the pushes; one at a time, each batch's push and
+   the next fetch overlap the next batch's planning.
 4. Pushes the chain's tip with compare-and-swap, sending exactly the objects the chain created.
    Dulwich's `send_pack` does not raise when the server refuses a ref, and a server that allows
    non-fast-forward pushes would accept a commit built on a stale parent and drop someone else's
@@ -48,7 +52,6 @@ from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-from dulwich import objects, pack
 from dulwich.object_store import BaseObjectStore, MemoryObjectStore, OverlayObjectStore
 from dulwich.objects import ObjectID
 from dulwich.pack import UnpackedObject
@@ -56,7 +59,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from imagepromoter import changes, credentials, errors, spec
-from imagepromoter.git import chain, deadlines, failures, heads, urls, workspace
+from imagepromoter.git import chain, deadlines, failures, heads, packs, urls, workspace
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ class GitWriter:
         self.ssh_alive_count = ssh_alive_count
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._hosts_lock = threading.Lock()
+        self._planning = threading.Lock()  # one batch's chain.build at a time (module doc, 3.)
         self.workspaces = workspace.Workspaces(workdir)
         self.max_file_bytes = max_file_bytes
         self.retries = retries
@@ -212,15 +216,16 @@ class GitWriter:
                 if dry_run:  # the chain is built in memory: the workspace is left as it was
                     scratch = MemoryObjectStore()
                     store = OverlayObjectStore([scratch, repo.object_store], add_store=scratch)
-                built = chain.build(
-                    store,
-                    chosen.base,
-                    plans,
-                    branch=target,
-                    author=f"{git.author.name} <{git.author.email}>",
-                    committer=self.committer,
-                    max_file_bytes=self.max_file_bytes,
-                )
+                with deadlines.bounded(self._planning, "another batch's planning to finish"):
+                    built = chain.build(
+                        store,
+                        chosen.base,
+                        plans,
+                        branch=target,
+                        author=f"{git.author.name} <{git.author.email}>",
+                        committer=self.committer,
+                        max_file_bytes=self.max_file_bytes,
+                    )
                 if dry_run:
                     return built.outcome(dry_run=True)
                 landed = heads.pending_landed(repo, remote, git, chosen, target)
@@ -238,8 +243,7 @@ class GitWriter:
                         repo,
                         remote,
                         chosen,
-                        built.tip,
-                        built.created,
+                        built,
                         target,
                         secret_name=git.secret_ref,
                     )
@@ -279,16 +283,17 @@ class GitWriter:
         repo: Repo,
         remote: urls.Remote,
         attempt: heads.Attempt,
-        commit: ObjectID,
-        created: list[objects.ShaFile],
+        built: chain.Chain,
         target: str,
         *,
         secret_name: str | None,
     ) -> None:
-        """Compare-and-swap push of `commit` to `attempt.ref`; raise _LostRace or PushRejected.
+        """Compare-and-swap push of the chain's tip to `attempt.ref`; raise _LostRace or
+        PushRejected.
 
-        Until the server answers, `commit` is the workspace's pending push to `target`.
+        Until the server answers, the tip is the workspace's pending push to `target`.
         """
+        commit = built.tip
         moved: list[ObjectID | None] = []
 
         def update_refs(remote_refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
@@ -302,7 +307,7 @@ class GitWriter:
         with deadlines.phase("push"):
             try:
                 result = remote.client.send_pack(
-                    remote.path, update_refs, generate_pack_data=_pack_data(repo, commit, created)
+                    remote.path, update_refs, generate_pack_data=_pack_data(repo, built)
                 )
             except errors.PromotionError:
                 raise
@@ -337,7 +342,7 @@ class GitWriter:
 
 
 def _pack_data(
-    repo: Repo, commit: ObjectID, created: list[objects.ShaFile]
+    repo: Repo, built: chain.Chain
 ) -> Callable[..., tuple[int, Iterator[UnpackedObject]]]:
     """The pack to send: exactly the objects the batch's chain of commits created.
 
@@ -346,6 +351,7 @@ def _pack_data(
     blobs and the trees on their paths. Sending just those avoids walking the parent's whole tree to
     find what to exclude (Dulwich's generic search), which dominated a push in a large repository.
     git's receive-pack still checks connectivity, so a wrong guess is refused, not corrupting.
+    They go as the chain wrote them to the workspace (git/packs.py), compressed once.
     """
 
     def generate(
@@ -355,8 +361,10 @@ def _pack_data(
         ofs_delta: bool = True,
         progress: Callable[[bytes], None] | None = None,
     ) -> tuple[int, Iterator[UnpackedObject]]:
-        if set(want) == {commit}:
-            return len(created), (pack.full_unpacked_object(obj) for obj in created)
+        if set(want) == {built.tip}:
+            if built.pack is not None:
+                return len(built.pack.records), iter(built.pack.records)
+            return len(built.created), (packs.unpacked(obj) for obj in built.created)
         return repo.generate_pack_data(set(have), set(want), ofs_delta=ofs_delta)
 
     return generate

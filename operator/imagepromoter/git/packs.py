@@ -1,0 +1,100 @@
+"""A batch's new objects as one pack: compressed once, indexed from what was written, sent as is.
+
+A batch of 100 promotions makes about 500 objects (a commit, a blob and the trees on its path per
+CR). Dulwich's `add_objects` writes them as a pack and then reads that pack back, inflating every
+object again, to build its index (the path it shares with thin packs from a fetch); the push then
+compresses the same objects a second time. Here `encode` compresses each object once, keeping
+each record's offset and CRC as `write_pack_data` reports them, so `save` writes the index from
+those, and `records` hand the push the same compressed bytes (Dulwich's pack writer sends
+`comp_chunks` as they are). Each entry is whole (no deltas) and one chunk: Dulwich compresses an
+entry chunk by chunk, and a Tree serialises as three chunks per entry.
+
+`save` writes `pack-<checksum>.pack`, then its `.idx` (Dulwich, like git, only opens a pack whose
+index exists, so a reader never sees half a pack), each through a temporary file and a rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dulwich.object_format import ObjectFormat
+from dulwich.object_store import PACK_MODE, DiskObjectStore
+from dulwich.objects import ShaFile
+from dulwich.pack import UnpackedObject, write_pack_data, write_pack_index
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A pack's bytes, its index entries (sorted), its checksum, and one record per object."""
+
+    data: bytes
+    index: list[tuple[bytes, int, int | None]]
+    checksum: bytes
+    records: list[UnpackedObject]
+
+
+def unpacked(obj: ShaFile) -> UnpackedObject:
+    """`obj` as a whole (not delta) pack entry whose data is one chunk."""
+    return UnpackedObject(
+        obj.type_num, delta_base=None, crc32=None, decomp_chunks=[obj.as_raw_string()],
+        sha=obj.sha().digest(),
+    )  # fmt: skip
+
+
+def encode(
+    objects: Sequence[ShaFile], object_format: ObjectFormat, *, compression_level: int = -1
+) -> Encoded:
+    """Compress `objects` (distinct) into one pack, in order, each as a whole object."""
+    buffer = io.BytesIO()
+    entries, checksum = write_pack_data(
+        buffer.write,
+        (unpacked(obj) for obj in objects),
+        object_format,
+        num_records=len(objects),
+        compression_level=compression_level,
+    )
+    data = buffer.getvalue()
+    placed = sorted((offset, sha, crc) for sha, (offset, crc) in entries.items())
+    ends = [offset for offset, _, _ in placed[1:]] + [len(data) - len(checksum)]
+    records = []
+    for obj, (offset, sha, crc), end in zip(objects, placed, ends, strict=True):
+        record = UnpackedObject(
+            obj.type_num, delta_base=None, crc32=crc, sha=sha, decomp_chunks=[obj.as_raw_string()]
+        )
+        record.comp_chunks = [data[offset:end]]  # the whole record, header included, as sent
+        records.append(record)
+    index: list[tuple[bytes, int, int | None]] = sorted(
+        (sha, offset, crc) for offset, sha, crc in placed
+    )
+    return Encoded(data=data, index=index, checksum=checksum, records=records)
+
+
+def save(store: DiskObjectStore, pack: Encoded) -> None:
+    """Put `pack` into `store`'s pack directory (pack first, index last) and open it."""
+    folder = os.fspath(store.pack_dir)
+    base = os.path.join(folder, "pack-" + pack.checksum.hex())
+    if not os.path.exists(base + ".idx"):
+        _replace(folder, base + ".pack", pack.data)
+        index = io.BytesIO()
+        write_pack_index(index, pack.index, pack.checksum, version=store.pack_index_version)
+        _replace(folder, base + ".idx", index.getvalue())
+    store.packs  # noqa: B018 (the property opens packs that appeared since the last look)
+
+
+def _replace(folder: str, path: str, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in `folder` and a rename."""
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix="tmp_pack_")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(temporary, PACK_MODE)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
