@@ -9,8 +9,9 @@ the push Secret exist before it starts, so the initial cycle is "the operator st
 CRs". CPU time of each process comes from /proc/<pid>/stat (all threads), RSS from sampling
 /proc/<pid>/status while the cycle runs: peak per cycle, so growth across cycles shows. A cycle
 ends when every CR's commit is on the git server and every CR's status says so (or after a
-timeout); its PATCHes and events are counted after a short quiet period, so writes that trail
-the last commit are charged to the cycle that caused them.
+timeout); its registry requests are counted until then, its PATCHes and events after a quiet
+period (up to 30 s), so writes that trail the last commit are charged to the cycle that caused
+them.
 """
 
 from __future__ import annotations
@@ -255,15 +256,20 @@ class OperatorBench:
         alive = self.process.poll() is None
         changed = kind != "idle"
         busy = None
-        first = min((r.at for r in setup.proxy.seen()), default=None)
+        seen = setup.proxy.seen()
+        first = min((r.at for r in seen), default=None)
         if done_at is not None and window is None and first is not None:
             busy = done_at - max(0.0, first - began_wall)
+        # registry requests until the cycle ended: the quiet period after it is for trailing
+        # API writes, and may run into the next interval's scans
+        until = began_wall + done_at if done_at is not None else None
+        requests = sum(1 for r in seen if until is None or r.at <= until)
         return Cycle(
             size=setup.size,
             mode="operator",
             kind=kind,
             wall_s=done_at if done_at is not None else time.perf_counter() - began,
-            requests=setup.requests(),
+            requests=requests,
             requests_min=setup.requests_min(),
             pushes=setup.pushes,
             pushes_min=setup.g if changed else 0,

@@ -429,12 +429,14 @@ class Operator:
         not_before: float | None = None,
         early: timedelta = timedelta(0),
         scheduled: datetime | None = None,
+        unless_served: float | None = None,
     ) -> None:
         """One reconcile pass for one CR (if due or forced); its status written in its turn.
 
         `early`: due by `early` from now is due (a wave taking a CR due just after it).
         `scheduled`: the instant the wave that started it was due; the next pass is one interval
         after it (so the period is the interval, not the interval plus the wave's start-up).
+        `unless_served`: no pass if the CR's last pass used a listing requested at or after it.
 
         `patch` (Kopf's) is left alone: the status is written by `_write_status` under the lock.
         `not_before` is how fresh its scan must be (pipeline/freshness.py); a forced pass without
@@ -453,6 +455,12 @@ class Operator:
             started()
         try:
             if uid in self.gone:
+                return
+            if unless_served is not None and self.schedule.served_since(
+                uid, unless_served, generation=generation
+            ):
+                logger.info("%s/%s (%s): answered by the last pass", meta.get("namespace"),
+                            meta.get("name"), why)  # fmt: skip
                 return
             # bodies are live (Kopf updates them from the watch): read the version once, here
             version = _version(meta)
@@ -639,19 +647,12 @@ def build_registry(
     async def requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
         if new:
             since = freshness.requested(new, state.clock())
-            uid, generation = str(body.meta.get("uid", "")), body.meta.get("generation")
-            if state.schedule.served_since(uid, since, generation=generation):
-                # a pass since the request (a fan-out of another CR's scan) already saw the
-                # registry as the request asks: nothing is left to do for it
-                logger.info(
-                    "%s/%s: requested at %s: answered by the last pass",
-                    body.meta.get("namespace"),
-                    body.meta.get("name"),
-                    new,
-                )
-                return
+            # a pass since the request (a fan-out of another CR's scan) may have seen the
+            # registry as the request asks: then nothing is left to do for it
             why = f"requested at {new}"
-            await state.run_pass(body, patch, force=True, why=why, not_before=since)
+            await state.run_pass(
+                body, patch, force=True, why=why, not_before=since, unless_served=since
+            )
 
     @kopf.on.resume(*res, registry=registry)
     async def resumed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
