@@ -439,16 +439,24 @@ def test_a_negative_batch_window_option_is_refused() -> None:
 REPO = (URL, "main")
 
 
-async def test_an_expected_pass_holds_the_group_past_its_window_until_it_arrives() -> None:
-    fake, timer = FakeWriter(), Timer()
-    writer = batches.Batches(fake, window=1.0, hold=20.0, sleep=timer.sleep)
-    early, late = writer.expect(REPO), writer.expect(REPO)
-    first = asyncio.create_task(writer.write(git(), CREDS, set_tag("1"), expected=early))
+async def held(
+    fake: FakeWriter, timer: Timer, hold: float
+) -> tuple[batches.Batches, asyncio.Task[changes.WriteResult], batches.Expected]:
+    """A group of one member whose window ended while another expected pass is still out."""
+    writer = batches.Batches(fake, window=1.0, hold=hold, sleep=timer.sleep)
+    mine, other = writer.expect(REPO), writer.expect(REPO)
+    task = asyncio.create_task(writer.write(git(), CREDS, set_tag("1"), expected=mine))
     await until(lambda: len(timer.windows) == 1)
     timer.end(0)
     await until(lambda: len(timer.windows) == 2)
-    assert timer.windows[1][0] == 19.0, "held for at most the rest of `hold`"
     assert fake.calls == [], "the window ended, but a pass of the repository is on its way"
+    return writer, task, other
+
+
+async def test_an_expected_pass_holds_the_group_past_its_window_until_it_arrives() -> None:
+    fake, timer = FakeWriter(), Timer()
+    writer, first, late = await held(fake, timer, hold=20.0)
+    assert timer.windows[1][0] == 19.0, "held for at most the rest of `hold`"
     second = asyncio.create_task(writer.write(git(), CREDS, set_tag("2"), expected=late))
     await asyncio.gather(first, second)
     assert [c.plans for c in fake.calls] == [2], "one push once the expected pass arrived"
@@ -459,13 +467,7 @@ async def test_a_held_group_goes_when_the_expected_pass_ends_or_the_hold_runs_ou
     how: str,
 ) -> None:
     fake, timer = FakeWriter(), Timer()
-    writer = batches.Batches(fake, window=1.0, hold=5.0, sleep=timer.sleep)
-    mine, other = writer.expect(REPO), writer.expect(REPO)
-    task = asyncio.create_task(writer.write(git(), CREDS, set_tag("1"), expected=mine))
-    await until(lambda: len(timer.windows) == 1)
-    timer.end(0)
-    await until(lambda: len(timer.windows) == 2)
-    assert fake.calls == []
+    _, task, other = await held(fake, timer, hold=5.0)
     if how == "ended-without-writing":
         other.settle()
         other.settle()  # idempotent: a pass settles on arrival and again when it ends

@@ -142,7 +142,10 @@ async def test_a_timer_pass_takes_a_scan_within_the_images_shortest_interval(
     assert access.not_before == (NOW - shortest + min(tick, shortest / 2)).timestamp()
 
 
-async def test_new_tags_found_by_one_cr_are_acted_on_by_every_cr_of_the_image_at_once() -> None:
+async def shared_operator() -> tuple[
+    list[Any], MemoryRegistry, handlers.Operator, kopf.OperatorRegistry, Statuses
+]:
+    """An operator on a settable clock whose passes share scans (and fan out) from one registry."""
     clock = [NOW]
     inner = MemoryRegistry(["1.0.0-dev"])
     shared = scans.SharedScans(inner, clock=lambda: clock[0].timestamp())
@@ -152,6 +155,11 @@ async def test_new_tags_found_by_one_cr_are_acted_on_by_every_cr_of_the_image_at
     await state.start(kopf.OperatorSettings())
     state.status_writer = statuses = Statuses()
     assert shared.on_change == state.image_changed
+    return clock, inner, state, kopf_registry, statuses
+
+
+async def test_new_tags_found_by_one_cr_are_acted_on_by_every_cr_of_the_image_at_once() -> None:
+    clock, inner, _state, kopf_registry, statuses = await shared_operator()
     watched, tick = handler(kopf_registry, "watched"), handler(kopf_registry, "tick")
     crs = [body(f"u{i}") for i in range(3)]
     crs[2]["spec"]["image"] = "ghcr.io/myorg/another"
@@ -226,14 +234,7 @@ async def test_a_cr_busy_with_an_older_listing_when_new_tags_are_found_acts_on_t
 
 
 async def test_a_request_already_answered_by_a_fan_out_needs_no_pass_of_its_own() -> None:
-    clock = [NOW]
-    inner = MemoryRegistry(["1.0.0-dev"])
-    shared = scans.SharedScans(inner, clock=lambda: clock[0].timestamp())
-    state, kopf_registry = operator(None)
-    state.now, state.clock = (lambda: clock[0]), (lambda: clock[0])
-    state.adapters = handlers.Adapters(registry_factory=lambda: shared, git=state.adapters.git)
-    await state.start(kopf.OperatorSettings())
-    state.status_writer = statuses = Statuses()
+    clock, inner, state, kopf_registry, statuses = await shared_operator()
     watched, tick = handler(kopf_registry, "watched"), handler(kopf_registry, "tick")
     requested = handler(kopf_registry, "requested")
     crs = [body(f"u{i}") for i in range(2)]
