@@ -524,3 +524,20 @@ async def test_a_group_stays_open_while_members_keep_arriving(
     await asyncio.gather(*tasks)
     assert len(timer.windows) == windows
     assert [c.plans for c in fake.calls] == batches_
+
+
+async def test_after_the_window_a_group_waits_only_the_rest_of_a_quiet_window() -> None:
+    fake, timer, now = FakeWriter(), Timer(), [0.0]
+    writer = batches.Batches(fake, window=1.0, hold=20.0, sleep=timer.sleep, clock=lambda: now[0])
+    first = asyncio.create_task(writer.write(git(), CREDS, set_tag("1")))
+    await until(lambda: len(timer.windows) == 1)
+    now[0] = 0.3
+    second = asyncio.create_task(writer.write(git(), CREDS, set_tag("2")))
+    await until(lambda: writer.waiting == 2)
+    now[0] = 1.0
+    timer.end(0)
+    await until(lambda: len(timer.windows) == 2)
+    assert timer.windows[1][0] == pytest.approx(0.3), "a window from the last arrival, not two"
+    timer.end(1)
+    await asyncio.gather(first, second)
+    assert [c.plans for c in fake.calls] == [2]

@@ -13,7 +13,8 @@ a push, and the identity cannot be turned back into a token.
 When a group is written:
 - window (the operator, `--batch-window`): the first submission opens a window of `window`
   seconds, and the group stays open while members keep coming: it is written once a whole
-  window passed with no new member and the key's previous batch is done, so submissions arriving
+  window passed since the last new member and the key's previous batch is done (a burst that
+  arrives within one window waits that window and the burst's own spread), so submissions arriving
   while a batch is written join the next one. Passes still on their way hold it a little longer:
   a pass that may write into a repository and branch says so when it starts (`expect`, settled
   when it submits or ends), and the group waits until no expected pass of its repositories is
@@ -132,6 +133,7 @@ class _Group:
     timer: asyncio.Task[None] | None = None
     gathering: bool = True  # False once dispatched: no member joins or leaves any more
     arrivals: int = 0  # members that joined (some may have left since)
+    last_arrival: float = 0.0  # the clock when the last one joined
 
 
 class Batches:
@@ -219,6 +221,7 @@ class Batches:
                 group.timer = asyncio.create_task(self._after_window(group, self.window))
         group.members.append(member)
         group.arrivals += 1
+        group.last_arrival = self._clock()
         self._waiting += 1
         expiry = None
         if deadline is not None:
@@ -251,13 +254,16 @@ class Batches:
                 self._dispatch(group)
 
     async def _after_window(self, group: _Group, window: float) -> None:
-        slept = 0.0
+        slept, wait = 0.0, window
         while True:
             arrived = group.arrivals
-            await self._sleep(window)
-            slept += window
-            if not (window > 0 and group.arrivals > arrived and slept + window <= self.hold):
-                break  # nobody joined during the last window (or the hold is spent)
+            await self._sleep(wait)
+            slept += wait
+            if window <= 0 or group.arrivals == arrived:
+                break  # nobody joined while it waited: a whole window was quiet
+            wait = group.last_arrival + window - self._clock()  # the rest of a quiet window
+            if wait <= 0 or slept + wait > self.hold:
+                break
         if window > 0:
             await self._until_settled(group, slept)
         previous = self._writing.get(group.key)
