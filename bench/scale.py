@@ -9,12 +9,13 @@ promotes), every image changed (a new tag on each image; the operator notices on
 `--repeat` of those in a row, every CR triggered (new tags and the `requested-at` annotation on
 every CR; operator only: every `promote` run is a manual one), idle (nothing changed; the
 operator for one interval). Each cycle reports wall time, busy time (the operator's cycle
-without its wait for the timer), promotion latency (new tag to commit
-on the git server, median and p95), registry requests and pushes next to their minimum, status
-PATCHes, events and Secret reads (operator), CPU time and peak RSS of the imagepromoter process
-and the emulator's CPU beside the operator's. The floor, same run and servers: the git CLI doing
-G fetch + commit + push and curl doing the minimum registry requests. Bounded: each cycle has a
-timeout and the run a time budget; what was skipped is said in the output.
+without its wait for the timer: first registry request to last commit), promotion latency (new
+tag to commit on the git server, median and p95), registry requests and pushes next to their
+minimum, status PATCHes, events and Secret reads (operator), CPU time and peak RSS of the
+imagepromoter process and the emulator's CPU beside the operator's. The floor, same run and
+servers: the git CLI doing G fetch + commit + push and curl doing the minimum registry requests.
+Bounded: each cycle has a timeout and the run a time budget; what was skipped is said in the
+output.
 
 `make bench` runs the default sizes 10/10/2 and 100/100/10 (about 7 minutes on the 2-core
 machine); `--big` runs 10/10/2, 100/100/10, 300/100/10 and 1000/100/10 (10, 100 and 1000 alone
@@ -338,8 +339,8 @@ def report(run: Run, sizes: list[str], args: argparse.Namespace, seconds: float)
             "kmock emulator (its own process: API CPU s), started next to the N CRs (initial).",
             "Its changed cycles wait for its timer (waves on a 10 s tick grid, one interval",
             "apart), so their wall time and latency include up to an interval; busy s leaves",
-            "that wait out: from the cycle's first registry request to every CR promoted (the",
-            "CLI's is its wall time), and the changed cycles in a row are judged on it. Triggered",
+            "that wait out: from the cycle's first registry request to the last commit's arrival",
+            "(the CLI's is its wall time); the changed cycles in a row are judged on it. Triggered",
             "cycles set `imagepromoter.dev/requested-at` on every CR with the new tags; the idle",
             "cycle is one interval (rounded up to the grid), nothing changed. Trailing writes are",
             "charged to their cycle (up to 30 s of quiet). Latency: new tag to the push's arrival",

@@ -258,8 +258,8 @@ class OperatorBench:
         busy = None
         seen = setup.proxy.seen()
         first = min((r.at for r in seen), default=None)
-        if done_at is not None and window is None and first is not None:
-            busy = done_at - max(0.0, first - began_wall)
+        if done_at is not None and window is None and first is not None and setup.arrived:
+            busy = max(setup.arrived.values()) - first  # server clocks: no polling step in it
         # registry requests until the cycle ended: the quiet period after it is for trailing
         # API writes, and may run into the next interval's scans
         until = began_wall + done_at if done_at is not None else None

@@ -73,9 +73,9 @@ class Cycle:
     secret_reads: int | None = None
     promoted: int = 0  # CRs whose change reached the git server this cycle
     note: str = ""
-    # operator: from the cycle's first registry request (its wave began) to every CR promoted,
-    # so the wait for the timer, which depends on the phase the bench happened to start in,
-    # is left out; the CLI's is its wall time
+    # operator: from the cycle's first registry request (its wave began) to the last commit's
+    # arrival at the git server, so the wait for the timer, which depends on the phase the
+    # bench happened to start in, is left out; the CLI's is its wall time
     busy_s: float | None = None
 
     @property
