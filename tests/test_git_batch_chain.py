@@ -31,14 +31,20 @@ def seed(files: dict[str, bytes]) -> tuple[MemoryObjectStore, ObjectID]:
         store.add_object(tree)
         root.add(folder.encode(), 0o040000, tree.id)
     store.add_object(root)
+    commit = seed_commit(root.id, b"Seeder <seed@example.com>")
+    store.add_object(commit)
+    return store, commit.id
+
+
+def seed_commit(tree: ObjectID, who: bytes) -> objects.Commit:
+    """A root commit of `tree` at the epoch, by and committed by `who`."""
     commit = objects.Commit()
-    commit.tree, commit.parents = root.id, []
-    commit.author = commit.committer = b"Seeder <seed@example.com>"
+    commit.tree, commit.parents = tree, []
+    commit.author = commit.committer = who
     commit.author_time = commit.commit_time = 0
     commit.author_timezone = commit.commit_timezone = 0
     commit.message = b"seed\n"
-    store.add_object(commit)
-    return store, commit.id
+    return commit
 
 
 def setting(path: str, value: bytes, *, author: str | None = None) -> changes.Planner:

@@ -20,6 +20,7 @@ from dulwich.repo import Repo
 
 from imagepromoter import changes
 from imagepromoter.git import chain, layer, packs
+from tests.test_git_batch_chain import seed_commit
 
 GIT = shutil.which("git")
 
@@ -31,12 +32,7 @@ def some_objects(n: int) -> list[ShaFile]:
     for i, blob in enumerate(blobs):
         tree.add(f"app-{i:04d}.yaml".encode(), 0o100644, blob.id)
     empty = objects.Tree()
-    commit = objects.Commit()
-    commit.tree, commit.parents = tree.id, []
-    commit.author = commit.committer = b"Bot <bot@example.com>"
-    commit.author_time = commit.commit_time = 0
-    commit.author_timezone = commit.commit_timezone = 0
-    commit.message = b"seed\n"
+    commit = seed_commit(tree.id, b"Bot <bot@example.com>")
     return [*blobs, tree, empty, commit]
 
 
