@@ -124,6 +124,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+DEFAULT_LABEL = (
+    f"default {client.limits.DEFAULT_RATE:g} req/s, burst {client.limits.DEFAULT_BURST:g}"
+)
+
+
 def bench_shape(
     name: str, reg: registry.RegistryServer, proxy: registry.PaginatingProxy | None, rounds: int
 ) -> list[Figure]:
@@ -133,7 +138,7 @@ def bench_shape(
     try:
         # ours, in-process (timed without the proxy for `direct`), default limits and unlimited
         tags = 0
-        for label, rate in (("default 20 req/s", client.limits.DEFAULT_RATE), ("no rate", 1e9)):
+        for label, rate in ((DEFAULT_LABEL, client.limits.DEFAULT_RATE), ("no rate", 1e9)):
             colds, warms, peaks = [], [], []
             for _ in range(rounds):
                 cold, warm, _, tags, _ = asyncio.run(ours_in_process(host, rate))
@@ -295,8 +300,8 @@ def main() -> None:
         by = {f.name.split(": ")[1]: f for f in figures if f.name.startswith(shape)}
         curl = by["curl, same pages"].seconds
         ratios.append(
-            f"{shape}: ours/curl cold {by['ours cold, default 20 req/s'].seconds / curl:.2f}, "
-            f"warm {by['ours warm, default 20 req/s'].seconds / curl:.2f}, "
+            f"{shape}: ours/curl cold {by[f'ours cold, {DEFAULT_LABEL}'].seconds / curl:.2f}, "
+            f"warm {by[f'ours warm, {DEFAULT_LABEL}'].seconds / curl:.2f}, "
             f"warm without rate limit {by['ours warm, no rate'].seconds / curl:.2f} (goal <= 1.5); "
             f"ours process / skopeo "
             f"{by['ours, python process'].seconds / by['skopeo list-tags'].seconds:.2f}; "
