@@ -175,6 +175,7 @@ async def test_a_wave_takes_early_only_the_crs_that_share_its_image_or_repositor
     state, tick, crs, _inner, _git, clock = await started(2)
     crs[1]["spec"]["image"] = "ghcr.io/acme/other"
     crs[1]["spec"]["git"]["url"] = "https://git.example/other.git"
+    state.images.update("u1", crs[1]["spec"])  # what the watch's MODIFIED event does
     clock[0] = NOW + timedelta(seconds=9)
     await tick(body=crs[0], patch=kopf.Patch(), logger=None)
     clock[0] = NOW + timedelta(seconds=10.5)

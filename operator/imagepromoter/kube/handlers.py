@@ -377,7 +377,7 @@ class Operator:
         if ticked is None:
             return set()
         spec_dict: Mapping[str, Any] = ticked[0].get("spec") or {}
-        return {("image", image_index.image_key(spec_dict)), ("repository", _repository(spec_dict))}
+        return {("image", self.images.image_of(uid)), ("repository", _repository(spec_dict))}
 
     def _start_pass(
         self, uid: str, *, early: timedelta = timedelta(0), scheduled: datetime | None = None

@@ -72,10 +72,11 @@ class DueQueue:
     def pop_soon(
         self, horizon: datetime, wanted: Callable[[str], bool]
     ) -> list[tuple[str, datetime]]:
-        """The keys due by `horizon` that `wanted` accepts, with their instants, removed."""
+        """The keys due by `horizon` that `wanted` accepts, with their instants, removed (one
+        pass over the heap, in no particular order: a wave starts them all at once)."""
         taken = [
             (key, at)
-            for at, order, key in sorted(self._heap)
+            for at, order, key in self._heap
             if at <= horizon and self._at.get(key) == (at, order) and wanted(key)
         ]
         for key, _ in taken:
