@@ -541,3 +541,19 @@ async def test_after_the_window_a_group_waits_only_the_rest_of_a_quiet_window() 
     timer.end(1)
     await asyncio.gather(first, second)
     assert [c.plans for c in fake.calls] == [2]
+
+
+async def test_a_member_s_near_deadline_stops_the_quiet_window_too() -> None:
+    fake, timer, now = FakeWriter(), Timer(), [0.0]
+    writer = batches.Batches(fake, window=1.0, hold=20.0, sleep=timer.sleep, clock=lambda: now[0])
+    deadline = 1.0 + batches.WRITE_RESERVE + 0.1  # room for 0.1 s more after the window
+    first = asyncio.create_task(writer.write(git(), CREDS, set_tag("1"), deadline=deadline))
+    await until(lambda: len(timer.windows) == 1)
+    now[0] = 0.5
+    second = asyncio.create_task(writer.write(git(), CREDS, set_tag("2")))
+    await until(lambda: writer.waiting == 2)
+    now[0] = 1.0
+    timer.end(0)
+    await asyncio.gather(first, second)
+    assert len(timer.windows) == 1, "the rest of a quiet window (0.5 s) would outlast the deadline"
+    assert [c.plans for c in fake.calls] == [2]

@@ -262,7 +262,7 @@ class Batches:
             if window <= 0 or group.arrivals == arrived:
                 break  # nobody joined while it waited: a whole window was quiet
             wait = group.last_arrival + window - self._clock()  # the rest of a quiet window
-            if wait <= 0 or slept + wait > self.hold:
+            if wait <= 0 or wait > self._room(group, slept):
                 break
         if window > 0:
             await self._until_settled(group, slept)
@@ -273,10 +273,7 @@ class Batches:
 
     async def _until_settled(self, group: _Group, slept: float) -> None:
         """Hold the group while expected passes of its repositories are still on their way."""
-        budget = self.hold - slept
-        deadlines = [m.deadline for m in group.members if m.deadline is not None]
-        if deadlines:
-            budget = min(budget, min(deadlines) - WRITE_RESERVE - self._clock())
+        budget = self._room(group, slept)
         if budget <= 0 or not self._pending(group):
             return
         cap = asyncio.ensure_future(self._sleep(budget))
@@ -289,6 +286,15 @@ class Batches:
                     settled.cancel()
         finally:
             cap.cancel()
+
+    def _room(self, group: _Group, slept: float) -> float:
+        """How much longer the group may be held: the rest of `hold`, and no more than leaves
+        every member's pass deadline WRITE_RESERVE for the write."""
+        room = self.hold - slept
+        deadlines = [m.deadline for m in group.members if m.deadline is not None]
+        if deadlines:
+            room = min(room, min(deadlines) - WRITE_RESERVE - self._clock())
+        return room
 
     def _pending(self, group: _Group) -> bool:
         """Whether a pass expected to write into one of the group's repositories is not in yet."""
