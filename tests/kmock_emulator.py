@@ -24,6 +24,10 @@ for each):
    `history` (the last `keep_requests`, for assertions) and `counts` ((method, plural,
    subresource) -> n, over the whole run, for the benchmarks); each object keeps only its last
    `keep_versions` versions.
+6. Every read, create, patch and delete finds its object by scanning every stored object
+   (kmock's `__get_objs`), so each costs O(objects), and objects only grow (events are never
+   expired): the triggered cycle of the scale benchmark cost 11.8 s of emulator CPU on a fresh
+   emulator and 31.8 s after six cycles. Requests naming one object look it up by its key.
 Also emulated: the status subresource. A PATCH of `.../status` changes only `status`; a PATCH of
 the object itself ignores `status` when the resource has that subresource.
 
@@ -132,6 +136,39 @@ class Emulator(kmock.KubernetesEmulator):
             key = (request.resource, request.namespace, request.name)
             if key in self.objects and len(self.objects[key].history) > self.keep_versions:
                 del self.objects[key].history[: -self.keep_versions]
+
+    def _stored(
+        self, resource: kmock.resource | None, namespace: str | None, name: str | None
+    ) -> Any:
+        """The stored object of exactly this key (as kmock's strict match), or None."""
+        key = (resource, namespace, name)
+        return self.objects[key] if key in self.objects else None
+
+    async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
+        async with self._lock:
+            obj = self._stored(request.resource, request.namespace, request.name)
+        if obj is None or obj.deleted:
+            raise kmock.KubernetesObjectNotFoundError()
+        return obj.raw
+
+    async def _serve_create(self, request: rendering.Request) -> rendering.Payload:
+        meta = request.data.get("metadata", {}) if isinstance(request.data, dict) else {}
+        async with self._lock:
+            obj = self._stored(
+                request.resource,
+                request.namespace or meta.get("namespace"),
+                request.name or meta.get("name"),
+            )
+        assert obj is not None  # stored by kmock's _handle before this answers
+        return obj.raw
+
+    async def _serve_update(self, request: rendering.Request) -> rendering.Payload:
+        async with self._lock:
+            obj = self._stored(request.resource, request.namespace, request.name)
+        assert obj is not None  # kmock's _handle answered 404 otherwise
+        return obj.last.raw
+
+    _serve_delete = _serve_update  # kmock answers a delete with the last state, as an update
 
     def _next_version(self) -> str:
         return str(next(self._versions))

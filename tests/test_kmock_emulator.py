@@ -89,3 +89,31 @@ async def test_a_deleted_object_stays_deleted_after_trimming(small: Emulator) ->
     assert resp.status == 200
     assert (await small.get(f"{PATH}/a")).status == 404
     assert small.list_objects(ipr(small)) == []
+
+
+def in_namespace(ns: str, name: str) -> dict[str, Any]:
+    doc = promotion(name)
+    doc["metadata"]["namespace"] = ns
+    return doc
+
+
+async def test_requests_naming_one_object_find_exactly_that_object(small: Emulator) -> None:
+    path = "/apis/imagepromoter.dev/v1alpha1/namespaces/{}/imagepromotions"
+    for ns in ("one", "two"):
+        resp = await small.post(path.format(ns), json=in_namespace(ns, "a"))
+        assert resp.status in (200, 201)
+        assert (await resp.json())["metadata"]["namespace"] == ns, "create answers its own object"
+    resp = await small.patch(
+        f"{path.format('two')}/a/status", json={"status": {"n": 2}}, headers=MERGE
+    )
+    assert (await resp.json())["metadata"]["namespace"] == "two"
+    one = await (await small.get(f"{path.format('one')}/a")).json()
+    two = await (await small.get(f"{path.format('two')}/a")).json()
+    assert (one["metadata"]["namespace"], one.get("status")) == ("one", None)
+    assert (two["metadata"]["namespace"], two["status"]) == ("two", {"n": 2})
+    assert (await small.get(f"{path.format('three')}/a")).status == 404
+    assert (await small.get(f"{path.format('one')}/b")).status == 404
+    resp = await small.delete(f"{path.format('one')}/a")
+    assert (resp.status, (await resp.json())["metadata"]["namespace"]) == (200, "one")
+    assert (await small.get(f"{path.format('one')}/a")).status == 404
+    assert (await small.get(f"{path.format('two')}/a")).status == 200
