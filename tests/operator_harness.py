@@ -108,13 +108,10 @@ async def eventually(check: Callable[[], Any], what: str, timeout: float = TIMEO
         await asyncio.sleep(0.05)
 
 
-def handled(cluster: Cluster, name: str, requested: str) -> bool:
-    """Whether Kopf recorded the trigger value as handled (its last-handled configuration)."""
-    annotations = (cluster.ipr(name) or {}).get("metadata", {}).get("annotations") or {}
-    last = json.loads(annotations.get(f"{handlers.KOPF_PREFIX}/last-handled-configuration", "{}"))
-    return bool(
-        last.get("metadata", {}).get("annotations", {}).get(handlers.REQUESTED_AT) == requested
-    )
+def handled(running: Running, name: str, requested: str) -> bool:
+    """Whether the operator answered this requested-at value of the CR (a pass, or its last)."""
+    uid = ((running.cluster.ipr(name) or {}).get("metadata") or {}).get("uid")
+    return uid is not None and running.state().requests.last_answered(uid) == requested
 
 
 def reason_is(cluster: Cluster, name: str, reason: str) -> Callable[[], bool]:
@@ -128,6 +125,11 @@ class Running:
     stop: threading.Event
     thread: threading.Thread
     errors: list[BaseException]
+    states: list[handlers.Operator]
+
+    def state(self) -> handlers.Operator:
+        """The running operator's state (handed out by `operate(observe=...)`)."""
+        return self.states[0]
 
 
 async def start_operator(
@@ -152,6 +154,7 @@ async def start_operator(
     stop, ready = threading.Event(), threading.Event()
     registry = metrics_ or metrics.Metrics(prometheus_client.CollectorRegistry())
     errors: list[BaseException] = []
+    states: list[handlers.Operator] = []
 
     def run() -> None:
         try:
@@ -167,6 +170,7 @@ async def start_operator(
                     selector=selector,
                     stop_flag=stop,
                     ready_flag=ready,
+                    observe=states.append,
                 )
             )
         except BaseException as exc:  # reported by stop_operator
@@ -178,7 +182,14 @@ async def start_operator(
         stop.set()
         await asyncio.to_thread(thread.join, TIMEOUT)
         pytest.fail(f"{name} did not get ready: {errors}")
-    return Running(cluster=Cluster(api), metrics=registry, stop=stop, thread=thread, errors=errors)
+    return Running(
+        cluster=Cluster(api),
+        metrics=registry,
+        stop=stop,
+        thread=thread,
+        errors=errors,
+        states=states,
+    )
 
 
 async def stop_operator(running: Running) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from imagepromoter import scans
 from imagepromoter.kube import handlers
+from imagepromoter.kube.handlers import REQUESTED_AT
 from imagepromoter.webhooks import model as webhook_model
 from tests.test_kube_handlers import NOW
 from tests.test_kube_handlers import operator as memory_operator
@@ -82,8 +83,6 @@ CAUSES = [
     ("created", body(creationTimestamp="2027-01-01T00:00:00Z"), {}, NOW),  # clock ahead
     ("spec_changed", body(managedFields=[{"time": STAMP}]), {}, EARLIER),
     ("spec_changed", body(), {}, NOW),
-    ("requested", body(), {"new": f"{EARLIER.timestamp():.0f}"}, EARLIER),
-    ("requested", body(), {"new": "x"}, NOW),
     ("resumed", body(managedFields=[{"time": STAMP}]), {}, EARLIER),
     (
         "triggered",
@@ -111,6 +110,32 @@ async def test_each_cause_gives_its_pass_a_not_before(
     assert access.not_before == expected.timestamp()
 
 
+async def request(
+    state: handlers.Operator, kopf_registry: kopf.OperatorRegistry, cr: kopf.Body, value: str
+) -> None:
+    """Annotate `cr` with requested-at as the watch delivers it; wait for the pass it starts."""
+    annotated = kopf.Body({**cr, "metadata": {**cr.meta, "annotations": {REQUESTED_AT: value}}})
+    await handler(kopf_registry, "watched")(type="MODIFIED", body=annotated, meta=annotated.meta)
+    await asyncio.gather(*state.requested)
+
+
+REQUESTS = [(f"{EARLIER.timestamp():.0f}", EARLIER), ("x", NOW)]
+
+
+@pytest.mark.parametrize(("value", "expected"), REQUESTS, ids=["epoch seconds", "not a time"])
+async def test_a_manual_request_gives_its_pass_a_not_before(value: str, expected: datetime) -> None:
+    registry = MemoryRegistry(["1.0.0-dev", "1.1.0-dev"])
+    state, kopf_registry = operator(registry)
+    cr = body()
+    await handler(kopf_registry, "watched")(type=None, body=cr, meta=cr.meta)  # listed, bare
+    assert registry.seen == [], "a CR without the annotation: no pass from the watch"
+    await request(state, kopf_registry, cr, value)
+    (access,) = registry.seen
+    assert access.not_before == expected.timestamp()
+    await request(state, kopf_registry, cr, value)
+    assert len(registry.seen) == 1, "the same value again: no pass"
+
+
 TIMERS = [
     # (intervals of the CRs on the image, the ticked CR's index, the shortest interval used)
     (["1h"], 0, timedelta(hours=1)),
@@ -135,7 +160,7 @@ async def test_a_timer_pass_takes_a_scan_within_the_images_shortest_interval(
         cr["spec"]["interval"] = text.split()[0]
         cr["spec"]["suspend"] = "suspended" in text
         crs.append(cr)
-        watched(type="ADDED", body=cr, meta=cr.meta)
+        await watched(type="ADDED", body=cr, meta=cr.meta)
     await handler(kopf_registry, "tick")(body=crs[ticked], patch=kopf.Patch(), logger=None)
     (access,) = registry.seen
     tick = timedelta(seconds=handlers.Options().tick)  # the slack: waves are an interval apart
@@ -165,7 +190,7 @@ async def test_new_tags_found_by_one_cr_are_acted_on_by_every_cr_of_the_image_at
     crs[2]["spec"]["image"] = "ghcr.io/myorg/another"
     for i, cr in enumerate(crs):
         cr["spec"]["interval"] = "1m" if i == 0 else "1h"
-        watched(type="ADDED", body=cr, meta=cr.meta)
+        await watched(type="ADDED", body=cr, meta=cr.meta)
     for cr in crs:  # a first pass each
         await tick(body=cr, patch=kopf.Patch(), logger=None)
     assert len(inner.seen) == 2, "one listing per image"
@@ -216,7 +241,7 @@ async def test_a_cr_busy_with_an_older_listing_when_new_tags_are_found_acts_on_t
     # dev's write would queue behind prod's held one
     prod["spec"]["git"] = {**prod["spec"]["git"], "url": prod["spec"]["git"]["url"] + "-prod"}
     for cr in (dev, prod):
-        watched(type="ADDED", body=cr, meta=cr.meta)
+        await watched(type="ADDED", body=cr, meta=cr.meta)
     # prod's first pass lists 1.0.0-dev and is held in its git write ...
     busy = asyncio.ensure_future(tick(body=prod, patch=kopf.Patch(), logger=None))
     assert await asyncio.to_thread(git.entered.wait, 30), "prod's pass reached git"
@@ -236,25 +261,25 @@ async def test_a_cr_busy_with_an_older_listing_when_new_tags_are_found_acts_on_t
 async def test_a_request_already_answered_by_a_fan_out_needs_no_pass_of_its_own() -> None:
     clock, inner, state, kopf_registry, statuses = await shared_operator()
     watched, tick = handler(kopf_registry, "watched"), handler(kopf_registry, "tick")
-    requested = handler(kopf_registry, "requested")
     crs = [body(f"u{i}") for i in range(2)]
     for cr in crs:
-        watched(type="ADDED", body=cr, meta=cr.meta)
+        await watched(type="ADDED", body=cr, meta=cr.meta)
         await tick(body=cr, patch=kopf.Patch(), logger=None)
     inner.tags.append("1.1.0-dev")
     clock[0] += timedelta(seconds=30)
     stamp = f"{clock[0].timestamp():.3f}"  # both CRs are annotated at once
     clock[0] += timedelta(seconds=1)
-    await requested(body=crs[0], patch=kopf.Patch(), new=stamp, logger=None)  # u0's handler first
+    await request(state, kopf_registry, crs[0], stamp)  # u0's event first
     await asyncio.gather(*list(state.passes.values()))
     clock[0] += timedelta(milliseconds=5)
     await tick(body=crs[0], patch=kopf.Patch(), logger=None)  # the fan-out wave: u1 promotes
     await asyncio.gather(*list(state.passes.values()))
     assert statuses.promoted("u1") == "1.1.0-dev"
     listings, writes = len(inner.seen), statuses.count
-    await requested(body=crs[1], patch=kopf.Patch(), new=stamp, logger=None)  # u1's, late
+    await request(state, kopf_registry, crs[1], stamp)  # u1's, late
     assert (len(inner.seen), statuses.count) == (listings, writes), "no pass at all"
+    assert state.requests.last_answered("u1") == stamp, "answered by the fan-out's pass"
     newer = f"{(clock[0] + timedelta(seconds=1)).timestamp():.3f}"  # a newer request is not
     clock[0] += timedelta(seconds=2)
-    await requested(body=crs[1], patch=kopf.Patch(), new=newer, logger=None)
+    await request(state, kopf_registry, crs[1], newer)
     assert len(inner.seen) == listings + 1, "a request after the last pass's listing: a pass"

@@ -57,7 +57,7 @@ async def started(
     for cr in crs:
         cr["spec"]["interval"] = "1m"
         cr["spec"]["targets"] = [{"path": "env/dev/values.yaml", "key": "image.tag"}]
-        watched(type="ADDED", body=cr, meta=cr.meta)
+        await watched(type="ADDED", body=cr, meta=cr.meta)
     return state, handler(kopf_registry, "tick"), crs, inner, git, clock
 
 

@@ -24,6 +24,7 @@ import yaml
 
 from imagepromoter import scans
 from imagepromoter.kube import handlers, metrics
+from imagepromoter.pipeline import freshness
 from tests.kmock_emulator import Emulator
 from tests.operator_harness import (
     EVENTS,
@@ -388,7 +389,7 @@ async def test_suspend_and_resume(seed: Seed) -> None:
     await eventually(reason_is(cluster, "myapp-dev", "Suspended"), "Suspended")
     await seed.push("1.2.0-dev")
     await cluster.patch("myapp-dev", {"metadata": {"annotations": {handlers.REQUESTED_AT: "1"}}})
-    await eventually(lambda: handled(cluster, "myapp-dev", "1"), "the trigger handled")
+    await eventually(lambda: handled(seed.running, "myapp-dev", "1"), "the trigger handled")
     assert cluster.ready("myapp-dev")["reason"] == "Suspended"
     assert file_tag(seed, "dev") == "1.1.0-dev"
     await cluster.patch("myapp-dev", {"spec": {"suspend": False}})
@@ -421,7 +422,7 @@ async def test_delete_leaves_nothing_behind(seed: Seed, api: Emulator) -> None:
     deleted_at = len(list(api.history))
     # a later pass of the other CR proves the operator kept running after the deletion
     await cluster.patch("myapp-prod", {"metadata": {"annotations": {handlers.REQUESTED_AT: "x"}}})
-    await eventually(lambda: handled(cluster, "myapp-prod", "x"), "prod's trigger handled")
+    await eventually(lambda: handled(seed.running, "myapp-prod", "x"), "prod's trigger handled")
     assert cluster.ready("myapp-prod")["reason"] == "Promoted", "a quiet pass keeps the reason"
     later = list(api.history)[deleted_at:]
     assert not [r for r in later if r.name == "myapp-dev" and r.method == "PATCH"]
@@ -435,11 +436,28 @@ async def test_restart_does_not_repromote(seed: Seed, api: Emulator) -> None:
     await stop_operator(seed.running)
     seed.running = await start_operator(api, seed.adapters(), metrics_=seed.metrics)
     await cluster.patch("myapp-dev", {"metadata": {"annotations": {handlers.REQUESTED_AT: "r"}}})
-    await eventually(lambda: handled(cluster, "myapp-dev", "r"), "the trigger after restart")
+    await eventually(lambda: handled(seed.running, "myapp-dev", "r"), "the trigger after restart")
     assert cluster.ready("myapp-dev")["reason"] == "Promoted", "nothing new: condition kept"
     assert commits(seed) == history
     assert cluster.status("myapp-dev")["promotedTag"] == "1.1.0-dev"
     assert len(cluster.events("myapp-dev")) == 1, "no second Promoted event"
+
+
+async def test_a_request_made_while_the_operator_was_stopped_is_answered_at_start(
+    seed: Seed, api: Emulator
+) -> None:
+    cluster = seed.running.cluster
+    await apply_seed(seed)
+    await stop_operator(seed.running)
+    await seed.push("1.2.0-dev")
+    scanned = freshness.parse_time(cluster.status("myapp-dev")["lastScanTime"])
+    assert scanned is not None
+    stamp = f"{max(time.time(), scanned.timestamp() + 1):.3f}"  # after its last scan
+    await cluster.patch("myapp-dev", {"metadata": {"annotations": {handlers.REQUESTED_AT: stamp}}})
+    seed.running = await start_operator(api, seed.adapters(), metrics_=seed.metrics)
+    await eventually(lambda: handled(seed.running, "myapp-dev", stamp), "the request at start")
+    assert cluster.status("myapp-dev")["promotedTag"] == "1.2.0-dev"
+    assert file_tag(seed, "dev") == "1.2.0-dev"
 
 
 async def test_rbac_allows_every_request_the_operator_made(seed: Seed, api: Emulator) -> None:

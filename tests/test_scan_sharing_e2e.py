@@ -186,7 +186,9 @@ async def test_each_cycle_lists_each_image_once_however_many_crs_name_it(fleet: 
     annotation = {"metadata": {"annotations": {handlers.REQUESTED_AT: requested}}}
     await asyncio.gather(*(cluster.patch(name, annotation) for name in fleet.names()))
     for name in fleet.names():
-        await eventually(lambda n=name: handled(cluster, n, requested), f"{name} triggered", BOUND)
+        await eventually(
+            lambda n=name: handled(fleet.running, n, requested), f"{name} triggered", BOUND
+        )
     assert fleet.scans() - before == IMAGES * PER_IMAGE
     triggered = (fleet.listings(), fleet.digests())
     assert triggered[0] == sorted(fleet.images), triggered

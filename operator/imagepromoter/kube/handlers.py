@@ -2,9 +2,10 @@
 
     create                         -> a pass at once
     update of spec                 -> a pass at once (this is also how suspend/resume act)
-    update of the annotation       -> a pass at once (the manual trigger, see docs/operator.md:
+    event with a new annotation    -> a pass at once (the manual trigger, see docs/operator.md:
       imagepromoter.dev/requested-at    kubectl annotate ipr NAME --overwrite
-                                          imagepromoter.dev/requested-at="$(date +%s)")
+                                          imagepromoter.dev/requested-at="$(date +%s)"); read
+                                      from the watch, not from Kopf's diff (pipeline/manual.py)
     resume (operator start)        -> a pass only if the spec changed while we were away;
                                       otherwise the timer decides from the persisted status
     timer (fixed `tick`, 10s)      -> every CR due now starts together, whichever CR ticked (the
@@ -78,7 +79,7 @@ from imagepromoter.kube import (
 )
 from imagepromoter.kube import stages as kube_stages
 from imagepromoter.kube import webhooks as kube_webhooks
-from imagepromoter.pipeline import batches, freshness, waves
+from imagepromoter.pipeline import batches, freshness, manual, waves
 from imagepromoter.pipeline import index as image_index
 from imagepromoter.webhooks import model as webhook_model
 
@@ -189,13 +190,17 @@ async def operate(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     selector: shards.Selector | None = None,
+    observe: Callable[[Operator], None] | None = None,
 ) -> None:
     """Run Kopf with this project's handlers in the current event loop until `stop_flag`.
 
     `liveness` is where /healthz is served (kube/health.py), from a thread of its own.
     `selector`: serve only the ImagePromotions with these labels (a shard; kube/sharding.py).
+    `observe` is handed the run's state before Kopf starts (tests read what it answered).
     """
     state = Operator(adapters, options=options, metrics_=metrics_, now=now)
+    if observe is not None:
+        observe(state)
     registry = build_registry(state, connection=connection, selector=selector)
     if priority is None and not standalone:
         # Kopf pauses every operator when peers share a priority; a random one per replica
@@ -284,7 +289,9 @@ class Operator:
     due: waves.DueQueue = field(default_factory=waves.DueQueue)  # the next waves
     # the live body each CR's timer last ticked with, and when (time.monotonic())
     bodies: dict[str, tuple[Mapping[str, Any], float]] = field(default_factory=dict)
-    passes: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # started by a wave
+    passes: dict[str, asyncio.Task[bool]] = field(default_factory=dict)  # started by a wave
+    requests: manual.Requests = field(default_factory=manual.Requests)  # requested-at values
+    requested: set[asyncio.Task[None]] = field(default_factory=set)  # their passes, running
     selector: shards.Selector = field(default_factory=shards.Selector)
 
     def __post_init__(self) -> None:
@@ -303,7 +310,10 @@ class Operator:
         """Configure Kopf and build the adapters that need the running loop."""
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=KOPF_PREFIX, key="last-handled-configuration"
+            prefix=KOPF_PREFIX,
+            key="last-handled-configuration",
+            # the manual trigger is read from the watch (pipeline/manual.py says why)
+            ignored_fields=[("metadata", "annotations", REQUESTED_AT)],
         )
         settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"  # never added; see docstring
         settings.posting.reporting_component = "imagepromoter"
@@ -317,7 +327,7 @@ class Operator:
 
     async def stop(self) -> None:
         """Close what `start` opened."""
-        for task in list(self.passes.values()):
+        for task in [*self.passes.values(), *self.requested]:
             task.cancel()
         close = getattr(self.registry, "aclose", None)
         if close is not None:
@@ -331,9 +341,41 @@ class Operator:
         self.due.discard(uid)
         self.bodies.pop(uid, None)
         self.images.remove(uid)
+        self.requests.forget(uid)
         self.events.forget(uid)
         self.statuses.pop(uid, None)
         self.locks.pop(uid, None)
+
+    def watched(self, body: Mapping[str, Any]) -> None:
+        """An ADDED or MODIFIED event (or a listing): the image index, and a new manual request."""
+        meta: Mapping[str, Any] = body.get("metadata") or {}
+        uid = str(meta.get("uid", ""))
+        self.images.update(uid, body.get("spec") or {})
+        value = self.requests.seen(
+            uid,
+            (meta.get("annotations") or {}).get(REQUESTED_AT),
+            last_scan=(body.get("status") or {}).get("lastScanTime"),
+            now=self.clock(),
+        )
+        if value is not None:
+            task = asyncio.create_task(self._requested_pass(body, value))
+            self.requested.add(task)
+            task.add_done_callback(self._requested_ended)
+
+    async def _requested_pass(self, body: Mapping[str, Any], value: str) -> None:
+        """A manual trigger's pass, unless the CR's last pass already answered it."""
+        since = freshness.requested(value, self.clock())
+        ran = await self.run_pass(
+            body, None, force=True, why=f"requested at {value}", not_before=since,
+            unless_served=since,
+        )  # fmt: skip
+        self.requests.answered(str((body.get("metadata") or {}).get("uid", "")), value)
+        self.metrics.manual_triggers.labels(result="passed" if ran else "answered").inc()
+
+    def _requested_ended(self, task: asyncio.Task[None]) -> None:
+        self.requested.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("a requested pass failed unexpectedly", exc_info=task.exception())
 
     def image_changed(self, host: str, repository: str, started: float) -> None:
         """A scan found new tags: every CR of the image is due now, in the next wave (fan-out)."""
@@ -342,7 +384,7 @@ class Operator:
             self.schedule.poke(uid, now, started)
             self.due.set(uid, now)
 
-    def on_tick(self, body: Mapping[str, Any]) -> asyncio.Task[None] | None:
+    def on_tick(self, body: Mapping[str, Any]) -> asyncio.Task[bool] | None:
         """A CR's timer ticked: start every CR now due (the wave); this CR's pass, if it is one."""
         uid = str((body.get("metadata") or {}).get("uid", ""))
         self.bodies[uid] = (body, time.monotonic())
@@ -401,7 +443,7 @@ class Operator:
         task.add_done_callback(functools.partial(self._pass_ended, uid))
         return True
 
-    def _pass_ended(self, uid: str, task: asyncio.Task[None]) -> None:
+    def _pass_ended(self, uid: str, task: asyncio.Task[bool]) -> None:
         if self.passes.get(uid) is task:
             del self.passes[uid]
         if not task.cancelled() and task.exception() is not None:
@@ -430,8 +472,10 @@ class Operator:
         early: timedelta = timedelta(0),
         scheduled: datetime | None = None,
         unless_served: float | None = None,
-    ) -> None:
+    ) -> bool:
         """One reconcile pass for one CR (if due or forced); its status written in its turn.
+
+        True when a pass ran (False: the CR is gone, not due, or its last pass answered).
 
         `early`: due by `early` from now is due (a wave taking a CR due just after it).
         `scheduled`: the instant the wave that started it was due; the next pass is one interval
@@ -455,13 +499,13 @@ class Operator:
             started()
         try:
             if uid in self.gone:
-                return
+                return False
             if unless_served is not None and self.schedule.served_since(
                 uid, unless_served, generation=generation
             ):
                 logger.info("%s/%s (%s): answered by the last pass", meta.get("namespace"),
                             meta.get("name"), why)  # fmt: skip
-                return
+                return False
             # bodies are live (Kopf updates them from the watch): read the version once, here
             version = _version(meta)
             written = self.statuses.get(uid)
@@ -473,7 +517,7 @@ class Operator:
                 uid, spec_dict=spec_dict, status=previous, generation=generation, now=now + early
             ):
                 self.due.set(uid, self.schedule.next_at(uid))  # still queued for its own wave
-                return
+                return False
             if not_before is None:
                 not_before = now.timestamp() if force else self.not_before(uid, spec_dict, now)
             asked = self.schedule.poked(uid)  # a fan-out: the scan that found new tags, or newer
@@ -523,6 +567,7 @@ class Operator:
             result.outcome.message,
             f"in {retry_in.total_seconds():g}s" if retry_in is not None else "on a spec change",
         )
+        return True
 
     async def _write_status(
         self, meta: Mapping[str, Any], previous: Mapping[str, Any], new: Mapping[str, Any]
@@ -643,17 +688,6 @@ def build_registry(
         since = freshness.changed(body.meta, state.clock())
         await state.run_pass(body, patch, force=True, why="spec changed", not_before=since)
 
-    @kopf.on.update(*res, field=("metadata", "annotations", REQUESTED_AT), registry=registry)
-    async def requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
-        if new:
-            since = freshness.requested(new, state.clock())
-            # a pass since the request (a fan-out of another CR's scan) may have seen the
-            # registry as the request asks: then nothing is left to do for it
-            why = f"requested at {new}"
-            await state.run_pass(
-                body, patch, force=True, why=why, not_before=since, unless_served=since
-            )
-
     @kopf.on.resume(*res, registry=registry)
     async def resumed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         status = body.get("status") or {}
@@ -676,12 +710,14 @@ def build_registry(
             await state.run_pass(body, patch, force=False, why="interval")
 
     @kopf.on.event(*res, registry=registry)
-    def watched(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+    async def watched(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+        # async: run in the loop, beside the waves that read what it updates (a sync handler
+        # would run in Kopf's thread pool)
         uid = str(meta.get("uid", ""))
         if type == "DELETED":
             state.forget(uid)
         elif uid not in state.gone:  # ADDED, MODIFIED, or None for the initial listing
-            state.images.update(uid, body.get("spec") or {})
+            state.watched(body)
 
     kube_webhooks.register(registry, state)
     kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold

@@ -6,6 +6,9 @@
     imagepromoter_registry_requests_total{host,status}   every HTTP response (or "error") from a
                                                          registry, reported by the registry client
                                                          through `on_request(host, status)`
+    imagepromoter_manual_triggers_total{result}          new requested-at values: result="passed"
+                                                         (a pass ran) or "answered" (the CR's
+                                                         last pass had already answered it)
     imagepromoter_scan_duration_seconds                  pass start until the tag is chosen
     imagepromoter_promotion_duration_seconds             the git write (clone/fetch, commit, push)
 
@@ -44,6 +47,12 @@ class Metrics:
             "imagepromoter_registry_requests",
             "HTTP responses from registries",
             ["host", "status"],
+            registry=r,
+        )
+        self.manual_triggers = prometheus_client.Counter(
+            "imagepromoter_manual_triggers",
+            "New requested-at values: a pass ran, or the last pass had answered it",
+            ["result"],
             registry=r,
         )
         self.scan_seconds = prometheus_client.Histogram(

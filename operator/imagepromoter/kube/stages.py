@@ -39,7 +39,7 @@ UPSTREAM_CHANGED = "imagepromoter.dev/upstream-changed"
 class _Passes(Protocol):
     async def run_pass(
         self, body: Mapping[str, Any], patch: kopf.Patch, *, force: bool, why: str
-    ) -> None: ...
+    ) -> bool: ...
 
 
 def _url(namespace: str, name: str) -> str:

@@ -1,0 +1,82 @@
+"""pipeline/manual.py: which requested-at value seen on the watch is a request, on a fixed `now`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from imagepromoter.pipeline import manual
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+SCANNED = "2026-12-01T09:50:00Z"  # the CR's status.lastScanTime
+
+
+def epoch(when: datetime) -> str:
+    return f"{when.timestamp():.0f}"
+
+
+# one CR's watch events in order: (annotation value, lastScanTime) -> the value acted on, or None
+SEQUENCES: list[tuple[str, list[tuple[Any, Any]], list[str | None]]] = [
+    ("no annotation, ever", [(None, SCANNED), (None, SCANNED)], [None, None]),
+    ("a value added later", [(None, SCANNED), ("1", SCANNED)], [None, "1"]),
+    ("the same value again", [(None, SCANNED), ("1", SCANNED), ("1", SCANNED)], [None, "1", None]),
+    ("a new value", [(None, SCANNED), ("1", SCANNED), ("2", SCANNED)], [None, "1", "2"]),
+    ("removed, then set again", [(None, SCANNED), ("1", SCANNED), (None, SCANNED), ("1", SCANNED)],
+     [None, "1", None, "1"]),
+    ("an empty value is none", [(None, SCANNED), ("", SCANNED)], [None, None]),
+    ("not a string", [(None, SCANNED), (5, SCANNED)], [None, None]),
+    ("an old time, changed: still a request",
+     [(None, SCANNED), ("2026-01-01T00:00:00Z", SCANNED)], [None, "2026-01-01T00:00:00Z"]),
+    # the first value seen by this process (a start, or a CR moved into this shard)
+    ("first seen: a recent time before the last scan",
+     [(epoch(NOW - timedelta(minutes=12)), SCANNED)], [None]),
+    ("first seen: a time older than the horizon is not a time",
+     [("2026-12-01T09:40:00Z", "2026-12-01T09:50:00Z")], ["2026-12-01T09:40:00Z"]),
+    ("first seen: '1' (1970) is not a time either", [("1", SCANNED)], ["1"]),
+    ("first seen: a time after the last scan", [(epoch(NOW - timedelta(minutes=5)), SCANNED)],
+     [epoch(NOW - timedelta(minutes=5))]),
+    ("first seen: RFC 3339 after the last scan", [("2026-12-01T09:55:00Z", SCANNED)],
+     ["2026-12-01T09:55:00Z"]),
+    ("first seen: exactly at the last scan", [("2026-12-01T09:50:00Z", SCANNED)], [None]),
+    ("first seen: a clock ahead of ours counts as now",
+     [(epoch(NOW + timedelta(hours=2)), SCANNED)], [epoch(NOW + timedelta(hours=2))]),
+    ("first seen: ahead of ours, but the scan is later than our now",
+     [(epoch(NOW + timedelta(hours=2)), "2026-12-01T10:30:00Z")], [None]),
+    ("first seen: not a time", [("please", SCANNED)], ["please"]),
+    ("first seen: never scanned (its create pass is the pass)",
+     [(epoch(NOW - timedelta(minutes=5)), None)], [None]),
+    ("first seen: lastScanTime unreadable", [("please", "yesterday")], [None]),
+    ("first seen answered, then a new value", [("2026-12-01T09:48:00Z", SCANNED), ("2", SCANNED)],
+     [None, "2"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("events", "acted"), [(e, a) for _, e, a in SEQUENCES], ids=[w for w, _, _ in SEQUENCES]
+)
+def test_which_value_is_a_request(events: list[tuple[Any, Any]], acted: list[str | None]) -> None:
+    requests = manual.Requests()
+    got = [requests.seen("uid", value, last_scan=scan, now=NOW) for value, scan in events]
+    assert got == acted
+
+
+def test_each_cr_is_remembered_on_its_own() -> None:
+    requests = manual.Requests()
+    assert requests.seen("a", None, last_scan=SCANNED, now=NOW) is None
+    assert requests.seen("b", "1", last_scan=SCANNED, now=NOW) == "1"  # first seen, not a time
+    assert requests.seen("a", "1", last_scan=SCANNED, now=NOW) == "1"  # a's own new value
+    assert requests.seen("b", "1", last_scan=SCANNED, now=NOW) is None
+
+
+def test_forget_drops_what_was_seen_and_answered() -> None:
+    requests = manual.Requests()
+    assert requests.seen("a", None, last_scan=SCANNED, now=NOW) is None
+    assert requests.seen("a", "x", last_scan=SCANNED, now=NOW) == "x"
+    requests.answered("a", "x")
+    assert requests.last_answered("a") == "x"
+    requests.forget("a")
+    assert requests.last_answered("a") is None
+    # seen afresh: a first sighting again (not a time, so a request)
+    assert requests.seen("a", "x", last_scan=SCANNED, now=NOW) == "x"
