@@ -77,3 +77,14 @@ def test_refused_patterns_are_invalid_spec_naming_the_field(pattern: str, words:
         regexes.compile(pattern, "spec.excludeTags[2]")
     assert caught.value.field == "spec.excludeTags[2]"
     assert words in caught.value.problem
+
+
+def test_a_compiled_pattern_is_kept_and_a_failing_one_fails_every_time() -> None:
+    first = regexes.compile(r"^(?P<version>\d+)-kept$", "spec.tagRegex")
+    assert regexes.compile(r"^(?P<version>\d+)-kept$", "spec.tagRegex") is first
+    assert regexes.compile(r"^(?P<version>\d+)-kept$", "spec.excludeTags") is not first
+    assert regexes.compile(r"^(?P<version>\d+)-kept$", "regex", multiline=True) is not first
+    assert first.fullmatch("12-kept") is not None
+    for _ in range(2):
+        with pytest.raises(errors.InvalidSpec, match=r"spec\.tagRegex"):
+            regexes.compile(r"(a)\1", "spec.tagRegex")

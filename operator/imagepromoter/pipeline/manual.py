@@ -9,14 +9,14 @@ So the annotation is left out of Kopf's essence (kube/handlers.py) and this memo
 value seen per CR decides from every watch event: a value that differs from the one seen before
 is a request. The pass itself is unchanged (`run_pass(..., unless_served=)`).
 
-What only Kopf's stored copy knew is whether a value first seen by this process (its first
-listing after a start, or a CR moved into its shard) was answered by the process before. The
-status says it only for a value that reads as a recent time (pipeline/freshness.py: within its
-15-minute horizon): at or before `status.lastScanTime`, a scan came after it. Such a value, and any value on a CR that has never
-been scanned (its create or resume pass covers it), is taken as answered; any other first value
-is a request. So a request made while the operator was stopped, or during its start, is never
-lost, at the price of one pass after a start for a CR whose value is not a recent time (or is
-later than its last recorded scan: a quiet pass refreshes lastScanTime only hourly): a pass that finds
+What only Kopf's stored copy knew is whether a value first seen by this process (its first listing
+after a start, or a CR moved into its shard) was answered by the process before. The status says it
+only for a value that reads as a recent time (pipeline/freshness.py: within its 15-minute horizon):
+at or before `status.lastScanTime`, a scan came after it. Such a value, and any value on a CR that
+has never been scanned (its create or resume pass covers it), is taken as answered; any other first
+value is a request. So a request made while the operator was stopped, or during its start, is never
+lost, at the price of one pass after a start for a CR whose value is not a recent time (or is later
+than its last recorded scan: a quiet pass refreshes lastScanTime only hourly): a pass that finds
 nothing to do writes nothing. Pure: no I/O; the clock is passed in.
 """
 
