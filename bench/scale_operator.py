@@ -207,6 +207,14 @@ class OperatorBench:
         return self._cycle("triggered", trigger)
 
     def idle(self, window: float) -> Cycle:
+        """One interval with nothing new, from the first registry request of the next wave.
+
+        A window from an arbitrary instant would hold one wave or none, by phase: the passes a
+        trigger started are next due one interval later rounded up to the tick (docs/operator.md),
+        so a window of exactly one interval from when the previous cycle ended can end just before
+        them. From the wave's first request, one interval holds exactly that wave, or two if the
+        operator scanned more often than the interval.
+        """
         return self._cycle("idle", lambda: None, window=window)
 
     def _cycle(self, kind: str, start: Callable[[], None], window: float | None = None) -> Cycle:
@@ -223,6 +231,7 @@ class OperatorBench:
         assert self.process is not None
         pid = self.process.pid
         peak, note, done_at = 0.0, "", None
+        opened: float | None = None  # idle: when its window opened (the wave's first request)
         while True:
             time.sleep(POLL)
             if self.process.poll() is not None:
@@ -232,7 +241,13 @@ class OperatorBench:
             setup.poll()
             elapsed = time.perf_counter() - began
             if window is not None:
-                if elapsed >= window:
+                if opened is None:
+                    first_seen = min((r.at for r in setup.proxy.seen()), default=None)
+                    if first_seen is not None:
+                        opened = first_seen - began_wall
+                    elif elapsed >= 2 * window:  # no wave at all: the window is the last one
+                        opened = elapsed - window
+                if opened is not None and elapsed >= opened + window:
                     done_at = elapsed
                     break
             elif len(setup.arrived) >= setup.n:
@@ -263,12 +278,17 @@ class OperatorBench:
         # registry requests until the cycle ended: the quiet period after it is for trailing
         # API writes, and may run into the next interval's scans
         until = began_wall + done_at if done_at is not None else None
-        requests = sum(1 for r in seen if until is None or r.at <= until)
+        if opened is not None and window is not None:
+            until = began_wall + opened + window  # the idle window: [opened, opened + window)
+        requests = sum(1 for r in seen if until is None or r.at < until)
+        wall = time.perf_counter() - began if done_at is None else done_at
+        if window is not None and done_at is not None:
+            wall = window  # the idle window, not the wait for its wave
         return Cycle(
             size=setup.size,
             mode="operator",
             kind=kind,
-            wall_s=done_at if done_at is not None else time.perf_counter() - began,
+            wall_s=wall,
             requests=requests,
             requests_min=setup.requests_min(),
             pushes=setup.pushes,
