@@ -194,7 +194,7 @@ async def test_a_failed_pass_is_retried_by_the_timer_alone(
     api: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Kopf re-running the create handler while our timer also retried: two passes a failure."""
-    caplog.set_level("INFO", logger="imagepromoter.kube.handlers")
+    caplog.set_level("INFO", logger="imagepromoter.kube.passes")
     down = DownRegistry()
     running = await start_operator(
         api, handlers.Adapters(registry_factory=lambda: down, git=NoGit())
@@ -207,7 +207,7 @@ async def test_a_failed_pass_is_retried_by_the_timer_alone(
         whys = [
             r.args[2]
             for r in caplog.records
-            if r.name == "imagepromoter.kube.handlers" and isinstance(r.args, tuple)
+            if r.name == "imagepromoter.kube.passes" and isinstance(r.args, tuple)
         ]
         assert whys.count("created") == 1, whys
         assert whys[1:] == ["interval"] * (len(whys) - 1), whys

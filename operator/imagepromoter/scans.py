@@ -169,7 +169,7 @@ class SharedScans:
     ) -> None:
         self.inner = inner
         self.clock = clock  # the wall clock, in epoch seconds like RegistryAccess.not_before
-        self.on_change = on_change  # set by the operator (kube/handlers.py) once it runs
+        self.on_change = on_change  # set by the operator (kube/passes.py) once it runs
         self._tags: _Shared[list[str]] = _Shared(max_age, max_entries)
         self._digests: _Shared[str] = _Shared(max_age, max_entries)
         self._created: _Shared[dict[str, datetime]] = _Shared(max_age, max_entries)

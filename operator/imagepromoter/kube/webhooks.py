@@ -11,7 +11,7 @@
   event recorded while the operator was down is handled when it starts, and events arriving
   while a pass runs fold into one more pass (Kopf acts on the latest state). It posts a Normal
   `Webhook` event naming the ImageWebhook and delivery, then runs a forced pass (the trigger
-  itself is read by the pass from the annotation, see handlers.Operator._reconcile).
+  itself is read by the pass from the annotation, see passes.Operator._reconcile).
 - ImageWebhooks are reconciled on create, spec change, resume and every minute (a Secret created
   later is noticed): Ready says whether the Secret has a `token`, `status.path` where to POST.
 """

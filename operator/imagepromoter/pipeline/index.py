@@ -2,7 +2,7 @@
 
 Images are scanned, not CRs. To scan each image once per the shortest interval among its CRs,
 and to tell every CR of an image when a scan found something new, the operator needs the set of
-CRs per image; the watch keeps it current (kube/handlers.py: ADDED and MODIFIED update a CR,
+CRs per image; the watch keeps it current (kube/passes.py: ADDED and MODIFIED update a CR,
 DELETED removes it). An image is (host, repository) as `reference.parse` normalises it, so
 `docker.io/nginx` and `nginx` are one image; transport and credentials are not part of it (they
 are part of the scan cache's key, scans.py, not of "which CRs care about this image").
