@@ -104,15 +104,37 @@ def test_every_imagepromotion_handler_is_filtered_and_nothing_else() -> None:
     registry = handlers.build_registry(state, selector=shards.parse([f"{SHARD}=0", "team"]))
     seen = 0
     parts = (registry._changing, registry._spawning, registry._watching, registry._indexing)
-    for handler in [h for part in parts for h in part._handlers]:
+    unfiltered = [h for part in parts for h in part._handlers if h.id.endswith("left_shard")]
+    assert len(unfiltered) == 1, "one event handler sees every CR: those that left the shard"
+    for handler in [h for part in parts for h in part._handlers if h not in unfiltered]:
         if handler.selector.check(sharding._RESOURCE):
             assert handler.labels == {SHARD: "0", "team": kopf.PRESENT}, handler.id
             seen += 1
         else:  # ImageWebhooks and the rest: every shard serves them
             assert not handler.labels, handler.id
     assert seen >= 7  # create, spec, trigger, resume, timer, events (requested-at too), stages
-    unfiltered = handlers.build_registry(state)
-    assert all(not h.labels for part in (unfiltered._changing,) for h in part._handlers)
+    plain = handlers.build_registry(state)
+    assert all(not h.labels for part in (plain._changing,) for h in part._handlers)
+    assert not [h for h in plain._watching._handlers if h.id.endswith("left_shard")]
+
+
+async def test_a_cr_that_left_the_shard_is_dropped_from_what_the_shard_keeps() -> None:
+    from tests.test_kube_freshness import body, handler
+
+    state = handlers.Operator(handlers.Adapters(registry_factory=object, git=object()))  # type: ignore[arg-type]
+    registry = handlers.build_registry(state, selector=shards.parse([f"{SHARD}=0"]))
+    watched, left = handler(registry, "watched"), handler(registry, "left_shard")
+    ours = body("u0", labels={SHARD: "0"})
+    await watched(type="ADDED", body=ours, meta=ours.meta)
+    await left(type="ADDED", body=ours, meta=ours.meta)
+    image = state.images.image_of("u0")
+    assert image is not None and state.images.members(image) == {"u0"}, "still ours: kept"
+    moved = body("u0", labels={SHARD: "1"})
+    await left(type="MODIFIED", body=moved, meta=moved.meta)  # Kopf no longer calls `watched`
+    assert state.images.image_of("u0") is None and state.images.members(image) == set()
+    assert "u0" not in state.gone, "it may come back: its timer starts again there"
+    await watched(type="MODIFIED", body=ours, meta=ours.meta)  # relabelled back
+    assert state.images.members(image) == {"u0"}
 
 
 def test_kopf_is_blind_to_an_object_no_change_handler_matches() -> None:

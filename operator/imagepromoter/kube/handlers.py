@@ -247,7 +247,14 @@ def build_registry(
     kube_webhooks.register(registry, state)
     kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold
     _without_finalizers(registry)
-    sharding.register(registry, selector or shards.Selector())  # last: it filters them all
+    sharding.register(registry, selector or shards.Selector())  # it filters them all ...
+    if selector:  # ... so this one, added after it, sees every CR: those that left the shard
+
+        @kopf.on.event(*res, registry=registry)
+        async def left_shard(type: str | None, meta: kopf.Meta, **_: Any) -> None:
+            if type != "DELETED" and not state.selector.matches(meta.get("labels")):
+                state.release(str(meta.get("uid", "")))
+
     return registry
 
 

@@ -173,6 +173,22 @@ class Operator:
         self.statuses.pop(uid, None)
         self.locks.pop(uid, None)
 
+    def release(self, uid: str) -> None:
+        """A CR relabelled out of this shard: drop what is kept for it (it may come back).
+
+        Not `gone`: Kopf already stopped its timer here (its filter stopped matching), and if it
+        comes back its timer starts again and schedules it from the cluster's status.
+        """
+        if uid in self.gone:
+            return
+        self.schedule.forget(uid)
+        self.due.discard(uid)
+        self.bodies.pop(uid, None)
+        self.images.remove(uid)
+        self.requests.forget(uid)
+        self.events.forget(uid)
+        self.statuses.pop(uid, None)
+
     def watched(self, body: Mapping[str, Any]) -> None:
         """An ADDED or MODIFIED event (or a listing): the image index, and a new manual request."""
         meta: Mapping[str, Any] = body.get("metadata") or {}

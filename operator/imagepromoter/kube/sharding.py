@@ -13,7 +13,9 @@ to an object that none of its change handlers match, and stores no last-handled 
 or progress on it. Every shard shares those annotations, so a shard writing them on another's
 CR could swallow that shard's spec change. Kopf filters client-side: each shard still receives
 the watch events of every CR (cheap), and does the work (scans, writes, status patches) for its
-own only.
+own only. One event handler, registered after this filter, sees every CR and writes nothing: a
+CR that left the shard is dropped from what the shard keeps for it (its image index entry, its
+schedule), so it no longer sets how often its image is scanned here.
 """
 
 from __future__ import annotations
