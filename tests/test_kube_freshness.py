@@ -84,12 +84,6 @@ CAUSES = [
     ("spec_changed", body(managedFields=[{"time": STAMP}]), {}, EARLIER),
     ("spec_changed", body(), {}, NOW),
     ("resumed", body(managedFields=[{"time": STAMP}]), {}, EARLIER),
-    (
-        "triggered",
-        body(annotations={webhook_model.TRIGGER_ANNOTATION: TRIGGER}),
-        {"new": TRIGGER},
-        EARLIER,
-    ),
     ("upstream_changed", body(), {"new": "x"}, NOW),  # any other forced pass: now
     ("release_hold", body(), {}, NOW),
 ]
@@ -111,28 +105,40 @@ async def test_each_cause_gives_its_pass_a_not_before(
 
 
 async def request(
-    state: handlers.Operator, kopf_registry: kopf.OperatorRegistry, cr: kopf.Body, value: str
+    state: handlers.Operator,
+    kopf_registry: kopf.OperatorRegistry,
+    cr: kopf.Body,
+    value: str,
+    key: str = REQUESTED_AT,
 ) -> None:
-    """Annotate `cr` with requested-at as the watch delivers it; wait for the pass it starts."""
-    annotated = kopf.Body({**cr, "metadata": {**cr.meta, "annotations": {REQUESTED_AT: value}}})
+    """Annotate `cr` with `key` as the watch delivers it; wait for the pass it starts."""
+    annotated = kopf.Body({**cr, "metadata": {**cr.meta, "annotations": {key: value}}})
     await handler(kopf_registry, "watched")(type="MODIFIED", body=annotated, meta=annotated.meta)
     await asyncio.gather(*state.requested)
 
 
-REQUESTS = [(f"{EARLIER.timestamp():.0f}", EARLIER), ("x", NOW)]
+REQUESTS = [
+    ("requested-at epoch seconds", REQUESTED_AT, f"{EARLIER.timestamp():.0f}", EARLIER),
+    ("requested-at not a time", REQUESTED_AT, "x", NOW),
+    ("webhook trigger: its receivedAt", webhook_model.TRIGGER_ANNOTATION, TRIGGER, EARLIER),
+]
 
 
-@pytest.mark.parametrize(("value", "expected"), REQUESTS, ids=["epoch seconds", "not a time"])
-async def test_a_manual_request_gives_its_pass_a_not_before(value: str, expected: datetime) -> None:
+@pytest.mark.parametrize(
+    ("key", "value", "expected"), [r[1:] for r in REQUESTS], ids=[r[0] for r in REQUESTS]
+)
+async def test_a_request_on_an_annotation_gives_its_pass_a_not_before(
+    key: str, value: str, expected: datetime
+) -> None:
     registry = MemoryRegistry(["1.0.0-dev", "1.1.0-dev"])
     state, kopf_registry = operator(registry)
     cr = body()
     await handler(kopf_registry, "watched")(type=None, body=cr, meta=cr.meta)  # listed, bare
     assert registry.seen == [], "a CR without the annotation: no pass from the watch"
-    await request(state, kopf_registry, cr, value)
+    await request(state, kopf_registry, cr, value, key)
     (access,) = registry.seen
     assert access.not_before == expected.timestamp()
-    await request(state, kopf_registry, cr, value)
+    await request(state, kopf_registry, cr, value, key)
     assert len(registry.seen) == 1, "the same value again: no pass"
 
 

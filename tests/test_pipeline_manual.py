@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from imagepromoter.pipeline import manual
+from imagepromoter.webhooks import model
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 SCANNED = "2026-12-01T09:50:00Z"  # the CR's status.lastScanTime
@@ -80,3 +81,34 @@ def test_forget_drops_what_was_seen_and_answered() -> None:
     assert requests.last_answered("a") is None
     # seen afresh: a first sighting again (not a time, so a request)
     assert requests.seen("a", "x", last_scan=SCANNED, now=NOW) == "x"
+
+
+def trigger(received_at: str) -> str:
+    return model.Trigger(
+        tag="1.1.0", source="ci", type="generic-hmac", delivery="d", received_at=received_at
+    ).encode()
+
+
+# a webhook trigger first seen by this process: (annotation, lastScanTime) -> a request?
+FIRST_TRIGGERS = [
+    ("received after the last scan", trigger("2026-12-01T09:55:00.000Z"), SCANNED, True),
+    ("received an hour before it: answered", trigger("2026-12-01T08:50:00.000Z"), SCANNED, False),
+    ("received at it: answered", trigger("2026-12-01T09:50:00.000Z"), SCANNED, False),
+    ("a clock ahead of ours counts as now", trigger("2026-12-01T12:00:00.000Z"), SCANNED, True),
+    ("receivedAt unreadable: a request", trigger("soon"), SCANNED, True),
+    ("never scanned: its first pass is coming", trigger("2026-12-01T09:55:00.000Z"), None, False),
+    ("not a trigger at all", "{not json", SCANNED, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "scanned", "asks"),
+    [r[1:] for r in FIRST_TRIGGERS],
+    ids=[r[0] for r in FIRST_TRIGGERS],
+)
+def test_a_webhook_trigger_first_seen_is_a_request_if_received_after_the_last_scan(
+    value: str, scanned: str | None, asks: bool
+) -> None:
+    triggers = manual.Requests(manual.webhook_trigger)
+    assert (triggers.seen("uid", value, last_scan=scanned, now=NOW) == value) is asks
+    assert triggers.seen("uid", value, last_scan=scanned, now=NOW) is None, "seen: no more"

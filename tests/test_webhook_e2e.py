@@ -22,7 +22,7 @@ import subprocess
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -253,12 +253,11 @@ async def hooked(
         state.registry.stop()
 
 
-def handled(cluster: Cluster, name: str, delivery: str) -> bool:
-    """Whether Kopf finished handling the trigger of `delivery` (its last-handled state)."""
-    annotations = (cluster.ipr(name) or {}).get("metadata", {}).get("annotations") or {}
-    last = json.loads(annotations.get(f"{handlers.KOPF_PREFIX}/last-handled-configuration", "{}"))
-    recorded = last.get("metadata", {}).get("annotations", {}).get(model.TRIGGER_ANNOTATION)
-    trigger = model.decode(recorded)
+def handled(running: Running, name: str, delivery: str) -> bool:
+    """Whether the operator answered the trigger of `delivery` on the CR (its pass ended)."""
+    uid = ((running.cluster.ipr(name) or {}).get("metadata") or {}).get("uid")
+    answered = running.state().triggers.last_answered(uid) if uid else None
+    trigger = model.decode(answered)
     return trigger is not None and trigger.delivery == delivery
 
 
@@ -283,6 +282,7 @@ async def test_seed_curl_promotes_dev_only(hooked: Start) -> None:
     status_dev = h.cluster.status("myapp-dev")
     assert status_dev["trigger"]["fields"]["git_branch"] == "feature/login"
     assert status_dev["trigger"]["source"] == "upstream-ci"
+
     def reasons() -> list[tuple[str, str]]:
         return [(e["type"], e["reason"]) for e in h.cluster.events("myapp-dev")]
 
@@ -359,9 +359,9 @@ async def test_bad_inputs_get_their_answer_and_make_no_commit(hooked: Start) -> 
         for what, path, data, headers, expected in cases:
             resp = await client.post(path, content=data, headers=headers)
             assert resp.status_code == expected, f"{what}: {resp.status_code} {resp.text}"
-        # The barrier: Kopf handles one CR's changes in order, so once it has handled the last
-        # request's trigger, every earlier one has had its pass (or was folded into it).
-        await eventually(lambda: handled(h.cluster, "myapp-dev", "last-bad"), "last handled")
+        # The barrier: the operator answers one CR's triggers in order, so once it has answered
+        # the last request's, every earlier one has had its pass (or was folded into it).
+        await eventually(lambda: handled(h.running, "myapp-dev", "last-bad"), "last handled")
         assert h.commits() == before and h.cluster.ready("myapp-dev")["reason"] == "UpToDate"
         await h.push("1.1.0-dev")
         good = {**BEARER, "X-GitHub-Delivery": "delivery-1"}
@@ -435,9 +435,11 @@ async def test_an_event_recorded_while_the_operator_is_down_is_acted_on_at_start
     api, before = h.running.cluster.api, h.running
     await h.push("1.1.0-dev")
     await stop_operator(h.running)  # as if it crashed right after answering 204
+    # received now, as the receiver stamps it: after the CR's last recorded scan
+    received = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     trigger = model.Trigger(
         tag="1.1.0-dev", source="upstream-ci", type="github-dispatch", delivery="before-crash",
-        received_at="2026-12-01T00:00:00Z", fields={"git_branch": "hotfix", "commit_message": "m"},
+        received_at=received, fields={"git_branch": "hotfix", "commit_message": "m"},
     )  # fmt: skip
     await h.cluster.patch(
         "myapp-dev", {"metadata": {"annotations": {model.TRIGGER_ANNOTATION: trigger.encode()}}}
@@ -547,7 +549,7 @@ class GatedGit:
 
 
 async def test_a_burst_during_a_pass_makes_one_more_pass(hooked: Start) -> None:
-    """Events arriving while a pass runs fold into one pass (Kopf acts on the latest state)."""
+    """Events arriving while a pass runs fold into one more pass, on the latest event."""
     h = await hooked()
     await stop_operator(h.running)
     gated = GatedGit(h.adapters.git)
@@ -568,7 +570,7 @@ async def test_a_burst_during_a_pass_makes_one_more_pass(hooked: Start) -> None:
         for n in range(2, 7):
             await dispatch(n)  # recorded while the first pass is held
         gated.release.set()
-        await eventually(lambda: handled(h.cluster, "myapp-dev", "burst-6"), "the last handled")
+        await eventually(lambda: handled(h.running, "myapp-dev", "burst-6"), "the last handled")
     assert gated.writes == 2, "one pass for the first event, one for the five that followed"
     assert 'git_branch: "b6"' in h.values("dev"), "the latest event's fields"
     webhook_events = [e for e in h.cluster.events("myapp-dev") if e["reason"] == "Webhook"]

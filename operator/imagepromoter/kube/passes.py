@@ -54,6 +54,8 @@ from imagepromoter.webhooks import model as webhook_model
 
 logger = logging.getLogger(__name__)
 
+_REQUESTED, _WEBHOOK = "requested-at", "webhook"  # the kinds of request read from annotations
+
 
 @dataclass
 class _Timings:
@@ -117,7 +119,13 @@ class Operator:
     # the live body each CR's timer last ticked with, and when (time.monotonic())
     bodies: dict[str, tuple[Mapping[str, Any], float]] = field(default_factory=dict)
     passes: dict[str, asyncio.Task[bool]] = field(default_factory=dict)  # started by a wave
-    requests: manual.Requests = field(default_factory=manual.Requests)  # requested-at values
+    # the annotations that ask for a pass, read from the watch (pipeline/manual.py)
+    requests: manual.Requests = field(default_factory=lambda: manual.Requests(manual.requested_at))
+    triggers: manual.Requests = field(
+        default_factory=lambda: manual.Requests(manual.webhook_trigger)
+    )
+    # per (uid, kind): the latest body and value of a request whose pass has not started yet
+    asked: dict[tuple[str, str], tuple[Mapping[str, Any], str]] = field(default_factory=dict)
     requested: set[asyncio.Task[None]] = field(default_factory=set)  # their passes, running
     selector: shards.Selector = field(default_factory=shards.Selector)
 
@@ -139,8 +147,11 @@ class Operator:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=KOPF_PREFIX,
             key="last-handled-configuration",
-            # the manual trigger is read from the watch (pipeline/manual.py says why)
-            ignored_fields=[("metadata", "annotations", REQUESTED_AT)],
+            # the manual and webhook triggers are read from the watch (pipeline/manual.py)
+            ignored_fields=[
+                ("metadata", "annotations", REQUESTED_AT),
+                ("metadata", "annotations", webhook_model.TRIGGER_ANNOTATION),
+            ],
         )
         settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"  # never added; see docstring
         settings.posting.reporting_component = "imagepromoter"
@@ -169,6 +180,7 @@ class Operator:
         self.bodies.pop(uid, None)
         self.images.remove(uid)
         self.requests.forget(uid)
+        self.triggers.forget(uid)
         self.events.forget(uid)
         self.statuses.pop(uid, None)
         self.locks.pop(uid, None)
@@ -186,36 +198,64 @@ class Operator:
         self.bodies.pop(uid, None)
         self.images.remove(uid)
         self.requests.forget(uid)
+        self.triggers.forget(uid)
         self.events.forget(uid)
         self.statuses.pop(uid, None)
 
     def watched(self, body: Mapping[str, Any]) -> None:
-        """An ADDED or MODIFIED event (or a listing): the image index, and a new manual request."""
+        """An ADDED or MODIFIED event (or a listing): the image index, and a new request."""
         meta: Mapping[str, Any] = body.get("metadata") or {}
         uid = str(meta.get("uid", ""))
         self.images.update(uid, body.get("spec") or {})
-        value = self.requests.seen(
-            uid,
-            (meta.get("annotations") or {}).get(REQUESTED_AT),
-            last_scan=(body.get("status") or {}).get("lastScanTime"),
-            now=self.clock(),
-        )
-        if value is not None:
-            task = asyncio.create_task(self._requested_pass(body, value))
-            self.requested.add(task)
-            task.add_done_callback(self._requested_ended)
+        annotations: Mapping[str, Any] = meta.get("annotations") or {}
+        last_scan = (body.get("status") or {}).get("lastScanTime")
+        now = self.clock()
+        for kind, memory, key in (
+            (_REQUESTED, self.requests, REQUESTED_AT),
+            (_WEBHOOK, self.triggers, webhook_model.TRIGGER_ANNOTATION),
+        ):
+            value = memory.seen(uid, annotations.get(key), last_scan=last_scan, now=now)
+            if value is not None:
+                self._ask(uid, kind, body, value)
 
-    async def _requested_pass(self, body: Mapping[str, Any], value: str) -> None:
-        """A manual trigger's pass, unless the CR's last pass already answered it."""
-        since = freshness.requested(value, self.clock())
-        ran = await self.run_pass(
-            body, None, force=True, why=f"requested at {value}", not_before=since,
-            unless_served=since,
-        )  # fmt: skip
-        self.requests.answered(str((body.get("metadata") or {}).get("uid", "")), value)
-        self.metrics.manual_triggers.labels(result="passed" if ran else "answered").inc()
+    def _ask(self, uid: str, kind: str, body: Mapping[str, Any], value: str) -> None:
+        """A pass for a new request; one already waiting for its turn takes this one instead.
 
-    def _requested_ended(self, task: asyncio.Task[None]) -> None:
+        So the requests that arrive while a pass of the CR runs make one more pass, on the latest
+        value (a burst of webhook deliveries, or annotations, is one pass after the running one).
+        """
+        waiting = (uid, kind) in self.asked
+        self.asked[uid, kind] = (body, value)
+        if waiting:
+            return
+        task = asyncio.create_task(self._asked_pass(uid, kind))
+        self.requested.add(task)
+        task.add_done_callback(self._asked_ended)
+
+    async def _asked_pass(self, uid: str, kind: str) -> None:
+        """Wait for a pass of the CR running now to end, then pass on the latest request."""
+        lock = self.locks.setdefault(uid, asyncio.Lock())
+        async with lock:
+            pass  # the running pass has ended; what arrived meanwhile is in `asked`
+        body, value = self.asked.pop((uid, kind))
+        if kind == _REQUESTED:
+            since = freshness.requested(value, self.clock())
+            ran = await self.run_pass(
+                body, None, force=True, why=f"requested at {value}", not_before=since,
+                unless_served=since,
+            )  # fmt: skip
+            self.requests.answered(uid, value)
+            self.metrics.manual_triggers.labels(result="passed" if ran else "answered").inc()
+            return
+        trigger = webhook_model.decode(value)
+        if trigger is not None:  # anything else in the annotation is not ours to act on
+            self.events.post(body, "Normal", "Webhook", webhook_model.announcement(trigger))
+            why = f"webhook {trigger.source} delivery {trigger.delivery}"
+            since = freshness.webhook(trigger.received_at, self.clock())
+            await self.run_pass(body, None, force=True, why=why, not_before=since)
+        self.triggers.answered(uid, value)
+
+    def _asked_ended(self, task: asyncio.Task[None]) -> None:
         self.requested.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("a requested pass failed unexpectedly", exc_info=task.exception())

@@ -1,4 +1,4 @@
-"""The Kopf side of webhooks: ImageWebhook status, the receiver's Directory, the trigger handler.
+"""The Kopf side of webhooks: ImageWebhook status and the receiver's Directory.
 
 - `KopfDirectory` is the receiver's view of the cluster, read through Kopf's own API session
   (as kube/secrets.py does) on every request rather than from a watch: a paused standby replica
@@ -6,12 +6,13 @@
   is checked against (ImageWebhooks, their Secrets, the ImagePromotions) is never stale.
   Recording is a merge patch of the annotation `imagepromoter.dev/trigger` on the
   ImagePromotion; that write is the durable record the receiver waits for before its 2xx.
-- The trigger handler is an update handler on that annotation, like the manual trigger
-  `imagepromoter.dev/requested-at`: Kopf diffs it against its last-handled configuration, so an
-  event recorded while the operator was down is handled when it starts, and events arriving
-  while a pass runs fold into one more pass (Kopf acts on the latest state). It posts a Normal
-  `Webhook` event naming the ImageWebhook and delivery, then runs a forced pass (the trigger
-  itself is read by the pass from the annotation, see passes.Operator._reconcile).
+- The pass a recorded trigger asks for is started from the watch, like the manual trigger
+  `imagepromoter.dev/requested-at` (kube/passes.py, pipeline/manual.py): a new value of the
+  annotation is a request; one recorded while the operator was down (received after the CR's
+  last recorded scan) is handled when it starts; the ones arriving while a pass runs fold into
+  one more pass, on the latest. It posts a Normal `Webhook` event naming the ImageWebhook and
+  delivery, then runs a forced pass (the trigger itself is read by the pass from the
+  annotation, see passes.Operator._reconcile).
 - ImageWebhooks are reconciled on create, spec change, resume and every minute (a Secret created
   later is noticed): Ready says whether the Secret has a `token`, `status.path` where to POST.
 """
@@ -29,7 +30,6 @@ import kopf
 from kopf._cogs.clients import api as kopf_api
 
 from imagepromoter.kube import secrets
-from imagepromoter.pipeline import freshness
 from imagepromoter.webhooks import auth, model, receiver, routing
 
 if TYPE_CHECKING:
@@ -231,7 +231,6 @@ async def webhook_status(
 def register(registry: kopf.OperatorRegistry, state: handlers.Operator) -> None:
     """Add the webhook handlers and the receiver's lifetime to a Kopf registry."""
     iwh = (GROUP, VERSION, WEBHOOKS)
-    ipr = (GROUP, VERSION, PROMOTIONS)
     server: dict[str, receiver.Receiver] = {}
     gone: set[str] = set()
     readers: dict[str, secrets.KopfSecrets] = {}
@@ -257,24 +256,6 @@ def register(registry: kopf.OperatorRegistry, state: handlers.Operator) -> None:
         recv = server.pop("receiver", None)
         if recv is not None:
             await recv.stop()
-
-    @kopf.on.update(*ipr, field=("metadata", "annotations", model.TRIGGER_ANNOTATION),
-                    registry=registry)  # fmt: skip
-    async def triggered(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
-        trigger = model.decode(new)
-        if trigger is None:
-            return
-        announced = trigger.tag or "no tag"
-        state.events.post(
-            body,
-            "Normal",
-            "Webhook",
-            f"ImageWebhook {trigger.source} ({trigger.type}) delivery {trigger.delivery} "
-            f"announced {announced}",
-        )
-        why = f"webhook {trigger.source} delivery {trigger.delivery}"
-        since = freshness.webhook(trigger.received_at, state.clock())
-        await state.run_pass(body, patch, force=True, why=why, not_before=since)
 
     async def reconcile_webhook(body: kopf.Body, patch: kopf.Patch) -> None:
         reader = readers.get("secrets")

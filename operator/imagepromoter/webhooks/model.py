@@ -88,6 +88,15 @@ class Trigger:
         }
 
 
+def announcement(trigger: Trigger) -> str:
+    """The message of the Normal `Webhook` event a recorded trigger posts when its pass starts."""
+    announced = trigger.tag or "no tag"
+    return (
+        f"ImageWebhook {trigger.source} ({trigger.type}) delivery {trigger.delivery} "
+        f"announced {announced}"
+    )
+
+
 def decode(text: object) -> Trigger | None:
     """An annotation value back into a Trigger; None when absent or not ours (never raises)."""
     if not isinstance(text, str) or not text:
