@@ -37,6 +37,7 @@ CLI = Path(sys.executable).with_name("imagepromoter")
 REQUESTED_AT = "imagepromoter.dev/requested-at"
 TICKS = os.sysconf("SC_CLK_TCK")
 POLL = 0.2
+LATE_START = 5.0  # seconds a wave's first request may lag its due instant (half the 10 s tick)
 QUIET, QUIET_MAX = 2.0, 30.0  # trailing writes (Kopf's annotations) are charged to their cycle
 
 
@@ -212,8 +213,10 @@ class OperatorBench:
         A window from an arbitrary instant would hold one wave or none, by phase: the passes a
         trigger started are next due one interval later rounded up to the tick (docs/operator.md),
         so a window of exactly one interval from when the previous cycle ended can end just before
-        them. From the wave's first request, one interval holds exactly that wave, or two if the
-        operator scanned more often than the interval.
+        them. Registry requests are counted from the wave's first request for one interval less
+        half a tick (LATE_START): the first wave after a busy cycle can start its requests a few
+        seconds after its due instant, and the next, on time, would otherwise fall inside. A second
+        wave within the window (the operator scanning more often than the interval) still counts.
         """
         return self._cycle("idle", lambda: None, window=window)
 
@@ -279,7 +282,8 @@ class OperatorBench:
         # API writes, and may run into the next interval's scans
         until = began_wall + done_at if done_at is not None else None
         if opened is not None and window is not None:
-            until = began_wall + opened + window  # the idle window: [opened, opened + window)
+            # the idle window: [opened, opened + window - LATE_START)
+            until = began_wall + opened + window - LATE_START
         requests = sum(1 for r in seen if until is None or r.at < until)
         wall = time.perf_counter() - began if done_at is None else done_at
         if window is not None and done_at is not None:
