@@ -80,14 +80,11 @@ def test_json_names_the_object_of_kopfs_per_object_loggers(
     assert entry["object"] == "gitops/myapp-dev"
 
 
-def test_a_run_sets_the_collector_aside_for_its_startup_heap_and_restores_it() -> None:
+def test_promote_sets_the_collector_aside_for_its_startup_heap_and_restores_it() -> None:
     import gc
 
     before = gc.get_threshold()
-    with cli._startup_heap_frozen(batch=True):
+    with cli._startup_heap_frozen():
         assert gc.get_freeze_count() > 0, "what was loaded before the work is frozen"
         assert gc.get_threshold() == (cli.PROMOTE_GC_THRESHOLD, *before[1:])
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0), "undone after the run"
-    with cli._startup_heap_frozen(batch=False):
-        assert gc.get_threshold() == before, "the operator keeps the default threshold"
-    assert gc.get_freeze_count() == 0

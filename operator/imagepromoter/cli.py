@@ -310,21 +310,21 @@ PROMOTE_GC_THRESHOLD = 20_000  # allocations between young collections in a `pro
 
 
 @contextlib.contextmanager
-def _startup_heap_frozen(*, batch: bool) -> Iterator[None]:
-    """Keep the garbage collector off what lives for the whole run (restored after it).
+def _startup_heap_frozen() -> Iterator[None]:
+    """Keep the garbage collector off a `promote` run's long-lived heap (restored after it).
 
-    The modules, the parsed manifests and the adapters are built before the work starts and
-    never freed, yet every full collection scans them again: `gc.freeze` sets them aside. A
-    `promote` run is a batch that ends, so it also collects less often (`PROMOTE_GC_THRESHOLD`,
-    against 700 by default): at 1,000 CRs the default made hundreds of collections, a share of
-    the run's CPU that grew with the CRs, for garbage the process exit frees anyway. Both are
-    undone when the run returns (tests call `main` in their own process).
+    The modules and the parsed manifests are built before the work starts and never freed, yet
+    every full collection scans them again: `gc.freeze` sets them aside. A `promote` run is a
+    batch that ends, so it also collects less often (`PROMOTE_GC_THRESHOLD`, against 700 by
+    default): at 1,000 CRs the default made hundreds of collections, a share of the run's CPU
+    that grew with the CRs, for garbage the process exit frees anyway. Both are undone when the
+    run returns (tests call `main` in their own process). The operator keeps the defaults: a
+    run of it with the heap frozen peaked a few MB higher (bench/scale.py, 1000/100/10).
     """
     threshold = gc.get_threshold()
     gc.collect()
     gc.freeze()
-    if batch:
-        gc.set_threshold(PROMOTE_GC_THRESHOLD, *threshold[1:])
+    gc.set_threshold(PROMOTE_GC_THRESHOLD, *threshold[1:])
     try:
         yield
     finally:
@@ -349,7 +349,7 @@ def _promote(args: argparse.Namespace) -> int:
         return _usage("no ImagePromotion found in the files given")
     secrets = _known_secrets(loaded)
     RedactingFormatter.redactor = secrets
-    with _startup_heap_frozen(batch=True):
+    with _startup_heap_frozen():
         results = asyncio.run(
             _promote_all(
                 loaded,
@@ -529,16 +529,15 @@ def _run(args: argparse.Namespace) -> int:
     handlers.configure(
         registry_factory=shared_registry, git=git_writer, history=history.History(git_writer)
     )
-    with _startup_heap_frozen(batch=False):
-        return handlers.run_operator(
-            namespaces=args.namespace,
-            metrics_port=args.metrics_port,
-            liveness=args.liveness,
-            peering=args.peering,
-            standalone=args.standalone,
-            options=options,
-            selector=selector,
-        )
+    return handlers.run_operator(
+        namespaces=args.namespace,
+        metrics_port=args.metrics_port,
+        liveness=args.liveness,
+        peering=args.peering,
+        standalone=args.standalone,
+        options=options,
+        selector=selector,
+    )
 
 
 def _webhook_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
