@@ -175,14 +175,7 @@ class Operator:
     def forget(self, uid: str) -> None:
         """A CR was deleted: drop everything kept about it and stop its timer."""
         self.gone.add(uid)
-        self.schedule.forget(uid)
-        self.due.discard(uid)
-        self.bodies.pop(uid, None)
-        self.images.remove(uid)
-        self.requests.forget(uid)
-        self.triggers.forget(uid)
-        self.events.forget(uid)
-        self.statuses.pop(uid, None)
+        self._drop(uid)
         self.locks.pop(uid, None)
 
     def release(self, uid: str) -> None:
@@ -191,8 +184,11 @@ class Operator:
         Not `gone`: Kopf already stopped its timer here (its filter stopped matching), and if it
         comes back its timer starts again and schedules it from the cluster's status.
         """
-        if uid in self.gone:
-            return
+        if uid not in self.gone:
+            self._drop(uid)
+
+    def _drop(self, uid: str) -> None:
+        """Forget the CR's schedule, index entry, requests, events memory and last write."""
         self.schedule.forget(uid)
         self.due.discard(uid)
         self.bodies.pop(uid, None)
