@@ -526,16 +526,25 @@ async def test_a_group_stays_open_while_members_keep_arriving(
     assert [c.plans for c in fake.calls] == batches_
 
 
-async def test_after_the_window_a_group_waits_only_the_rest_of_a_quiet_window() -> None:
+async def two_arrivals(
+    second_at: float, *, deadline: float | None = None
+) -> tuple[FakeWriter, Timer, list[asyncio.Task[Any]]]:
+    """A 1 s window opened at 0 by a write (with `deadline`), a second write at `second_at`,
+    and the clock at the window's end, which has just fired."""
     fake, timer, now = FakeWriter(), Timer(), [0.0]
     writer = batches.Batches(fake, window=1.0, hold=20.0, sleep=timer.sleep, clock=lambda: now[0])
-    first = asyncio.create_task(writer.write(git(), CREDS, set_tag("1")))
+    first = asyncio.create_task(writer.write(git(), CREDS, set_tag("1"), deadline=deadline))
     await until(lambda: len(timer.windows) == 1)
-    now[0] = 0.3
+    now[0] = second_at
     second = asyncio.create_task(writer.write(git(), CREDS, set_tag("2")))
     await until(lambda: writer.waiting == 2)
     now[0] = 1.0
     timer.end(0)
+    return fake, timer, [first, second]
+
+
+async def test_after_the_window_a_group_waits_only_the_rest_of_a_quiet_window() -> None:
+    fake, timer, (first, second) = await two_arrivals(0.3)
     await until(lambda: len(timer.windows) == 2)
     assert timer.windows[1][0] == pytest.approx(0.3), "a window from the last arrival, not two"
     timer.end(1)
@@ -544,16 +553,8 @@ async def test_after_the_window_a_group_waits_only_the_rest_of_a_quiet_window() 
 
 
 async def test_a_member_s_near_deadline_stops_the_quiet_window_too() -> None:
-    fake, timer, now = FakeWriter(), Timer(), [0.0]
-    writer = batches.Batches(fake, window=1.0, hold=20.0, sleep=timer.sleep, clock=lambda: now[0])
     deadline = 1.0 + batches.WRITE_RESERVE + 0.1  # room for 0.1 s more after the window
-    first = asyncio.create_task(writer.write(git(), CREDS, set_tag("1"), deadline=deadline))
-    await until(lambda: len(timer.windows) == 1)
-    now[0] = 0.5
-    second = asyncio.create_task(writer.write(git(), CREDS, set_tag("2")))
-    await until(lambda: writer.waiting == 2)
-    now[0] = 1.0
-    timer.end(0)
+    fake, timer, (first, second) = await two_arrivals(0.5, deadline=deadline)
     await asyncio.gather(first, second)
     assert len(timer.windows) == 1, "the rest of a quiet window (0.5 s) would outlast the deadline"
     assert [c.plans for c in fake.calls] == [2]
