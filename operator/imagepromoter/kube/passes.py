@@ -28,7 +28,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,7 +54,7 @@ from imagepromoter.webhooks import model as webhook_model
 
 logger = logging.getLogger(__name__)
 
-_REQUESTED, _WEBHOOK = "requested-at", "webhook"  # the kinds of request read from annotations
+_Answer = Callable[[Mapping[str, Any], str], Awaitable[None]]  # a request's pass: (body, value)
 
 
 @dataclass
@@ -124,7 +124,7 @@ class Operator:
     triggers: manual.Requests = field(
         default_factory=lambda: manual.Requests(manual.webhook_trigger)
     )
-    # per (uid, kind): the latest body and value of a request whose pass has not started yet
+    # per (uid, annotation): the latest body and value of a request whose pass has not started
     asked: dict[tuple[str, str], tuple[Mapping[str, Any], str]] = field(default_factory=dict)
     requested: set[asyncio.Task[None]] = field(default_factory=set)  # their passes, running
     selector: shards.Selector = field(default_factory=shards.Selector)
@@ -140,6 +140,11 @@ class Operator:
             blocked_after=self.options.blocked_after, start_after=self.options.start_after
         )
         self.notifier = notifying.Notifier(secrets=lambda: self.secrets, post=self.events.post)
+        # the annotations that ask for a pass: what was seen of each, and its pass
+        self._asking: dict[str, tuple[manual.Requests, _Answer]] = {
+            REQUESTED_AT: (self.requests, self._requested_pass),
+            webhook_model.TRIGGER_ANNOTATION: (self.triggers, self._webhook_pass),
+        }
 
     async def start(self, settings: kopf.OperatorSettings) -> None:
         """Configure Kopf and build the adapters that need the running loop."""
@@ -147,11 +152,8 @@ class Operator:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=KOPF_PREFIX,
             key="last-handled-configuration",
-            # the manual and webhook triggers are read from the watch (pipeline/manual.py)
-            ignored_fields=[
-                ("metadata", "annotations", REQUESTED_AT),
-                ("metadata", "annotations", webhook_model.TRIGGER_ANNOTATION),
-            ],
+            # the annotations that ask for a pass are read from the watch (pipeline/manual.py)
+            ignored_fields=[("metadata", "annotations", key) for key in self._asking],
         )
         settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"  # never added; see docstring
         settings.posting.reporting_component = "imagepromoter"
@@ -206,50 +208,53 @@ class Operator:
         annotations: Mapping[str, Any] = meta.get("annotations") or {}
         last_scan = (body.get("status") or {}).get("lastScanTime")
         now = self.clock()
-        for kind, memory, key in (
-            (_REQUESTED, self.requests, REQUESTED_AT),
-            (_WEBHOOK, self.triggers, webhook_model.TRIGGER_ANNOTATION),
-        ):
+        for key, (memory, _) in self._asking.items():
             value = memory.seen(uid, annotations.get(key), last_scan=last_scan, now=now)
             if value is not None:
-                self._ask(uid, kind, body, value)
+                self._ask(uid, key, body, value)
 
-    def _ask(self, uid: str, kind: str, body: Mapping[str, Any], value: str) -> None:
+    def _ask(self, uid: str, annotation: str, body: Mapping[str, Any], value: str) -> None:
         """A pass for a new request; one already waiting for its turn takes this one instead.
 
         So the requests that arrive while a pass of the CR runs make one more pass, on the latest
         value (a burst of webhook deliveries, or annotations, is one pass after the running one).
         """
-        waiting = (uid, kind) in self.asked
-        self.asked[uid, kind] = (body, value)
+        waiting = (uid, annotation) in self.asked
+        self.asked[uid, annotation] = (body, value)
         if waiting:
             return
-        task = asyncio.create_task(self._asked_pass(uid, kind))
+        task = asyncio.create_task(self._asked_pass(uid, annotation))
         self.requested.add(task)
         task.add_done_callback(self._asked_ended)
 
-    async def _asked_pass(self, uid: str, kind: str) -> None:
+    async def _asked_pass(self, uid: str, annotation: str) -> None:
         """Wait for a pass of the CR running now to end, then pass on the latest request."""
         lock = self.locks.setdefault(uid, asyncio.Lock())
         async with lock:
             pass  # the running pass has ended; what arrived meanwhile is in `asked`
-        body, value = self.asked.pop((uid, kind))
-        if kind == _REQUESTED:
-            since = freshness.requested(value, self.clock())
-            ran = await self.run_pass(
-                body, None, force=True, why=f"requested at {value}", not_before=since,
-                unless_served=since,
-            )  # fmt: skip
-            self.requests.answered(uid, value)
-            self.metrics.manual_triggers.labels(result="passed" if ran else "answered").inc()
-            return
+        body, value = self.asked.pop((uid, annotation))
+        memory, answer = self._asking[annotation]
+        await answer(body, value)
+        memory.answered(uid, value)
+
+    async def _requested_pass(self, body: Mapping[str, Any], value: str) -> None:
+        """A manual trigger's pass, unless the CR's last pass already answered it."""
+        since = freshness.requested(value, self.clock())
+        ran = await self.run_pass(
+            body, None, force=True, why=f"requested at {value}", not_before=since,
+            unless_served=since,
+        )  # fmt: skip
+        self.metrics.manual_triggers.labels(result="passed" if ran else "answered").inc()
+
+    async def _webhook_pass(self, body: Mapping[str, Any], value: str) -> None:
+        """A recorded webhook event's pass, announced by a Normal `Webhook` event."""
         trigger = webhook_model.decode(value)
-        if trigger is not None:  # anything else in the annotation is not ours to act on
-            self.events.post(body, "Normal", "Webhook", webhook_model.announcement(trigger))
-            why = f"webhook {trigger.source} delivery {trigger.delivery}"
-            since = freshness.webhook(trigger.received_at, self.clock())
-            await self.run_pass(body, None, force=True, why=why, not_before=since)
-        self.triggers.answered(uid, value)
+        if trigger is None:
+            return  # anything else in the annotation is not ours to act on
+        self.events.post(body, "Normal", "Webhook", webhook_model.announcement(trigger))
+        why = f"webhook {trigger.source} delivery {trigger.delivery}"
+        since = freshness.webhook(trigger.received_at, self.clock())
+        await self.run_pass(body, None, force=True, why=why, not_before=since)
 
     def _asked_ended(self, task: asyncio.Task[None]) -> None:
         self.requested.discard(task)
