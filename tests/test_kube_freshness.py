@@ -15,8 +15,9 @@ from typing import Any
 import kopf
 import pytest
 
-from imagepromoter import scans
+from imagepromoter import holds, scans
 from imagepromoter.kube import handlers
+from imagepromoter.kube import stages as kube_stages
 from imagepromoter.kube.handlers import REQUESTED_AT
 from imagepromoter.webhooks import model as webhook_model
 from tests.test_kube_handlers import NOW
@@ -84,8 +85,6 @@ CAUSES = [
     ("spec_changed", body(managedFields=[{"time": STAMP}]), {}, EARLIER),
     ("spec_changed", body(), {}, NOW),
     ("resumed", body(managedFields=[{"time": STAMP}]), {}, EARLIER),
-    ("upstream_changed", body(), {"new": "x"}, NOW),  # any other forced pass: now
-    ("release_hold", body(), {}, NOW),
 ]
 
 
@@ -121,6 +120,8 @@ REQUESTS = [
     ("requested-at epoch seconds", REQUESTED_AT, f"{EARLIER.timestamp():.0f}", EARLIER),
     ("requested-at not a time", REQUESTED_AT, "x", NOW),
     ("webhook trigger: its receivedAt", webhook_model.TRIGGER_ANNOTATION, TRIGGER, EARLIER),
+    ("upstream changed: now", kube_stages.UPSTREAM_CHANGED, f"dev {EARLIER.timestamp()}", NOW),
+    ("release-hold changed: now", holds.RELEASE_ANNOTATION, "1", NOW),
 ]
 
 

@@ -138,3 +138,22 @@ def test_start_after_must_exceed_the_deadline() -> None:
 
 def test_no_limit_on_whole_passes() -> None:
     assert not hasattr(handlers.Options(), "concurrency")
+
+
+async def test_the_annotations_that_ask_for_a_pass_are_not_in_kopfs_essence() -> None:
+    """Kopf compares and writes back its last-handled copy for what is in the essence: each of
+    these annotations in it would cost a second write per request (pipeline/manual.py)."""
+    state = operator(MemoryRegistry(["1.0.0"]), MemoryGit(VALUES))
+    settings = kopf.OperatorSettings()
+    await state.start(settings)
+    asking = [
+        "imagepromoter.dev/requested-at",
+        "imagepromoter.dev/trigger",
+        "imagepromoter.dev/upstream-changed",
+        "imagepromoter.dev/release-hold",
+    ]
+    annotations = {key: "1" for key in [*asking, "example.com/other"]}
+    cr = kopf.Body({**body(), "metadata": {**body()["metadata"], "annotations": annotations}})
+    essence = settings.persistence.diffbase_storage.build(body=cr)
+    assert dict(essence.get("metadata", {}).get("annotations", {})) == {"example.com/other": "1"}
+    await state.stop()

@@ -1,4 +1,4 @@
-"""pipeline/manual.py: which requested-at value seen on the watch is a request, on a fixed `now`."""
+"""pipeline/manual.py: which annotation value seen on the watch is a request, on a fixed `now`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from imagepromoter.webhooks import model
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 SCANNED = "2026-12-01T09:50:00Z"  # the CR's status.lastScanTime
+
+
+def status_of(last_scan: Any) -> dict[str, Any]:
+    """The CR's status, as far as these rules read it."""
+    return {} if last_scan is None else {"lastScanTime": last_scan}
 
 
 def epoch(when: datetime) -> str:
@@ -59,28 +64,28 @@ SEQUENCES: list[tuple[str, list[tuple[Any, Any]], list[str | None]]] = [
 )
 def test_which_value_is_a_request(events: list[tuple[Any, Any]], acted: list[str | None]) -> None:
     requests = manual.Requests()
-    got = [requests.seen("uid", value, last_scan=scan, now=NOW) for value, scan in events]
+    got = [requests.seen("uid", value, status=status_of(scan), now=NOW) for value, scan in events]
     assert got == acted
 
 
 def test_each_cr_is_remembered_on_its_own() -> None:
-    requests = manual.Requests()
-    assert requests.seen("a", None, last_scan=SCANNED, now=NOW) is None
-    assert requests.seen("b", "1", last_scan=SCANNED, now=NOW) == "1"  # first seen, not a time
-    assert requests.seen("a", "1", last_scan=SCANNED, now=NOW) == "1"  # a's own new value
-    assert requests.seen("b", "1", last_scan=SCANNED, now=NOW) is None
+    requests, scanned = manual.Requests(), status_of(SCANNED)
+    assert requests.seen("a", None, status=scanned, now=NOW) is None
+    assert requests.seen("b", "1", status=scanned, now=NOW) == "1"  # first seen, not a time
+    assert requests.seen("a", "1", status=scanned, now=NOW) == "1"  # a's own new value
+    assert requests.seen("b", "1", status=scanned, now=NOW) is None
 
 
 def test_forget_drops_what_was_seen_and_answered() -> None:
     requests = manual.Requests()
-    assert requests.seen("a", None, last_scan=SCANNED, now=NOW) is None
-    assert requests.seen("a", "x", last_scan=SCANNED, now=NOW) == "x"
+    assert requests.seen("a", None, status=status_of(SCANNED), now=NOW) is None
+    assert requests.seen("a", "x", status=status_of(SCANNED), now=NOW) == "x"
     requests.answered("a", "x")
     assert requests.last_answered("a") == "x"
     requests.forget("a")
     assert requests.last_answered("a") is None
     # seen afresh: a first sighting again (not a time, so a request)
-    assert requests.seen("a", "x", last_scan=SCANNED, now=NOW) == "x"
+    assert requests.seen("a", "x", status=status_of(SCANNED), now=NOW) == "x"
 
 
 def trigger(received_at: str) -> str:
@@ -110,5 +115,61 @@ def test_a_webhook_trigger_first_seen_is_a_request_if_received_after_the_last_sc
     value: str, scanned: str | None, asks: bool
 ) -> None:
     triggers = manual.Requests(manual.webhook_trigger)
-    assert (triggers.seen("uid", value, last_scan=scanned, now=NOW) == value) is asks
-    assert triggers.seen("uid", value, last_scan=scanned, now=NOW) is None, "seen: no more"
+    assert (triggers.seen("uid", value, status=status_of(scanned), now=NOW) == value) is asks
+    assert triggers.seen("uid", value, status=status_of(scanned), now=NOW) is None, "seen: no more"
+
+
+# an upstream-changed value first seen by this process: (annotation, lastScanTime) -> a request?
+FIRST_UPSTREAM = [
+    ("stamped after the last scan", f"staging {epoch(NOW - timedelta(minutes=5))}", SCANNED, True),
+    ("stamped before it: answered", f"staging {epoch(NOW - timedelta(minutes=20))}", SCANNED,
+     False),
+    ("a clock ahead of ours counts as now", f"staging {epoch(NOW + timedelta(hours=1))}", SCANNED,
+     True),
+    ("no stamp: a request", "staging", SCANNED, True),
+    ("never scanned: its first pass reads the upstream", f"staging {epoch(NOW)}", None, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "scanned", "asks"),
+    [r[1:] for r in FIRST_UPSTREAM],
+    ids=[r[0] for r in FIRST_UPSTREAM],
+)
+def test_an_upstream_change_first_seen_is_a_request_if_stamped_after_the_last_scan(
+    value: str, scanned: str | None, asks: bool
+) -> None:
+    changes = manual.Requests(manual.upstream_changed)
+    assert (changes.seen("uid", value, status=status_of(scanned), now=NOW) == value) is asks
+
+
+HELD = {"lastScanTime": SCANNED, "hold": {"path": "values.yaml", "value": "1.0.0", "release": "1"}}
+
+# release-hold on one CR's watch events in order: (annotation value, status) -> acted on
+RELEASES: list[tuple[str, list[tuple[Any, dict[str, Any]]], list[str | None]]] = [
+    ("first seen, as the hold began: answered", [("1", HELD)], [None]),
+    ("first seen, changed since the hold began", [("2", HELD)], ["2"]),
+    ("first seen, removed since the hold began", [(None, HELD)], [""]),
+    ("first seen, no hold", [("2", {"lastScanTime": SCANNED})], [None]),
+    ("first seen, absent and no hold", [(None, {})], [None]),
+    ("changed", [("1", HELD), ("2", HELD)], [None, "2"]),
+    ("removed: a release too", [("1", HELD), (None, HELD)], [None, ""]),
+    ("removed and still absent", [("1", HELD), (None, HELD), (None, HELD)], [None, "", None]),
+    ("the same value again", [("1", HELD), ("2", HELD), ("2", HELD)], [None, "2", None]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("events", "acted"), [(e, a) for _, e, a in RELEASES], ids=[w for w, _, _ in RELEASES]
+)
+def test_which_release_hold_value_is_a_release(
+    events: list[tuple[Any, dict[str, Any]]], acted: list[str | None]
+) -> None:
+    releases = manual.Requests(manual.release_hold, removal_asks=True)
+    assert [releases.seen("uid", v, status=s, now=NOW) for v, s in events] == acted
+
+
+def test_removing_requested_at_asks_for_nothing() -> None:
+    requests = manual.Requests()
+    assert requests.seen("uid", "1", status=status_of(SCANNED), now=NOW) == "1"
+    assert requests.seen("uid", None, status=status_of(SCANNED), now=NOW) is None

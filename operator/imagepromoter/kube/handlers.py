@@ -4,7 +4,8 @@
     update of spec                 -> a pass at once (this is also how suspend/resume act)
     event with a new annotation    -> a pass at once (the manual trigger, see docs/operator.md:
       imagepromoter.dev/requested-at    kubectl annotate ipr NAME --overwrite
-                                          imagepromoter.dev/requested-at="$(date +%s)"); read
+                                          imagepromoter.dev/requested-at="$(date +%s)"; the
+                                      webhook trigger, upstream-changed and release-hold); read
                                       from the watch, not from Kopf's diff (pipeline/manual.py)
     resume (operator start)        -> a pass only if the spec changed while we were away;
                                       otherwise the timer decides from the persisted status
@@ -245,7 +246,7 @@ def build_registry(
             state.watched(body)
 
     kube_webhooks.register(registry, state)
-    kube_stages.register(registry, state, state.upstreams)  # spec.from and release-hold
+    kube_stages.register(registry, state.upstreams)  # spec.from: followers told of a change
     _without_finalizers(registry)
     sharding.register(registry, selector or shards.Selector())  # it filters them all ...
     if selector:  # ... so this one, added after it, sees every CR: those that left the shard

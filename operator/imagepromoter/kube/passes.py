@@ -35,7 +35,7 @@ from typing import Any
 
 import kopf
 
-from imagepromoter import changes, credentials, gates, reconcile, scans, shards, spec
+from imagepromoter import changes, credentials, gates, holds, reconcile, scans, shards, spec
 from imagepromoter import status as status_module
 from imagepromoter.kube import (
     events,
@@ -124,6 +124,12 @@ class Operator:
     triggers: manual.Requests = field(
         default_factory=lambda: manual.Requests(manual.webhook_trigger)
     )
+    upstream_changes: manual.Requests = field(
+        default_factory=lambda: manual.Requests(manual.upstream_changed)
+    )
+    releases: manual.Requests = field(
+        default_factory=lambda: manual.Requests(manual.release_hold, removal_asks=True)
+    )
     # per (uid, annotation): the latest body and value of a request whose pass has not started
     asked: dict[tuple[str, str], tuple[Mapping[str, Any], str]] = field(default_factory=dict)
     requested: set[asyncio.Task[None]] = field(default_factory=set)  # their passes, running
@@ -144,6 +150,8 @@ class Operator:
         self._asking: dict[str, tuple[manual.Requests, _Answer]] = {
             REQUESTED_AT: (self.requests, self._requested_pass),
             webhook_model.TRIGGER_ANNOTATION: (self.triggers, self._webhook_pass),
+            kube_stages.UPSTREAM_CHANGED: (self.upstream_changes, self._upstream_pass),
+            holds.RELEASE_ANNOTATION: (self.releases, self._release_pass),
         }
 
     async def start(self, settings: kopf.OperatorSettings) -> None:
@@ -195,8 +203,8 @@ class Operator:
         self.due.discard(uid)
         self.bodies.pop(uid, None)
         self.images.remove(uid)
-        self.requests.forget(uid)
-        self.triggers.forget(uid)
+        for memory, _ in self._asking.values():
+            memory.forget(uid)
         self.events.forget(uid)
         self.statuses.pop(uid, None)
 
@@ -206,10 +214,10 @@ class Operator:
         uid = str(meta.get("uid", ""))
         self.images.update(uid, body.get("spec") or {})
         annotations: Mapping[str, Any] = meta.get("annotations") or {}
-        last_scan = (body.get("status") or {}).get("lastScanTime")
+        status: Mapping[str, Any] = body.get("status") or {}
         now = self.clock()
         for key, (memory, _) in self._asking.items():
-            value = memory.seen(uid, annotations.get(key), last_scan=last_scan, now=now)
+            value = memory.seen(uid, annotations.get(key), status=status, now=now)
             if value is not None:
                 self._ask(uid, key, body, value)
 
@@ -255,6 +263,14 @@ class Operator:
         why = f"webhook {trigger.source} delivery {trigger.delivery}"
         since = freshness.webhook(trigger.received_at, self.clock())
         await self.run_pass(body, None, force=True, why=why, not_before=since)
+
+    async def _upstream_pass(self, body: Mapping[str, Any], value: str) -> None:
+        """The CR's upstream stage changed (kube/stages.py set the annotation): follow it now."""
+        await self.run_pass(body, None, force=True, why=f"upstream changed ({value})")
+
+    async def _release_pass(self, body: Mapping[str, Any], value: str) -> None:
+        """release-hold changed: the pass writes over the hold (holds.released)."""
+        await self.run_pass(body, None, force=True, why="release-hold changed")
 
     def _asked_ended(self, task: asyncio.Task[None]) -> None:
         self.requested.discard(task)

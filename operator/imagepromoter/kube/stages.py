@@ -1,18 +1,18 @@
-"""Handlers for what a pass depends on outside its own spec: upstream stages and held targets.
+"""Upstream stages: what a downstream ImagePromotion's pass reads, and who is told of a change.
 
-- `spec.from`: a downstream ImagePromotion reads its upstream's status (`KopfUpstreams`, one GET
-  per link through Kopf's API session, never a stale cache). When an upstream's status changes
-  (its promotedTag, its Ready condition), every ImagePromotion in that namespace that follows it
-  gets the annotation `imagepromoter.dev/upstream-changed` set, and the update handler on that
-  annotation runs a pass at once: the downstream does not wait for its interval. An annotation
-  rather than an in-process call, so that it also works when the downstream is served by another
-  replica or shard, and `kubectl get -o yaml` shows why a pass ran.
-- `imagepromoter.dev/release-hold`: changing it runs a pass at once (holds.py says what it means).
+`spec.from`: a downstream ImagePromotion reads its upstream's status (`KopfUpstreams`, one GET
+per link through Kopf's API session, never a stale cache). When an upstream's status changes
+(its promotedTag, its Ready condition), every ImagePromotion in that namespace that follows it
+gets the annotation `imagepromoter.dev/upstream-changed` set, and a new value of that annotation
+runs a pass at once (kube/passes.py reads it from the watch, as it reads requested-at and
+release-hold: pipeline/manual.py): the downstream does not wait for its interval. An annotation
+rather than an in-process call, so that it also works when the downstream is served by another
+replica or shard, and `kubectl get -o yaml` shows why a pass ran.
 
 Which CR follows which is learnt from the watch stream (`on.event`), which Kopf feeds with every
 CR at start and on each change; the initial listing pokes nobody (each CR's own resume and timer
 handle a restart). `register` adds these handlers to the operator's registry (one call in
-handlers.build_registry), bound to its `Operator` state.
+handlers.build_registry).
 """
 
 from __future__ import annotations
@@ -21,25 +21,19 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import kopf
 from kopf._cogs.clients import api as kopf_api
 from kopf._cogs.clients import errors as kopf_errors
 
-from imagepromoter import gates, holds, stages
+from imagepromoter import gates, stages
 from imagepromoter import status as statuses
 
 logger = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = "imagepromoter.dev", "v1alpha1", "imagepromotions"
 UPSTREAM_CHANGED = "imagepromoter.dev/upstream-changed"
-
-
-class _Passes(Protocol):
-    async def run_pass(
-        self, body: Mapping[str, Any], patch: kopf.Patch, *, force: bool, why: str
-    ) -> bool: ...
 
 
 def _url(namespace: str, name: str) -> str:
@@ -118,8 +112,8 @@ class Followers:
         return sorted(n for (ns, n), up in self.follows.items() if ns == namespace and up == name)
 
 
-def register(registry: kopf.OperatorRegistry, state: _Passes, upstreams: KopfUpstreams) -> None:
-    """Add the stage and release-hold handlers to `registry` (see the module docstring)."""
+def register(registry: kopf.OperatorRegistry, upstreams: KopfUpstreams) -> None:
+    """Add the upstream handlers to `registry` (see the module docstring)."""
     res = (GROUP, VERSION, PLURAL)
     followers = Followers()
 
@@ -133,20 +127,9 @@ def register(registry: kopf.OperatorRegistry, state: _Passes, upstreams: KopfUps
         for name in followers.observe(type, body):
             await _poke(upstreams, namespace, name, str(body.meta.get("name")))
 
-    @kopf.on.update(*res, field=("metadata", "annotations", UPSTREAM_CHANGED), registry=registry)
-    async def upstream_changed(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
-        if new:
-            await state.run_pass(body, patch, force=True, why=f"upstream changed ({new})")
-
-    @kopf.on.update(
-        *res, field=("metadata", "annotations", holds.RELEASE_ANNOTATION), registry=registry
-    )
-    async def release_hold(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await state.run_pass(body, patch, force=True, why="release-hold changed")
-
 
 async def _poke(upstreams: KopfUpstreams, namespace: str, name: str, upstream: str) -> None:
-    """Set the upstream-changed annotation on a follower (its update handler runs a pass)."""
+    """Set the upstream-changed annotation on a follower (a new value runs its pass)."""
     if upstreams.settings is None:
         return
     value = f"{upstream} {time.time():.3f}"
