@@ -8,13 +8,16 @@ each CR on its own timer would have made its own.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 from typing import Any
 
 import kopf
+import pytest
 
 from imagepromoter import scans
 from imagepromoter.kube import handlers
+from imagepromoter.kube.options import REQUESTED_AT
 from imagepromoter.pipeline import waves
 from tests.test_kube_freshness import NOW, Statuses, body, handler, operator
 from tests.test_reconcile import VALUES, MemoryGit, MemoryRegistry
@@ -202,3 +205,50 @@ async def test_a_wave_started_a_moment_late_is_due_again_one_interval_after_its_
     assert late is not None
     await wave(state, tick, crs[0], clock, late + timedelta(seconds=15))  # more than a tick late
     assert state.due.due_at("u0") == waves.align(late + timedelta(seconds=75), state.options.tick)
+
+
+@pytest.mark.parametrize("at_the_wave", [False, True], ids=["between-waves", "at-a-wave"])
+async def test_after_a_trigger_across_a_slot_edge_each_image_is_listed_once_per_interval(
+    at_the_wave: bool,
+) -> None:
+    """The bench's triggered-then-idle sequence (bench/scale.py) on a fake clock: the requested
+    passes start as the watch delivers them, a few seconds apart and across a slot's edge, so
+    their next passes fall into two slots; the waves after must still list each image once per
+    interval (the earlier wave takes the later slot's CRs of the same repository)."""
+    state, tick, crs, inner, _git, clock = await started(6)
+    listed: list[tuple[str, Any]] = []
+    list_tags = inner.list_tags
+
+    async def timed(access: Any) -> list[str]:
+        listed.append((access.image.repository, clock[0]))
+        return await list_tags(access)
+
+    inner.list_tags = timed  # type: ignore[method-assign]
+    for i, cr in enumerate(crs):  # an image each, one repository (as 100/100/10 is, per repo)
+        cr["spec"]["image"] = f"ghcr.io/acme/app{i}"
+        state.images.update(str(cr.meta["uid"]), cr["spec"])
+    for cr in crs:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    await wave(state, tick, crs[0], clock)
+    edge = waves.align(clock[0] + timedelta(seconds=1), state.options.tick)
+    if at_the_wave:  # the edge is the instant the next timer wave is due
+        edge = state.due.next_at() or edge
+    inner.tags.append("1.1.0-dev")
+    for i, cr in enumerate(crs):  # requested-at, delivered 0.4 s apart across the edge
+        clock[0] = edge - timedelta(seconds=1.2) + timedelta(seconds=0.4 * i)
+        annotated = kopf.Body({**cr, "metadata": {**cr.meta, "annotations": {REQUESTED_AT: "x"}}})
+        state.watched(annotated)
+        await tick(body=crs[i], patch=kopf.Patch(), logger=None)  # ticks go on meanwhile
+        await asyncio.gather(*state.requested, *state.passes.values())
+    triggered = len(listed)
+    assert len({state.due.due_at(str(cr.meta["uid"])) for cr in crs}) == 2, "two slots"
+    for _ in range(4):  # the next waves, whichever CR ticks
+        await wave(state, tick, crs[5], clock)
+    after: dict[str, list[Any]] = {}
+    for image, at in listed[triggered:]:
+        after.setdefault(image, []).append(at)
+    assert sorted(after) == [f"acme/app{i}" for i in range(6)]
+    for image, times in after.items():
+        assert len(times) >= 3, (image, times)  # listed by the waves, not only before them
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert all(gap >= timedelta(minutes=1) for gap in gaps), (image, gaps)
