@@ -314,3 +314,28 @@ def test_failed_writes_back_off(failures: int, interval: int, delay: int) -> Non
     assert got == timedelta(seconds=delay)
     assert plan.due("u1", spec_dict={}, status={}, generation=1, now=T0 + got)
     assert not plan.due("u1", spec_dict={}, status={}, generation=1, now=T0 + got / 2)
+
+
+async def test_status_patches_in_flight_at_once_are_bounded(api: Emulator) -> None:
+    """A wave's passes write their statuses together: at most IN_FLIGHT requests (and so
+    connections, in Kopf's unlimited session) at once; the others wait for a slot."""
+    await create(api)
+    gate = asyncio.Event()
+    api[f"patch /apis/imagepromoter.dev/v1alpha1/namespaces/{NS}/imagepromotions/app/status"] << (
+        gate.wait
+    )
+    writer = patching.KopfStatus(kopf.OperatorSettings(), in_flight=4)
+    writers = [asyncio.create_task(writer.patch(NS, "app", {"tagsScanned": i})) for i in range(12)]
+    while in_flight(api) < 4:
+        await asyncio.sleep(0)
+    for _ in range(200):  # every chance for a fifth to be sent
+        await asyncio.sleep(0)
+    assert in_flight(api) == 4
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(*writers, return_exceptions=True), 30)
+    assert api.counts[STATUS_PATCH] == 12, "each waited for a slot, then was sent"
+
+
+def in_flight(api: Emulator) -> int:
+    """Status patches the emulator holds unanswered."""
+    return sum(1 for r in list(api._requests) if str(getattr(r, "url", "")).endswith("/status"))
