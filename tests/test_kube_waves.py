@@ -132,6 +132,7 @@ async def test_a_fan_out_starts_the_image_s_crs_in_the_next_wave() -> None:
     inner.tags.append("1.1.0-dev")
     clock[0] = state.due.due_at("u0") or clock[0]
     await tick(body=crs[0], patch=kopf.Patch(), logger=None)  # u0's pass finds the new tag
+    await asyncio.gather(*list(state.passes.values()))
     assert {"u1", "u2"} <= {k for k in ("u1", "u2") if k in state.due}
     clock[0] += timedelta(milliseconds=5)
     await tick(body=crs[0], patch=kopf.Patch(), logger=None)  # any tick: the poked CRs start
@@ -153,6 +154,7 @@ async def test_a_cr_whose_timer_stopped_ticking_is_left_to_its_own_next_tick() -
     assert statuses.promoted("u0") == "1.1.0-dev"
     assert statuses.promoted("u1") != "1.1.0-dev", "not from a body that may be stale"
     await tick(body=crs[1], patch=kopf.Patch(), logger=None)  # its own tick, a live body
+    await asyncio.gather(*list(state.passes.values()))
     assert statuses.promoted("u1") == "1.1.0-dev"
 
 
@@ -252,3 +254,29 @@ async def test_after_a_trigger_across_a_slot_edge_each_image_is_listed_once_per_
         assert len(times) >= 3, (image, times)  # listed by the waves, not only before them
         gaps = [b - a for a, b in itertools.pairwise(times)]
         assert all(gap >= timedelta(minutes=1) for gap in gaps), (image, gaps)
+
+
+async def test_a_tick_returns_while_the_passes_it_started_run() -> None:
+    """Kopf sleeps a timer's interval from the handler's end: a tick that awaited its pass would
+    space that CR's ticks by the pass's length, and a pass longer than a tick would make the CR
+    look stopped to the next wave (it then passed late and alone: an extra push)."""
+    state, tick, crs, inner, _git, clock = await started(2)
+    for cr in crs:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    gate = asyncio.Event()
+    list_tags = inner.list_tags
+
+    async def gated(access: Any) -> list[str]:
+        await gate.wait()
+        return await list_tags(access)
+
+    inner.list_tags = gated  # type: ignore[method-assign]
+    clock[0] = state.due.next_at() or clock[0]
+    ticked = asyncio.create_task(tick(body=crs[0], patch=kopf.Patch(), logger=None))
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert ticked.done(), "the tick has returned"
+    assert sorted(state.passes) == ["u0", "u1"], "the wave's passes run on"
+    assert not any(task.done() for task in state.passes.values())
+    gate.set()
+    await asyncio.gather(*list(state.passes.values()))

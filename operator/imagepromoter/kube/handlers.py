@@ -228,12 +228,12 @@ def build_registry(
     @kopf.timer(*res, interval=state.options.tick, when=alive, registry=registry)
     async def tick(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         # never a Kopf retry (run_pass raises none): the schedule decides, retries included.
-        # Any CR's tick starts the whole wave due now; this CR's part of it is awaited here.
-        started = state.on_tick(body)
-        if started is not None:
-            await asyncio.shield(started)
-        else:
-            await state.run_pass(body, patch, force=False, why="interval")
+        # Any CR's tick starts the whole wave due now, as tasks, and returns: Kopf sleeps a
+        # timer's interval from the handler's end, so awaiting the pass here would space this
+        # CR's ticks by the tick plus the pass, and a wave's CR whose pass outlasted a tick would
+        # look stopped to the next wave (Operator._start_pass) and pass late, alone.
+        if state.on_tick(body) is None:
+            await state.run_pass(body, patch, force=False, why="interval")  # not queued yet
 
     @kopf.on.event(*res, registry=registry)
     async def watched(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
