@@ -209,14 +209,20 @@ async def test_a_wave_started_a_moment_late_is_due_again_one_interval_after_its_
     assert state.due.due_at("u0") == waves.align(late + timedelta(seconds=75), state.options.tick)
 
 
-@pytest.mark.parametrize("at_the_wave", [False, True], ids=["between-waves", "at-a-wave"])
+@pytest.mark.parametrize(
+    ("at_the_wave", "stamped"),
+    [(False, False), (True, False), (False, True)],
+    ids=["between-waves", "at-a-wave", "one-stamp"],
+)
 async def test_after_a_trigger_across_a_slot_edge_each_image_is_listed_once_per_interval(
-    at_the_wave: bool,
+    at_the_wave: bool, stamped: bool
 ) -> None:
     """The bench's triggered-then-idle sequence (bench/scale.py) on a fake clock: the requested
-    passes start as the watch delivers them, a few seconds apart and across a slot's edge, so
-    their next passes fall into two slots; the waves after must still list each image once per
-    interval (the earlier wave takes the later slot's CRs of the same repository)."""
+    passes start as the watch delivers them, a few seconds apart and across a slot's edge. With
+    a value that is not a time, each pass counts its next one from its own start, so they fall
+    into two slots, and the waves after must still list each image once per interval (the
+    earlier wave takes the later slot's CRs of the same repository). With one time stamped on
+    them all (`date +%s`), they are due together again: one slot."""
     state, tick, crs, inner, _git, clock = await started(6)
     listed: list[tuple[str, Any]] = []
     list_tags = inner.list_tags
@@ -236,14 +242,16 @@ async def test_after_a_trigger_across_a_slot_edge_each_image_is_listed_once_per_
     if at_the_wave:  # the edge is the instant the next timer wave is due
         edge = state.due.next_at() or edge
     inner.tags.append("1.1.0-dev")
+    value = f"{(edge - timedelta(seconds=1.5)).timestamp():.0f}" if stamped else "x"
     for i, cr in enumerate(crs):  # requested-at, delivered 0.4 s apart across the edge
         clock[0] = edge - timedelta(seconds=1.2) + timedelta(seconds=0.4 * i)
-        annotated = kopf.Body({**cr, "metadata": {**cr.meta, "annotations": {REQUESTED_AT: "x"}}})
+        annotated = kopf.Body({**cr, "metadata": {**cr.meta, "annotations": {REQUESTED_AT: value}}})
         state.watched(annotated)
         await tick(body=crs[i], patch=kopf.Patch(), logger=None)  # ticks go on meanwhile
         await asyncio.gather(*state.requested, *state.passes.values())
     triggered = len(listed)
-    assert len({state.due.due_at(str(cr.meta["uid"])) for cr in crs}) == 2, "two slots"
+    slots = len({state.due.due_at(str(cr.meta["uid"])) for cr in crs})
+    assert slots == (1 if stamped else 2)
     for _ in range(4):  # the next waves, whichever CR ticks
         await wave(state, tick, crs[5], clock)
     after: dict[str, list[Any]] = {}

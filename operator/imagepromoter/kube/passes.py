@@ -250,7 +250,7 @@ class Operator:
         since = freshness.requested(value, self.clock())
         ran = await self.run_pass(
             body, None, force=True, why=f"requested at {value}", not_before=since,
-            unless_served=since,
+            unless_served=since, scheduled=_instant(since),
         )  # fmt: skip
         self.metrics.manual_triggers.labels(result="passed" if ran else "answered").inc()
 
@@ -262,7 +262,9 @@ class Operator:
         self.events.post(body, "Normal", "Webhook", webhook_model.announcement(trigger))
         why = f"webhook {trigger.source} delivery {trigger.delivery}"
         since = freshness.webhook(trigger.received_at, self.clock())
-        await self.run_pass(body, None, force=True, why=why, not_before=since)
+        await self.run_pass(
+            body, None, force=True, why=why, not_before=since, scheduled=_instant(since)
+        )
 
     async def _upstream_pass(self, body: Mapping[str, Any], value: str) -> None:
         """The CR's upstream stage changed (kube/stages.py set the annotation): follow it now."""
@@ -378,8 +380,11 @@ class Operator:
         True when a pass ran (False: the CR is gone, not due, or its last pass answered).
 
         `early`: due by `early` from now is due (a wave taking a CR due just after it).
-        `scheduled`: the instant the wave that started it was due; the next pass is one interval
-        after it (so the period is the interval, not the interval plus the wave's start-up).
+        `scheduled`: the instant the wave that started it was due, or the request's own time (a
+        manual or webhook trigger); the next pass is one interval after it, if the pass began
+        within a tick of it (so the period is the interval, not the interval plus the wave's
+        start-up, and CRs annotated at once are due together again although the watch delivered
+        them seconds apart, across a slot's edge).
         `unless_served`: no pass if the CR's last pass used a listing requested at or after it.
 
         `patch` (Kopf's) is left alone: the status is written by `_write_status` under the lock.
@@ -562,6 +567,11 @@ def _repository(spec_dict: Mapping[str, Any]) -> tuple[str, str]:
 def _version(meta: Mapping[str, Any]) -> str | None:
     version = meta.get("resourceVersion")
     return str(version) if version is not None else None
+
+
+def _instant(epoch: float) -> datetime:
+    """Epoch seconds as the aware datetime the schedule counts in."""
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def _utcnow() -> datetime:
