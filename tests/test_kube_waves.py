@@ -288,3 +288,37 @@ async def test_a_tick_returns_while_the_passes_it_started_run() -> None:
     assert not any(task.done() for task in state.passes.values())
     gate.set()
     await asyncio.gather(*list(state.passes.values()))
+
+
+async def test_a_trigger_takes_along_the_crs_of_its_repository_due_within_a_tick() -> None:
+    """A burst of requested-at annotations delivered just before the CRs' timer wave: the first
+    request's pass takes the rest along, so the repository gets one push, not the earlier
+    requests' batch and then the wave's (bench/scale.py, triggered, once made 15 pushes for 10
+    repositories this way)."""
+    state, tick, crs, inner, git, clock = await started(6, window=0.05)
+    for cr in crs:
+        await tick(body=cr, patch=kopf.Patch(), logger=None)
+    at = state.due.next_at()
+    assert at is not None
+    inner.tags.append("1.1.0-dev")
+    git.batches.clear()
+    listed = len(inner.seen)
+    clock[0] = at - timedelta(seconds=3)  # the wave is due in 3 s
+    stamp = f"{clock[0].timestamp():.0f}"
+
+    def annotated(cr: kopf.Body) -> kopf.Body:
+        return kopf.Body({**cr, "metadata": {**cr.meta, "annotations": {REQUESTED_AT: stamp}}})
+
+    for cr in crs[:2]:  # the watch has delivered two of the six requests
+        state.watched(annotated(cr))
+    await asyncio.gather(*state.requested, *list(state.passes.values()))
+    statuses: Statuses = state.status_writer  # type: ignore[assignment]
+    assert {statuses.promoted(str(cr.meta["name"])) for cr in crs} == {"1.1.0-dev"}
+    assert git.batches == [6], "one write for the repository"
+    assert len(inner.seen) == listed + 1, "one listing"
+    for cr in crs[2:]:  # the other four arrive: each answered by the pass that took it along
+        state.watched(annotated(cr))
+    await asyncio.gather(*state.requested)
+    await wave(state, tick, crs[0], clock, at)  # the wave's instant: nothing is due any more
+    assert git.batches == [6] and len(inner.seen) == listed + 1
+    assert {state.requests.last_answered(str(cr.meta["uid"])) for cr in crs} == {stamp}

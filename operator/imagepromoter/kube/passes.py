@@ -248,6 +248,7 @@ class Operator:
     async def _requested_pass(self, body: Mapping[str, Any], value: str) -> None:
         """A manual trigger's pass, unless the CR's last pass already answered it."""
         since = freshness.requested(value, self.clock())
+        self._take_along(str((body.get("metadata") or {}).get("uid", "")), since)
         ran = await self.run_pass(
             body, None, force=True, why=f"requested at {value}", not_before=since,
             unless_served=since, scheduled=_instant(since),
@@ -262,6 +263,7 @@ class Operator:
         self.events.post(body, "Normal", "Webhook", webhook_model.announcement(trigger))
         why = f"webhook {trigger.source} delivery {trigger.delivery}"
         since = freshness.webhook(trigger.received_at, self.clock())
+        self._take_along(str((body.get("metadata") or {}).get("uid", "")), since)
         await self.run_pass(
             body, None, force=True, why=why, not_before=since, scheduled=_instant(since)
         )
@@ -304,16 +306,32 @@ class Operator:
         if not due:
             return
         shared = set().union(*(self._wave_keys(uid) for uid, _ in due))
-        early = timedelta(seconds=self.options.tick)
-        soon = self.due.pop_soon(
-            now + early, lambda uid: not shared.isdisjoint(self._wave_keys(uid))
-        )
         wave = max(at for _, at in due)
         for uid, at in due:
             self._start_pass(uid, scheduled=at)
+        self._start_soon(shared, now, wave)
+
+    def _start_soon(
+        self, shared: set[tuple[str, object]], now: datetime, wave: datetime, but: str = ""
+    ) -> None:
+        """Start, a tick early, the CRs (but `but`) due within one more tick that share an image
+        or a repository with `shared`; their next passes count from `wave`."""
+        early = timedelta(seconds=self.options.tick)
+        soon = self.due.pop_soon(
+            now + early, lambda uid: uid != but and not shared.isdisjoint(self._wave_keys(uid))
+        )
         for uid, at in soon:
             if not self._start_pass(uid, early=early, scheduled=wave):
                 self.due.set(uid, at)  # not started here: it stays due when it was
+
+    def _take_along(self, uid: str, since: float) -> None:
+        """A trigger's pass takes along the CRs of its image and repository due within a tick:
+        their timer wave would otherwise come while the trigger's passes of a burst still run,
+        and split each repository's promotions into two pushes (the earlier requests' batch,
+        then the wave's)."""
+        keys = self._wave_keys(uid)
+        if keys:
+            self._start_soon(keys, self.clock(), _instant(since), but=uid)
 
     def _wave_keys(self, uid: str) -> set[tuple[str, object]]:
         """What a CR shares with a wave: its image and its repository and branch."""
