@@ -106,19 +106,6 @@ FIRST_TRIGGERS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("value", "scanned", "asks"),
-    [r[1:] for r in FIRST_TRIGGERS],
-    ids=[r[0] for r in FIRST_TRIGGERS],
-)
-def test_a_webhook_trigger_first_seen_is_a_request_if_received_after_the_last_scan(
-    value: str, scanned: str | None, asks: bool
-) -> None:
-    triggers = manual.Requests(manual.webhook_trigger)
-    assert (triggers.seen("uid", value, status=status_of(scanned), now=NOW) == value) is asks
-    assert triggers.seen("uid", value, status=status_of(scanned), now=NOW) is None, "seen: no more"
-
-
 # an upstream-changed value first seen by this process: (annotation, lastScanTime) -> a request?
 FIRST_UPSTREAM = [
     ("stamped after the last scan", f"staging {epoch(NOW - timedelta(minutes=5))}", SCANNED, True),
@@ -131,16 +118,24 @@ FIRST_UPSTREAM = [
 ]  # fmt: skip
 
 
+# each rule's first sightings: (rule, case, annotation, lastScanTime, a request?)
+FIRST_SIGHTINGS = [(manual.webhook_trigger, *r) for r in FIRST_TRIGGERS] + [
+    (manual.upstream_changed, *r) for r in FIRST_UPSTREAM
+]
+
+
 @pytest.mark.parametrize(
-    ("value", "scanned", "asks"),
-    [r[1:] for r in FIRST_UPSTREAM],
-    ids=[r[0] for r in FIRST_UPSTREAM],
+    ("rule", "value", "scanned", "asks"),
+    [(r[0], *r[2:]) for r in FIRST_SIGHTINGS],
+    ids=[f"{r[0].__name__}: {r[1]}" for r in FIRST_SIGHTINGS],
 )
-def test_an_upstream_change_first_seen_is_a_request_if_stamped_after_the_last_scan(
-    value: str, scanned: str | None, asks: bool
+def test_a_value_first_seen_is_a_request_if_it_came_after_the_last_scan(
+    rule: manual.Unanswered, value: str, scanned: str | None, asks: bool
 ) -> None:
-    changes = manual.Requests(manual.upstream_changed)
-    assert (changes.seen("uid", value, status=status_of(scanned), now=NOW) == value) is asks
+    """A webhook trigger received, or an upstream change stamped, after the CR's last scan."""
+    memory = manual.Requests(rule)
+    assert (memory.seen("uid", value, status=status_of(scanned), now=NOW) == value) is asks
+    assert memory.seen("uid", value, status=status_of(scanned), now=NOW) is None, "seen: no more"
 
 
 HELD = {"lastScanTime": SCANNED, "hold": {"path": "values.yaml", "value": "1.0.0", "release": "1"}}
