@@ -296,7 +296,9 @@ async def test_a_trigger_takes_along_the_crs_of_its_repository_due_within_a_tick
     requests' batch and then the wave's (bench/scale.py, triggered, once made 15 pushes for 10
     repositories this way)."""
     state, tick, crs, inner, git, clock = await started(6, window=0.05)
-    for cr in crs:
+    for i, cr in enumerate(crs):  # an image each, one repository (as in the bench)
+        cr["spec"]["image"] = f"ghcr.io/acme/app{i}"
+        state.images.update(str(cr.meta["uid"]), cr["spec"])
         await tick(body=cr, patch=kopf.Patch(), logger=None)
     at = state.due.next_at()
     assert at is not None
@@ -315,10 +317,10 @@ async def test_a_trigger_takes_along_the_crs_of_its_repository_due_within_a_tick
     statuses: Statuses = state.status_writer  # type: ignore[assignment]
     assert {statuses.promoted(str(cr.meta["name"])) for cr in crs} == {"1.1.0-dev"}
     assert git.batches == [6], "one write for the repository"
-    assert len(inner.seen) == listed + 1, "one listing"
+    assert len(inner.seen) == listed + 6, "one listing per image"
     for cr in crs[2:]:  # the other four arrive: each answered by the pass that took it along
         state.watched(annotated(cr))
     await asyncio.gather(*state.requested)
     await wave(state, tick, crs[0], clock, at)  # the wave's instant: nothing is due any more
-    assert git.batches == [6] and len(inner.seen) == listed + 1
+    assert git.batches == [6] and len(inner.seen) == listed + 6
     assert {state.requests.last_answered(str(cr.meta["uid"])) for cr in crs} == {stamp}

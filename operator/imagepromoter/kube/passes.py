@@ -312,7 +312,13 @@ class Operator:
         self._start_soon(shared, now, wave)
 
     def _start_soon(
-        self, shared: set[tuple[str, object]], now: datetime, wave: datetime, but: str = ""
+        self,
+        shared: set[tuple[str, object]],
+        now: datetime,
+        wave: datetime,
+        *,
+        but: str = "",
+        not_before: float | None = None,
     ) -> None:
         """Start, a tick early, the CRs (but `but`) due within one more tick that share an image
         or a repository with `shared`; their next passes count from `wave`."""
@@ -321,17 +327,18 @@ class Operator:
             now + early, lambda uid: uid != but and not shared.isdisjoint(self._wave_keys(uid))
         )
         for uid, at in soon:
-            if not self._start_pass(uid, early=early, scheduled=wave):
+            if not self._start_pass(uid, early=early, scheduled=wave, not_before=not_before):
                 self.due.set(uid, at)  # not started here: it stays due when it was
 
     def _take_along(self, uid: str, since: float) -> None:
         """A trigger's pass takes along the CRs of its image and repository due within a tick:
         their timer wave would otherwise come while the trigger's passes of a burst still run,
         and split each repository's promotions into two pushes (the earlier requests' batch,
-        then the wave's)."""
+        then the wave's). They scan as fresh as the trigger asks, so that their own requests, if
+        a burst holds them, find them answered (and no pass uses a listing older than one)."""
         keys = self._wave_keys(uid)
         if keys:
-            self._start_soon(keys, self.clock(), _instant(since), but=uid)
+            self._start_soon(keys, self.clock(), _instant(since), but=uid, not_before=since)
 
     def _wave_keys(self, uid: str) -> set[tuple[str, object]]:
         """What a CR shares with a wave: its image and its repository and branch."""
@@ -342,7 +349,12 @@ class Operator:
         return {("image", self.images.image_of(uid)), ("repository", _repository(spec_dict))}
 
     def _start_pass(
-        self, uid: str, *, early: timedelta = timedelta(0), scheduled: datetime | None = None
+        self,
+        uid: str,
+        *,
+        early: timedelta = timedelta(0),
+        scheduled: datetime | None = None,
+        not_before: float | None = None,
     ) -> bool:
         """Start a wave's pass of `uid` as a task; False if it is not started here."""
         ticked = self.bodies.get(uid)
@@ -357,7 +369,15 @@ class Operator:
         if self.selector and not self.selector.matches(labels):
             return False  # relabelled into another shard: its timer here has stopped
         task = asyncio.create_task(
-            self.run_pass(body, None, force=False, why="interval", early=early, scheduled=scheduled)
+            self.run_pass(
+                body,
+                None,
+                force=False,
+                why="interval",
+                early=early,
+                scheduled=scheduled,
+                not_before=not_before,
+            )
         )
         self.passes[uid] = task
         task.add_done_callback(functools.partial(self._pass_ended, uid))
