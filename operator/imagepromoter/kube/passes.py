@@ -248,7 +248,7 @@ class Operator:
     async def _requested_pass(self, body: Mapping[str, Any], value: str) -> None:
         """A manual trigger's pass, unless the CR's last pass already answered it."""
         since = freshness.requested(value, self.clock())
-        self._take_along(str((body.get("metadata") or {}).get("uid", "")), since)
+        self._take_along(body, since)
         ran = await self.run_pass(
             body, None, force=True, why=f"requested at {value}", not_before=since,
             unless_served=since, scheduled=_instant(since),
@@ -263,7 +263,7 @@ class Operator:
         self.events.post(body, "Normal", "Webhook", webhook_model.announcement(trigger))
         why = f"webhook {trigger.source} delivery {trigger.delivery}"
         since = freshness.webhook(trigger.received_at, self.clock())
-        self._take_along(str((body.get("metadata") or {}).get("uid", "")), since)
+        self._take_along(body, since)
         await self.run_pass(
             body, None, force=True, why=why, not_before=since, scheduled=_instant(since)
         )
@@ -330,12 +330,13 @@ class Operator:
             if not self._start_pass(uid, early=early, scheduled=wave, not_before=not_before):
                 self.due.set(uid, at)  # not started here: it stays due when it was
 
-    def _take_along(self, uid: str, since: float) -> None:
+    def _take_along(self, body: Mapping[str, Any], since: float) -> None:
         """A trigger's pass takes along the CRs of its image and repository due within a tick:
         their timer wave would otherwise come while the trigger's passes of a burst still run,
         and split each repository's promotions into two pushes (the earlier requests' batch,
         then the wave's). They scan as fresh as the trigger asks, so that their own requests, if
         a burst holds them, find them answered (and no pass uses a listing older than one)."""
+        uid = str((body.get("metadata") or {}).get("uid", ""))
         keys = self._wave_keys(uid)
         if keys:
             self._start_soon(keys, self.clock(), _instant(since), but=uid, not_before=since)
