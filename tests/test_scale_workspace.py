@@ -74,6 +74,23 @@ def test_packs_over_the_bound_are_folded_into_what_the_refs_need(
     reopened.close()
 
 
+def test_a_second_fold_of_the_same_refs_keeps_its_pack(tmp_path: Path) -> None:
+    """The refs did not move since the last fold (say, pushes that failed): the fold is the
+    same pack, by name, as the one it replaces, and deleting the old packs must not take it."""
+    repo = Repo.init_bare(str(tmp_path), mkdir=False)
+    kept = [objects.Blob.from_string(b"kept\n")]
+    repo.object_store.add_objects([(blob, None) for blob in kept])
+    head = commit_of(repo, kept)
+    for round_ in range(2):
+        for i in range(workspace.MAX_PACKS):
+            unused = objects.Blob.from_string(f"unused {round_} {i}\n".encode())
+            repo.object_store.add_objects([(unused, None)])
+        assert workspace.consolidate(repo)
+        assert len(packs(tmp_path)) == 1
+        assert head in repo.object_store and kept[0].id in repo.object_store
+    repo.close()
+
+
 @pytest.mark.servers
 def test_many_promotions_keep_the_workspace_to_a_few_packs(
     tmp_path: Path,
@@ -110,3 +127,22 @@ def test_loose_objects_over_the_bound_are_packed(tmp_path: Path) -> None:
     reopened = Repo(str(tmp_path))
     assert all(reopened.object_store[b.id].data == b.data for b in kept)
     reopened.close()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "made-before"])
+def test_workspaces_read_no_multi_pack_index_and_pack_at_level_1(
+    tmp_path: Path, existing: bool
+) -> None:
+    """Every object read looked for a multi-pack-index file (a stat per read) unless it is off."""
+    path = tmp_path / "ws"
+    if existing:  # a workspace from before the settings: a valid one, with its own config
+        path.mkdir()
+        Repo.init_bare(str(path)).close()
+        (path / "imagepromoter-complete").touch()
+    with workspace.open_repo(path) as repo:
+        store = repo.object_store
+        assert store.get_midx() is None
+        assert store._use_midx is False
+        assert store.pack_compression_level == 1
+    config = (path / "config").read_text()
+    assert "multiPackIndex = false" in config and "packCompression = 1" in config
