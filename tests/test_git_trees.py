@@ -7,7 +7,7 @@ from dulwich import objects
 from dulwich.object_store import MemoryObjectStore
 
 from imagepromoter import changes, errors
-from imagepromoter.git import trees
+from imagepromoter.git import layer, trees
 
 
 def build(store: MemoryObjectStore, entries: dict[str, tuple[int, bytes]]) -> objects.ObjectID:
@@ -157,13 +157,18 @@ def test_a_chain_of_spliced_trees_is_byte_for_byte_what_dulwich_would_serialise(
         [("apps/app-00/extra.yaml", b"a: 1\n")],  # a new file: that folder is rebuilt
         [("apps/app-00/extra.yaml", b"a: 2\n")],
     ]
+    view = layer.Layer(store)  # as a chain reads: the trees it wrote, not parsed copies
     for step in steps:
         file_changes = [changes.FileChange(path, b"", after) for path, after in step]
         plain, _ = trees.write_changes(store, plain, file_changes)
-        spliced, created = trees.write_changes(store, spliced, file_changes, offsets=offsets)
+        spliced, created = trees.write_changes(view, spliced, file_changes, offsets=offsets)
         assert spliced == plain
         for obj in created:
-            assert obj.as_raw_string() == store[obj.id].as_raw_string()
+            parsed = objects.ShaFile.from_raw_string(obj.type_num, obj.as_raw_string())
+            assert obj.id == parsed.id and obj.as_raw_string() == store[obj.id].as_raw_string()
+            if isinstance(obj, objects.Tree):  # a spliced tree's entries are its bytes' entries
+                assert isinstance(parsed, objects.Tree) and obj.items() == parsed.items()
+    view.flush()
     read = trees.reader(store, spliced, max_file_bytes=100)
     assert read("apps/app-29/values.yaml") == b"tag: new\n"
     assert read("apps/app-00/extra.yaml") == b"a: 2\n"
