@@ -588,8 +588,12 @@ def test_a_tab_before_a_value_is_edited_as_helm_reads_it(
 
 @pytest.mark.parametrize(
     "text",
-    ["[" * 10_000 + "]" * 10_000 + "\n", "".join("  " * i + f"k{i}:\n" for i in range(250))],
-    ids=["flow-10000", "block-250"],
+    [
+        "[" * 10_000 + "]" * 10_000 + "\n",
+        "".join("  " * i + f"k{i}:\n" for i in range(250)),
+        "".join("  " * i + f"k{i}:\n" for i in range(250)) + "  " * 250 + "tag: 1\n",
+    ],
+    ids=["flow-10000", "block-250", "block-250-plain"],  # the last one is read by `plain`
 )
 def test_a_file_nested_beyond_the_limit_is_a_target_error_at_once(text: str) -> None:
     with pytest.raises(errors.TargetError, match="nests deeper than 200 levels"):

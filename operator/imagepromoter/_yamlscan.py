@@ -37,7 +37,7 @@ import functools
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml as pyyaml
@@ -130,6 +130,8 @@ class Stream:
 
     documents: tuple[Node, ...]
     events: tuple[EventKey, ...]
+    from_libyaml: bool = field(default=False, compare=False)  # `plain` built it: `events`
+    # is what `event_keys` gives; how it was read, not what was read, so not compared
 
 
 MAX_DEPTH = 200  # nesting levels; Helm values files rarely pass 20
@@ -145,11 +147,11 @@ def parse(text: str) -> Stream:
     """Parse `text` into located nodes; raise YamlSyntaxError when it is not YAML.
 
     The size is checked first (the pure-Python parser takes about 5 s per MiB), then the depth
-    on libyaml's events (iterative C, fast), so a 10,000-deep
-    `[[[...` is refused at once instead of occupying the pure-Python parser. A tab used as the
-    space between tokens (`tag:<TAB>1.0.0`, which libyaml and Helm read but ruamel.yaml does
-    not) is read as a space: the text to scan has the same length, so every span still points
-    into the original.
+    on libyaml's events (iterative C, fast; for a `plain` text, the events it was built from),
+    so a 10,000-deep `[[[...` is refused at once instead of occupying the pure-Python parser.
+    A tab used as the space between tokens (`tag:<TAB>1.0.0`, which libyaml and Helm read but
+    ruamel.yaml does not) is read as a space: the text to scan has the same length, so every
+    span still points into the original.
     """
     if len(text) > MAX_CHARS:
         raise YamlLimitError(
@@ -157,10 +159,11 @@ def parse(text: str) -> Stream:
             0,
             0,
         )
-    _check_depth(text)
-    shortcut = plain(text)
+    shortcut = plain(text)  # libyaml's events, read once for the nodes and the depth
     if shortcut is not None:
+        _check_depth_of(shortcut.events)
         return shortcut
+    _check_depth(text)
     try:
         return _parse(text, text)
     except YamlSyntaxError as exc:
@@ -217,7 +220,7 @@ def plain(text: str) -> Stream | None:
                 (stack[-1][2] if stack else documents).append(node)
     except pyyaml.YAMLError:
         return None
-    return Stream(tuple(documents), tuple(keys))
+    return Stream(tuple(documents), tuple(keys), from_libyaml=True)
 
 
 def _check_depth(text: str) -> None:
@@ -230,6 +233,10 @@ def _check_depth(text: str) -> None:
         if "maximum nesting depth" in exc.problem:
             raise YamlLimitError(f"nests deeper than {MAX_DEPTH} levels", exc.line, 1) from None
         return  # libyaml's own complaint; ruamel.yaml gives the message
+    _check_depth_of(keys)
+
+
+def _check_depth_of(keys: tuple[EventKey, ...]) -> None:
     depth = 0
     for key in keys:
         if key[0] in {"M", "Q"}:

@@ -393,7 +393,7 @@ def _double_quoted(value: str) -> str:
 def _summarizer(text: str, stream: yamlscan.Stream) -> Callable[[str], tuple[EventKey, ...]]:
     """How to summarize an edited text: libyaml when it reads the original as ruamel does."""
     try:
-        if yamlscan.event_keys(text) == stream.events:
+        if stream.from_libyaml or yamlscan.event_keys(text) == stream.events:
             return yamlscan.event_keys
     except yamlscan.YamlSyntaxError:
         pass
