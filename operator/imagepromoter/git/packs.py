@@ -6,8 +6,7 @@ object again, to build its index (the path it shares with thin packs from a fetc
 compresses the same objects a second time. Here `encode` compresses each object once, keeping
 each record's offset and CRC as `write_pack_data` reports them, so `save` writes the index from
 those, and `records` hand the push the same compressed bytes (Dulwich's pack writer sends
-`comp_chunks` as they are). Each entry is whole (no deltas) and one chunk: Dulwich compresses an
-entry chunk by chunk, and a Tree serialises as three chunks per entry.
+`comp_chunks` as they are). Each entry is whole (no deltas), and deflated here in one call.
 
 `save` writes `pack-<checksum>.pack`, then its `.idx` (Dulwich, like git, only opens a pack whose
 index exists, so a reader never sees half a pack), each through a temporary file and a rename.
@@ -19,13 +18,14 @@ import contextlib
 import io
 import os
 import tempfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dulwich.object_format import ObjectFormat
 from dulwich.object_store import PACK_MODE, DiskObjectStore
 from dulwich.objects import ShaFile
-from dulwich.pack import UnpackedObject, write_pack_data, write_pack_index
+from dulwich.pack import UnpackedObject, pack_object_header, write_pack_data, write_pack_index
 
 
 @dataclass(frozen=True)
@@ -50,28 +50,31 @@ def encode(
     objects: Sequence[ShaFile], object_format: ObjectFormat, *, compression_level: int = -1
 ) -> Encoded:
     """Compress `objects` (distinct) into one pack, in order, each as a whole object."""
+    records = [_compressed(obj, object_format, compression_level) for obj in objects]
     buffer = io.BytesIO()
-    entries, checksum = write_pack_data(
-        buffer.write,
-        (unpacked(obj) for obj in objects),
-        object_format,
-        num_records=len(objects),
-        compression_level=compression_level,
+    entries, checksum = write_pack_data(  # takes each record's comp_chunks as they are
+        buffer.write, iter(records), object_format, num_records=len(records)
     )
-    data = buffer.getvalue()
     placed = sorted((offset, sha, crc) for sha, (offset, crc) in entries.items())
-    ends = [offset for offset, _, _ in placed[1:]] + [len(data) - len(checksum)]
-    records = []
-    for obj, (offset, sha, crc), end in zip(objects, placed, ends, strict=True):
-        record = UnpackedObject(
-            obj.type_num, delta_base=None, crc32=crc, sha=sha, decomp_chunks=[obj.as_raw_string()]
-        )
-        record.comp_chunks = [data[offset:end]]  # the whole record, header included, as sent
-        records.append(record)
+    for record in records:
+        record.crc32 = entries[record.sha()][1]
     index: list[tuple[bytes, int, int | None]] = sorted(
         (sha, offset, crc) for offset, sha, crc in placed
     )
-    return Encoded(data=data, index=index, checksum=checksum, records=records)
+    return Encoded(data=buffer.getvalue(), index=index, checksum=checksum, records=records)
+
+
+def _compressed(obj: ShaFile, object_format: ObjectFormat, level: int) -> UnpackedObject:
+    """`obj`'s pack record, header and all, deflated in one call.
+
+    Dulwich's writer deflates through a `compressobj`; one `zlib.compress` call on a 100-entry
+    tree took a third of the time for the same bytes.
+    """
+    record = unpacked(obj)
+    raw = record.decomp_chunks[0]
+    header = pack_object_header(obj.type_num, None, len(raw), object_format=object_format)
+    record.comp_chunks = [bytes(header) + zlib.compress(raw, level)]
+    return record
 
 
 def save(store: DiskObjectStore, pack: Encoded) -> None:
