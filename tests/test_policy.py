@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imagepromoter import errors, policy
+from imagepromoter import errors, policy, regexes
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -669,3 +669,25 @@ def test_tag_regex_must_match_the_whole_tag() -> None:
     assert policy.candidates(tags, tag_regex=r"\d+\.\d+\.\d+") == ["1.2.3"]
     assert policy.candidates(tags, tag_regex=r"^\d+\.\d+\.\d+$") == ["1.2.3"]
     assert policy.candidates(tags, tag_regex=r".*", exclude=["debug"]) == ["1.2.3", "x1.2.3"]
+
+
+def test_an_evaluation_is_shared_by_every_caller_with_the_same_inputs() -> None:
+    """1,000 CRs over 100 images judged 100 distinct inputs a thousand times: each is kept."""
+    when = {"1.0.0": datetime(2026, 1, 1, tzinfo=UTC), "1.1.0": datetime(2026, 1, 2, tzinfo=UTC)}
+    inputs: list[dict[str, Any]] = [
+        {"tags": ["1.0.0", "1.1.0"], "tag_regex": r"\d+\.\d+\.\d+"},
+        {"tags": ["1.0.0", "1.1.0"], "tag_regex": r"\d+\.\d+\.\d+", "exclude": ["1.1"]},
+        {"tags": ["1.0.0", "1.1.0"], "tag_regex": ".*", "policy": "newest", "created": when},
+        {"tags": ["1.0.0", "1.1.0"], "tag_regex": ".*", "semver_range": "<1.1.0"},
+    ]
+    first = [policy.evaluate(**kwargs) for kwargs in inputs]
+    again = [policy.evaluate(**{**kwargs}) for kwargs in inputs]
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert [s.tag for s in first] == ["1.1.0", "1.0.0", "1.1.0", "1.0.0"]
+    later = {**when, "1.0.0": datetime(2026, 1, 3, tzinfo=UTC)}  # other times: judged afresh
+    newest = policy.evaluate(["1.0.0", "1.1.0"], tag_regex=".*", policy="newest", created=later)
+    assert newest.tag == "1.0.0"
+    pattern = regexes.compile(r"\d+\.\d+\.\d+", "spec.tagRegex")
+    assert policy.evaluate(["1.0.0"], tag_regex=pattern) is not policy.evaluate(
+        ["1.0.0"], tag_regex=pattern
+    )

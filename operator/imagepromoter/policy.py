@@ -29,6 +29,7 @@ Pure: no I/O. The caller fetches `created` (for `newest`) only for `candidates(.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -211,6 +212,9 @@ def select(
     ).tag
 
 
+EVALUATIONS_KEPT = 256  # distinct (tag list, tagRegex, policy, range, excludes, times) kept
+
+
 def evaluate(
     tags: Sequence[str],
     *,
@@ -220,7 +224,39 @@ def evaluate(
     exclude: Sequence[str] = (),
     created: Mapping[str, datetime] | None = None,
 ) -> Selection:
-    """Like `select`, with the ordering text, the named groups and the reasons tags were dropped."""
+    """Like `select`, with the ordering text, the named groups and the reasons tags were dropped.
+
+    The CRs of one image judge the same tag list, usually with the same rules (1,000 CRs over
+    100 images: 100 distinct evaluations), so an evaluation is kept and shared: a Selection is
+    immutable. A compiled pattern is judged afresh (its text may be shared by another field).
+    """
+    if not isinstance(tag_regex, str):
+        return _evaluate(tuple(tags), tag_regex, policy, semver_range, tuple(exclude), created)
+    times = None if created is None else tuple(sorted(created.items()))
+    return _kept(tuple(tags), tag_regex, policy, semver_range, tuple(exclude), times)
+
+
+@functools.lru_cache(maxsize=EVALUATIONS_KEPT)
+def _kept(
+    tags: tuple[str, ...],
+    tag_regex: str,
+    policy: str,
+    semver_range: str | None,
+    exclude: tuple[str, ...],
+    times: tuple[tuple[str, datetime], ...] | None,
+) -> Selection:
+    created = None if times is None else dict(times)
+    return _evaluate(tags, tag_regex, policy, semver_range, exclude, created)
+
+
+def _evaluate(
+    tags: Sequence[str],
+    tag_regex: str | regexes.Pattern,
+    policy: str,
+    semver_range: str | None,
+    exclude: Sequence[str],
+    created: Mapping[str, datetime] | None,
+) -> Selection:
     strategy = _strategy(policy, semver_range, created)
     pattern = _pattern(tag_regex)
     excludes = _compile_excludes(exclude)
