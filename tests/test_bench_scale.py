@@ -166,6 +166,9 @@ CASES = [
     ("operator-busier", [*GOOD[:5], cycle(BIG, "operator", "changed 2", 21.0, cpu_s=9.0,
      rss_mb=121.0, busy_s=30.0), GOOD[6]], f"{BIG} operator, 2 changed cycles", "NOT MET"),
     ("no-1000", [GOOD[0]], "operator RSS", "not measured (1000/100/10 not run)"),
+    ("cli-medians", [*GOOD, *(cycle(size, "cli", f"changed {k}", wall) for size, wall in
+     ((MID, 4.0), (BIG, 9.0)) for k in (3, 4))], "CLI, every image changed",
+     "; medians of 4 and 3 changed cycles: 8.75 s, 2.19x 4.00 s)"),  # BIG 8, 8.5, 9, 9
 ]  # fmt: skip
 
 
