@@ -19,7 +19,7 @@ from imagepromoter import scans
 from imagepromoter.kube import handlers
 from imagepromoter.kube.options import REQUESTED_AT
 from imagepromoter.pipeline import waves
-from tests.test_kube_freshness import NOW, Statuses, body, handler, operator
+from tests.test_kube_freshness import NOW, Statuses, handler, listed, operator
 from tests.test_reconcile import VALUES, MemoryGit, MemoryRegistry
 
 
@@ -56,7 +56,7 @@ async def started(
     await state.start(kopf.OperatorSettings())
     state.status_writer = Statuses()
     watched = handler(kopf_registry, "watched")
-    crs = [body(f"u{i}") for i in range(n)]
+    crs = [listed(f"u{i}") for i in range(n)]  # the timer passes them first
     for cr in crs:
         cr["spec"]["interval"] = "1m"
         cr["spec"]["targets"] = [{"path": "env/dev/values.yaml", "key": "image.tag"}]

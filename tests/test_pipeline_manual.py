@@ -168,3 +168,30 @@ def test_removing_requested_at_asks_for_nothing() -> None:
     requests = manual.Requests()
     assert requests.seen("uid", "1", status=status_of(SCANNED), now=NOW) == "1"
     assert requests.seen("uid", None, status=status_of(SCANNED), now=NOW) is None
+
+
+# a CR's watch events in order: (generation, status.observedGeneration) -> the pass owed
+GENERATIONS: list[tuple[str, list[tuple[int | None, int | None]], list[str | None]]] = [
+    ("created (no status yet)", [(1, None)], ["1"]),
+    ("listed at a start, observed", [(1, 1)], [None]),
+    ("listed at a start, changed while stopped", [(2, 1)], ["2"]),
+    ("events before the status lands: one pass", [(1, None), (1, None)], ["1", None]),
+    ("passed, then a spec change", [(1, None), (1, 1), (2, 1)], ["1", None, "2"]),
+    ("a change made again before the first is read", [(2, 1), (3, 1)], ["2", "3"]),
+    ("no generation (not from an API server)", [(None, None)], [None]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("events", "owed"), [(e, o) for _, e, o in GENERATIONS], ids=[w for w, _, _ in GENERATIONS]
+)
+def test_which_generation_is_owed_a_pass(
+    events: list[tuple[int | None, int | None]], owed: list[str | None]
+) -> None:
+    changes = manual.Requests(manual.generation_owed)
+    seen = []
+    for generation, observed in events:
+        status = {} if observed is None else {"observedGeneration": observed}
+        body = {"metadata": {"generation": generation}, "status": status}
+        seen.append(changes.seen("uid", manual.unobserved_generation(body), status=status, now=NOW))
+    assert seen == owed

@@ -55,6 +55,7 @@ from imagepromoter.webhooks import model as webhook_model
 logger = logging.getLogger(__name__)
 
 _Answer = Callable[[Mapping[str, Any], str], Awaitable[None]]  # a request's pass: (body, value)
+GENERATION = "metadata.generation"  # beside the annotations: a generation no pass has read
 
 
 @dataclass
@@ -130,6 +131,9 @@ class Operator:
     releases: manual.Requests = field(
         default_factory=lambda: manual.Requests(manual.release_hold, removal_asks=True)
     )
+    spec_changes: manual.Requests = field(  # a generation no pass has read: created, changed
+        default_factory=lambda: manual.Requests(manual.generation_owed)
+    )
     # per (uid, annotation): the latest body and value of a request whose pass has not started
     asked: dict[tuple[str, str], tuple[Mapping[str, Any], str]] = field(default_factory=dict)
     requested: set[asyncio.Task[None]] = field(default_factory=set)  # their passes, running
@@ -152,6 +156,7 @@ class Operator:
             webhook_model.TRIGGER_ANNOTATION: (self.triggers, self._webhook_pass),
             kube_stages.UPSTREAM_CHANGED: (self.upstream_changes, self._upstream_pass),
             holds.RELEASE_ANNOTATION: (self.releases, self._release_pass),
+            GENERATION: (self.spec_changes, self._spec_pass),
         }
 
     async def start(self, settings: kopf.OperatorSettings) -> None:
@@ -161,7 +166,9 @@ class Operator:
             prefix=KOPF_PREFIX,
             key="last-handled-configuration",
             # the annotations that ask for a pass are read from the watch (pipeline/manual.py)
-            ignored_fields=[("metadata", "annotations", key) for key in self._asking],
+            ignored_fields=[
+                ("metadata", "annotations", key) for key in self._asking if key != GENERATION
+            ],
         )
         settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"  # never added; see docstring
         settings.posting.reporting_component = "imagepromoter"
@@ -217,7 +224,8 @@ class Operator:
         status: Mapping[str, Any] = body.get("status") or {}
         now = self.clock()
         for key, (memory, _) in self._asking.items():
-            value = memory.seen(uid, annotations.get(key), status=status, now=now)
+            seen = manual.unobserved_generation(body) if key == GENERATION else annotations.get(key)
+            value = memory.seen(uid, seen, status=status, now=now)
             if value is not None:
                 self._ask(uid, key, body, value)
 
@@ -267,6 +275,17 @@ class Operator:
         await self.run_pass(
             body, None, force=True, why=why, not_before=since, scheduled=_instant(since)
         )
+
+    async def _spec_pass(self, body: Mapping[str, Any], value: str) -> None:
+        """A generation no pass has read: a new CR (as fresh as its creation) or a spec change,
+        made now or while the operator was stopped (as fresh as the change); none when a pass
+        of that generation (the CR's first tick, say) already scanned after it."""
+        meta: Mapping[str, Any] = body.get("metadata") or {}
+        if "observedGeneration" not in (body.get("status") or {}):
+            why, since = "created", freshness.created(meta, self.clock())
+        else:
+            why, since = f"spec changed (generation {value})", freshness.changed(meta, self.clock())
+        await self.run_pass(body, None, force=True, why=why, not_before=since, unless_served=since)
 
     async def _upstream_pass(self, body: Mapping[str, Any], value: str) -> None:
         """The CR's upstream stage changed (kube/stages.py set the annotation): follow it now."""
