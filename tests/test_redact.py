@@ -6,6 +6,8 @@ import base64
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imagepromoter import redact, sanitise
 
@@ -95,3 +97,48 @@ def test_pieces_of_a_pem_key_leave_the_armour_alone() -> None:
     out = redact.Redactor(redact.pieces(key))("the OPENSSH PRIVATE KEY has b3BlbnNzaC1rZXk")
     assert out == f"the OPENSSH PRIVATE KEY has {redact.MARK}"
     assert redact.pieces("tok\n") == ["tok\n", "tok"]
+
+
+MULTILINE = "first-line-of-it\nsecond-line-of-it"  # spans the join of two texts in `many`
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(
+                [
+                    "",
+                    "x",
+                    "\n",
+                    " ",
+                    PASSWORD[:9],
+                    PASSWORD[5:],
+                    "abc",
+                    BASIC[2:14],
+                    "S3cr",
+                    "3t-Pa55",
+                    "w0rd/x",
+                    "first-line-of-it",
+                    "second-li",
+                    "-of-it\nsec",
+                ]
+            ),
+            max_size=6,
+        ).map("".join),
+        max_size=12,
+    )
+)
+def test_many_texts_at_once_read_as_each_on_its_own(texts: list[str]) -> None:
+    """`many` searches the texts joined: pieces split across two texts, or across the join,
+    must not change what either text keeps."""
+    redactor = redact.Redactor([PASSWORD, "abc", MULTILINE], [(USER, PASSWORD)])
+    assert redactor.many(texts) == [redactor(text) for text in texts]
+    assert redact.Redactor().many(texts) == texts
+
+
+def test_many_redacts_only_the_texts_a_match_touches() -> None:
+    redactor = redact.Redactor([PASSWORD])
+    texts = ["plain", f"a {PASSWORD[:8]}", PASSWORD[8:], "x" * 3, PASSWORD[:4], PASSWORD[4:]]
+    assert redactor.many(texts) == [
+        "plain", "a <redacted>", "<redacted>", "xxx", PASSWORD[:4], PASSWORD[4:12] and "<redacted>",
+    ]  # fmt: skip

@@ -249,23 +249,38 @@ def _known_secrets(loaded: manifests.Manifests) -> redact.Redactor:
     return redact.Redactor(values, pairs)
 
 
-def _redacted(data: Any, secrets: redact.Redactor, done: dict[str, str] | None = None) -> Any:
+def _redacted(data: Any, secrets: redact.Redactor) -> Any:
     """`data` with every string (keys too) redacted, so the JSON made of it stays valid.
 
-    Each distinct string is redacted once (`done`): 1,000 entries repeat the same keys.
+    Each distinct string is redacted once, and all of them in one search (`Redactor.many`):
+    1,000 entries repeat the same keys, and hold a few thousand distinct strings.
     """
-    done = {} if done is None else done
+    found: dict[str, None] = {}
+    _strings(data, found)
+    texts = list(found)
+    done = dict(zip(texts, secrets.many(texts), strict=True))
+    return _replaced(data, done)
+
+
+def _strings(data: Any, found: dict[str, None]) -> None:
     if isinstance(data, str):
-        found = done.get(data)
-        if found is None:
-            found = done[data] = secrets(data)
-        return found
+        found[data] = None
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            found[str(key)] = None
+            _strings(value, found)
+    elif isinstance(data, list | tuple):
+        for value in data:
+            _strings(value, found)
+
+
+def _replaced(data: Any, done: Mapping[str, str]) -> Any:
+    if isinstance(data, str):
+        return done[data]
     if isinstance(data, Mapping):
-        return {
-            _redacted(str(k), secrets, done): _redacted(v, secrets, done) for k, v in data.items()
-        }
+        return {done[str(k)]: _replaced(v, done) for k, v in data.items()}
     if isinstance(data, list | tuple):
-        return [_redacted(v, secrets, done) for v in data]
+        return [_replaced(v, done) for v in data]
     return data
 
 

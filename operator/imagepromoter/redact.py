@@ -19,9 +19,10 @@ Pure: no I/O.
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -113,6 +114,34 @@ class Redactor:
             position = end
         out.append(text[position:])
         return "".join(out)
+
+    def many(self, texts: Sequence[str]) -> list[str]:
+        """Each of `texts` redacted, as `self(text)` would, with one search over them all.
+
+        The JSON of 1,000 CRs holds a few thousand distinct strings, and one search each cost
+        more in the wrapper's call than in RE2. The texts are joined, searched once, and only a
+        text that some match overlaps is redacted on its own: every occurrence of a needle in a
+        text is overlapped by a match of the joined search (finditer takes the leftmost match at
+        or before it), so a text no match touches has nothing to remove.
+        """
+        if self._finder is None:
+            return list(texts)
+        joined = _SEPARATOR.join(texts)
+        starts: list[int] = []
+        position = 0
+        for item in texts:
+            starts.append(position)
+            position += len(item) + len(_SEPARATOR)
+        touched: set[int] = set()
+        for match in self._finder.finditer(joined):
+            begin, end = match.span()
+            first = bisect.bisect_right(starts, begin) - 1
+            last = bisect.bisect_right(starts, max(begin, end - 1)) - 1
+            touched.update(range(first, last + 1))
+        return [self(item) if i in touched else item for i, item in enumerate(texts)]
+
+
+_SEPARATOR = "\n"  # between the texts `many` searches at once (any text would do)
 
 
 def text(message: str, secrets: Iterable[str] = (), pairs: Iterable[tuple[str, str]] = ()) -> str:
