@@ -23,6 +23,7 @@ from kopf._core.reactor import processing as kopf_processing
 
 from imagepromoter import cli, scans, shards
 from imagepromoter.kube import handlers, sharding
+from imagepromoter.kube.options import REQUESTED_AT
 from tests.kmock_emulator import Emulator
 from tests.operator_harness import (
     TIMEOUT,
@@ -135,6 +136,26 @@ async def test_a_cr_that_left_the_shard_is_dropped_from_what_the_shard_keeps() -
     assert "u0" not in state.gone, "it may come back: its timer starts again there"
     await watched(type="MODIFIED", body=ours, meta=ours.meta)  # relabelled back
     assert state.images.members(image) == {"u0"}
+
+
+async def test_a_request_waiting_for_its_turn_is_dropped_when_its_cr_leaves_the_shard() -> None:
+    from tests.test_kube_freshness import body, handler, operator
+    from tests.test_reconcile import MemoryRegistry
+
+    registry = MemoryRegistry(["1.0.0-dev"])
+    state, kopf_registry = operator(registry)
+    watched = handler(kopf_registry, "watched")
+    cr = kopf.Body({**body("u0"), "status": {"observedGeneration": 1}})
+    await watched(type=None, body=cr, meta=cr.meta)
+    lock = state.locks.setdefault("u0", asyncio.Lock())
+    await lock.acquire()  # a pass of the CR is running: the request waits for its turn
+    asked = kopf.Body({**cr, "metadata": {**cr.meta, "annotations": {REQUESTED_AT: "1"}}})
+    await watched(type="MODIFIED", body=asked, meta=asked.meta)
+    assert ("u0", REQUESTED_AT) in state.asked
+    state.release("u0")  # relabelled into another shard (the left_shard handler)
+    lock.release()
+    await asyncio.gather(*state.requested)
+    assert registry.seen == [] and not state.asked, "the other shard answers it"
 
 
 def test_kopf_is_blind_to_an_object_no_change_handler_matches() -> None:

@@ -212,6 +212,8 @@ class Operator:
         self.images.remove(uid)
         for memory, _ in self._asking.values():
             memory.forget(uid)
+        for key in [key for key in self.asked if key[0] == uid]:
+            del self.asked[key]  # its waiting pass finds nothing to do (`_asked_pass`)
         self.events.forget(uid)
         self.statuses.pop(uid, None)
 
@@ -248,7 +250,10 @@ class Operator:
         lock = self.locks.setdefault(uid, asyncio.Lock())
         async with lock:
             pass  # the running pass has ended; what arrived meanwhile is in `asked`
-        body, value = self.asked.pop((uid, annotation))
+        asked = self.asked.pop((uid, annotation), None)
+        if asked is None:
+            return  # the CR was deleted, or left this shard, while it waited (`_drop`)
+        body, value = asked
         memory, answer = self._asking[annotation]
         await answer(body, value)
         memory.answered(uid, value)
