@@ -17,8 +17,8 @@
 Creation, spec changes and resuming are read from the watch, as the annotations are
 (pipeline/manual.py), not from Kopf's create, update and resume handlers: those find a change by
 diffing the object against a last-handled copy Kopf writes back into an annotation after each of
-them, an object PATCH per CR created or changed (1,000 at once when 1,000 CRs appear, beside the
-1,000 status patches, and up to 286 connections open at once: bench/scale.py, initial).
+them, an object PATCH per CR created or changed (bench/scale.py's initial cycle at 1,000 CRs:
+1,000 of them beside the 1,000 status patches, each on a connection of its own).
 
 The pass runner, the waves and the state they share are kube/passes.py (`Operator`); the
 constants and options, kube/options.py.
