@@ -8,7 +8,8 @@ never through the API, so every request the emulator counts was made by the oper
 
 Commands: {"op": "create", "docs": [...]}, {"op": "annotate", "names": [...], "key", "value"},
 {"op": "statuses", "tag": T} (how many CRs are Ready with promotedTag T), {"op": "counts"}
-(operator requests by "METHOD plural/subresource", and the monotonic time of its last write),
+(operator requests by "METHOD plural/subresource", the monotonic time of its last write, and the
+wall time of each Secret read),
 {"op": "stop"}. The first line it prints is {"url": ...}; it stops at end of input or SIGTERM.
 
 Run: python bench/scale_emulator.py
@@ -45,6 +46,7 @@ class CountingEmulator(Emulator):
 
     operator_counts: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     last_write: float = attrs.field(default=0.0, init=False)
+    secret_reads: list[float] = attrs.field(factory=list, init=False)  # time.time() of each
 
     def _retire(self, request: rendering.Request) -> None:
         super()._retire(request)
@@ -55,6 +57,8 @@ class CountingEmulator(Emulator):
         sub = f"/{request.subresource}" if request.subresource else ""
         watch = request.action == kmock.action.WATCH
         self.operator_counts[f"{'WATCH' if watch else method} {plural}{sub}"] += 1
+        if method == "GET" and plural == "secrets":
+            self.secret_reads.append(time.time())
         if method in {"POST", "PATCH", "PUT", "DELETE"}:
             self.last_write = time.monotonic()
 
@@ -99,7 +103,11 @@ async def command(api: CountingEmulator, line: str) -> dict[str, Any]:
         done = sum(ready_with(o, request["tag"]) for o in objs)
         return {"total": len(objs), "done": done, "reasons": dict(reasons)}
     if op == "counts":
-        return {"counts": dict(api.operator_counts), "idle_s": time.monotonic() - api.last_write}
+        return {
+            "counts": dict(api.operator_counts),
+            "idle_s": time.monotonic() - api.last_write,
+            "secret_reads": list(api.secret_reads),
+        }
     return {"error": f"unknown op {op!r}"}
 
 

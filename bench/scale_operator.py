@@ -38,6 +38,7 @@ REQUESTED_AT = "imagepromoter.dev/requested-at"
 TICKS = os.sysconf("SC_CLK_TCK")
 POLL = 0.2
 LATE_START = 5.0  # seconds a wave's first request may lag its due instant (half the 10 s tick)
+SECRET_LEAD = 1.0  # seconds a wave's Secret read may come before its first registry request
 QUIET, QUIET_MAX = 2.0, 30.0  # trailing writes (Kopf's annotations) are charged to their cycle
 
 
@@ -114,6 +115,10 @@ class EmulatorProcess:
     def counts(self) -> tuple[dict[str, int], float]:
         answer = self.command("counts")
         return dict(answer["counts"]), float(answer["idle_s"])
+
+    def secret_reads(self) -> list[float]:
+        """The wall time (time.time()) of every Secret read so far."""
+        return [float(t) for t in self.command("counts")["secret_reads"]]
 
     def stop(self) -> None:
         if self.process.poll() is None and self.process.stdin is not None:
@@ -285,6 +290,11 @@ class OperatorBench:
             # the idle window: [opened, opened + window - LATE_START)
             until = began_wall + opened + window - LATE_START
         requests = sum(1 for r in seen if until is None or r.at < until)
+        secret_reads = sum(v for k, v in delta.items() if k.startswith("GET secrets"))
+        if opened is not None and window is not None:  # the window's, as its requests are: a
+            # wave reads its Secret just before its first registry request (SECRET_LEAD)
+            since = began_wall + opened - SECRET_LEAD
+            secret_reads = sum(1 for t in emulator.secret_reads() if since <= t < (until or since))
         wall = time.perf_counter() - began if done_at is None else done_at
         if window is not None and done_at is not None:
             wall = window  # the idle window, not the wait for its wave
@@ -304,7 +314,7 @@ class OperatorBench:
             status_patches=delta.get("PATCH imagepromotions/status", 0),
             object_patches=delta.get("PATCH imagepromotions", 0),
             events=delta.get("POST events", 0),
-            secret_reads=sum(v for k, v in delta.items() if k.startswith("GET secrets")),
+            secret_reads=secret_reads,
             promoted=len(setup.arrived),
             note=note,
             busy_s=busy,
