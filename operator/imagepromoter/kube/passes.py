@@ -55,7 +55,13 @@ from imagepromoter.webhooks import model as webhook_model
 logger = logging.getLogger(__name__)
 
 _Answer = Callable[[Mapping[str, Any], str], Awaitable[None]]  # a request's pass: (body, value)
+_Read = Callable[[Mapping[str, Any]], object]  # a request's value as a body carries it
 GENERATION = "metadata.generation"  # beside the annotations: a generation no pass has read
+
+
+def _annotation(key: str, body: Mapping[str, Any]) -> object:
+    annotations: Mapping[str, Any] = (body.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(key)
 
 
 @dataclass
@@ -150,14 +156,21 @@ class Operator:
             blocked_after=self.options.blocked_after, start_after=self.options.start_after
         )
         self.notifier = notifying.Notifier(secrets=lambda: self.secrets, post=self.events.post)
-        # the annotations that ask for a pass: what was seen of each, and its pass
-        self._asking: dict[str, tuple[manual.Requests, _Answer]] = {
+        # the annotations that ask for a pass: what was seen of each, and its pass ...
+        annotated: dict[str, tuple[manual.Requests, _Answer]] = {
             REQUESTED_AT: (self.requests, self._requested_pass),
             webhook_model.TRIGGER_ANNOTATION: (self.triggers, self._webhook_pass),
             kube_stages.UPSTREAM_CHANGED: (self.upstream_changes, self._upstream_pass),
             holds.RELEASE_ANNOTATION: (self.releases, self._release_pass),
-            GENERATION: (self.spec_changes, self._spec_pass),
         }
+        self._annotations = tuple(annotated)  # left out of Kopf's essence (`start`)
+        # ... and beside them a generation no pass has read; each row reads its value off a body
+        self._asking: dict[str, tuple[manual.Requests, _Answer, _Read]] = {
+            key: (memory, answer, functools.partial(_annotation, key))
+            for key, (memory, answer) in annotated.items()
+        }
+        spec_row = (self.spec_changes, self._spec_pass, manual.unobserved_generation)
+        self._asking[GENERATION] = spec_row
 
     async def start(self, settings: kopf.OperatorSettings) -> None:
         """Configure Kopf and build the adapters that need the running loop."""
@@ -166,9 +179,7 @@ class Operator:
             prefix=KOPF_PREFIX,
             key="last-handled-configuration",
             # the annotations that ask for a pass are read from the watch (pipeline/manual.py)
-            ignored_fields=[
-                ("metadata", "annotations", key) for key in self._asking if key != GENERATION
-            ],
+            ignored_fields=[("metadata", "annotations", key) for key in self._annotations],
         )
         settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"  # never added; see docstring
         settings.posting.reporting_component = "imagepromoter"
@@ -210,7 +221,7 @@ class Operator:
         self.due.discard(uid)
         self.bodies.pop(uid, None)
         self.images.remove(uid)
-        for memory, _ in self._asking.values():
+        for memory, _, _ in self._asking.values():
             memory.forget(uid)
         for key in [key for key in self.asked if key[0] == uid]:
             del self.asked[key]  # its waiting pass finds nothing to do (`_asked_pass`)
@@ -222,12 +233,10 @@ class Operator:
         meta: Mapping[str, Any] = body.get("metadata") or {}
         uid = str(meta.get("uid", ""))
         self.images.update(uid, body.get("spec") or {})
-        annotations: Mapping[str, Any] = meta.get("annotations") or {}
         status: Mapping[str, Any] = body.get("status") or {}
         now = self.clock()
-        for key, (memory, _) in self._asking.items():
-            seen = manual.unobserved_generation(body) if key == GENERATION else annotations.get(key)
-            value = memory.seen(uid, seen, status=status, now=now)
+        for key, (memory, _, read) in self._asking.items():
+            value = memory.seen(uid, read(body), status=status, now=now)
             if value is not None:
                 self._ask(uid, key, body, value)
 
@@ -254,7 +263,7 @@ class Operator:
         if asked is None:
             return  # the CR was deleted, or left this shard, while it waited (`_drop`)
         body, value = asked
-        memory, answer = self._asking[annotation]
+        memory, answer, _ = self._asking[annotation]
         await answer(body, value)
         memory.answered(uid, value)
 
