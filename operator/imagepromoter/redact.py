@@ -136,7 +136,7 @@ class Redactor:
         for match in self._finder.finditer(joined):
             begin, end = match.span()
             first = bisect.bisect_right(starts, begin) - 1
-            last = bisect.bisect_right(starts, max(begin, end - 1)) - 1
+            last = bisect.bisect_right(starts, end - 1) - 1  # a match is never empty
             touched.update(range(first, last + 1))
         return [self(item) if i in touched else item for i, item in enumerate(texts)]
 

@@ -55,11 +55,10 @@ def encode(
     entries, checksum = write_pack_data(  # takes each record's comp_chunks as they are
         buffer.write, iter(records), object_format, num_records=len(records)
     )
-    placed = sorted((offset, sha, crc) for sha, (offset, crc) in entries.items())
     for record in records:
         record.crc32 = entries[record.sha()][1]
     index: list[tuple[bytes, int, int | None]] = sorted(
-        (sha, offset, crc) for offset, sha, crc in placed
+        (sha, offset, crc) for sha, (offset, crc) in entries.items()
     )
     return Encoded(data=buffer.getvalue(), index=index, checksum=checksum, records=records)
 
