@@ -22,7 +22,7 @@ BIG, MID = "1000/100/10", "100/100/10"
 
 
 def _medians(cycles: Sequence[Cycle]) -> str:
-    """'; median of the K changed cycles: ...' for the CLI at BIG and MID, when both ran 3+.
+    """'; medians of K and L changed cycles: ...' for the CLI at BIG and MID, both run 3+ times.
 
     One cycle's wall time moves by a tenth from run to run on the 2-core machine, so the
     ratio of two single cycles moves by more; the medians say how much of a verdict is noise.
