@@ -51,7 +51,7 @@ def test_a_saved_pack_holds_every_object_and_git_verifies_it(repo: Repo) -> None
     store = repo.object_store
     assert isinstance(store, DiskObjectStore)
     created = some_objects(50)
-    encoded = packs.encode(created, store.object_format)
+    encoded = packs.encode([packs.whole(o) for o in created], store.object_format)
     packs.save(store, encoded)
     files = pack_files(repo)
     assert [p.suffix for p in files] == [".idx", ".pack"]  # no temporary file left behind
@@ -76,7 +76,7 @@ def test_a_saved_pack_holds_every_object_and_git_verifies_it(repo: Repo) -> None
 def test_records_are_the_saved_bytes_so_the_push_sends_what_was_written(repo: Repo) -> None:
     store = repo.object_store
     created = some_objects(5)
-    encoded = packs.encode(created, store.object_format)
+    encoded = packs.encode([packs.whole(o) for o in created], store.object_format)
     sent: list[bytes] = []
     entries, checksum = write_pack_data(
         sent.append, iter(encoded.records), store.object_format, num_records=len(created)
@@ -89,7 +89,7 @@ def test_records_are_the_saved_bytes_so_the_push_sends_what_was_written(repo: Re
 def test_saving_the_same_pack_twice_keeps_one(repo: Repo) -> None:
     store = repo.object_store
     assert isinstance(store, DiskObjectStore)
-    encoded = packs.encode(some_objects(3), store.object_format)
+    encoded = packs.encode([packs.whole(o) for o in some_objects(3)], store.object_format)
     packs.save(store, encoded)
     packs.save(store, encoded)
     assert len(pack_files(repo)) == 2 and len(store.packs) == 1

@@ -10,6 +10,8 @@ every past cycle (one commit per promotion), as a 1,000-CR bench showed (bench/s
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,46 @@ def test_a_second_fold_of_the_same_refs_keeps_its_pack(tmp_path: Path) -> None:
         assert len(packs(tmp_path)) == 1
         assert head in repo.object_store and kept[0].id in repo.object_store
     repo.close()
+
+
+def test_git_itself_reads_the_fold_whole(tmp_path: Path) -> None:
+    """The fold is written as one pack by git/packs.py (not Dulwich's add_objects): git's own
+    fsck must find every object the head needs in it, nested trees and a submodule entry too."""
+    repo = Repo.init_bare(str(tmp_path), mkdir=False)
+    blobs = [objects.Blob.from_string(f"tag: 1.0.{i}\n".encode()) for i in range(5)]
+    repo.object_store.add_objects([(blob, None) for blob in blobs])
+    inner = objects.Tree()
+    inner.add(b"values.yaml", 0o100644, blobs[0].id)
+    inner.add(b"vendored", objects.S_IFGITLINK, b"1" * 40)  # a commit of another repository
+    repo.object_store.add_objects([(inner, None)])
+    first = commit_of(repo, blobs[1:3])
+    head = commit_of(repo, blobs[3:], parent=first)
+    top = repo.object_store[repo.object_store[head].tree]
+    top.add(b"environments", 0o040000, inner.id)
+    commit = repo.object_store[head]
+    commit.tree = top.id
+    repo.object_store.add_objects([(top, None), (commit, None)])
+    repo.refs[b"refs/heads/main"] = commit.id
+    for i in range(workspace.MAX_PACKS):
+        repo.object_store.add_objects([(objects.Blob.from_string(f"unused {i}\n".encode()), None)])
+    assert workspace.consolidate(repo)
+    repo.close()
+    git = shutil.which("git")
+    if git is None:
+        pytest.fail("git is required (the test servers use it too)")
+    checked = subprocess.run(
+        [git, "--git-dir", str(tmp_path), "fsck", "--full", "--no-dangling"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    (pack,) = packs(tmp_path)
+    listed = subprocess.run(
+        [git, "verify-pack", "-v", str(pack.with_suffix(".idx"))],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    kept = {line.split()[0] for line in listed.splitlines() if line[:40].isalnum() and " " in line}
+    needed = {commit.id, top.id, inner.id, *(b.id for b in blobs[:1] + blobs[3:])}
+    assert kept == {sha.decode() for sha in needed}
 
 
 @pytest.mark.servers

@@ -60,7 +60,10 @@ class Layer:
         encoded = None
         if pending and isinstance(self._base, DiskObjectStore):
             level = self._base.pack_compression_level
-            encoded = packs.encode(pending, self._base.object_format, compression_level=level)
+            encoded = packs.encode(
+                [packs.whole(obj) for obj in pending], self._base.object_format,
+                compression_level=level,
+            )  # fmt: skip
             packs.save(self._base, encoded)
         elif pending:
             self._base.add_objects([(obj, None) for obj in pending])

@@ -55,7 +55,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from imagepromoter import errors
-from imagepromoter.git import deadlines, failures, urls
+from imagepromoter.git import deadlines, failures, packs, urls
 
 _SEEN_PREFIX = Ref(b"refs/heads/")
 _COMPLETE_MARKER = "imagepromoter-complete"
@@ -141,10 +141,16 @@ def consolidate(repo: Repo) -> bool:
     store = repo.object_store
     old_packs = [Path(pack._basename + s) for pack in store.packs for s in (".pack", ".idx")]
     loose = [p for fanout in _fanouts(repo) for p in fanout.iterdir()]
-    folded = store.add_objects([(store[sha], None) for sha in kept])
-    # a pack is named by its checksum: a fold of what an earlier fold kept (the refs have not
-    # moved since) is that same pack, which must stay
-    keep = {Path(folded._basename + s) for s in (".pack", ".idx")} if folded is not None else set()
+    keep: set[Path] = set()
+    if kept:
+        folded = packs.encode(
+            kept, store.object_format, compression_level=store.pack_compression_level
+        )
+        packs.save(store, folded)
+        # a pack is named by its checksum: a fold of what an earlier fold kept (the refs have not
+        # moved since) is that same pack, which must stay
+        base = Path(store.pack_dir, "pack-" + folded.checksum.hex())
+        keep = {base.with_suffix(".pack"), base.with_suffix(".idx")}
     for path in [*old_packs, *loose]:
         if path not in keep:
             path.unlink(missing_ok=True)
@@ -153,24 +159,26 @@ def consolidate(repo: Repo) -> bool:
     return True
 
 
-def _needed(repo: Repo) -> tuple[list[ObjectID], set[ObjectID]]:
+def _needed(repo: Repo) -> tuple[list[packs.Whole], set[ObjectID]]:
     """Every object the refs' commits and trees need, and the heads whose parents go.
 
     Only `refs/heads/*` tips (the remote's heads, as last seen) become shallow: they are what a
-    fetch announces; a pending push's commit may not be on the server at all.
+    fetch announces; a pending push's commit may not be on the server at all. Blobs are copied
+    as read, never parsed.
     """
     store = repo.object_store
     refs = repo.refs.as_dict()
     tips = {sha for sha in refs.values() if sha in store}
     heads = {sha for name, sha in refs.items() if name.startswith(_SEEN_PREFIX)}
-    kept: dict[ObjectID, None] = {}
+    kept: dict[ObjectID, packs.Whole] = {}
     boundary: set[ObjectID] = set()
     trees: list[ObjectID] = []
+    blobs: dict[ObjectID, None] = {}
     for sha in tips:
         commit = store[sha]
         if not isinstance(commit, objects.Commit):
             continue
-        kept[sha] = None
+        kept[sha] = packs.whole(commit)
         if sha in heads and any(parent not in tips for parent in commit.parents):
             boundary.add(sha)
         trees.append(commit.tree)
@@ -178,15 +186,17 @@ def _needed(repo: Repo) -> tuple[list[ObjectID], set[ObjectID]]:
         tree_id = trees.pop()
         if tree_id in kept:
             continue
-        kept[tree_id] = None
         tree = store[tree_id]
         assert isinstance(tree, objects.Tree)
+        kept[tree_id] = packs.whole(tree)
         for entry in tree.iteritems():
             if stat.S_ISDIR(entry.mode):
                 trees.append(entry.sha)
             elif not objects.S_ISGITLINK(entry.mode):  # a submodule's commit is not ours
-                kept[entry.sha] = None
-    return list(kept), boundary
+                blobs[entry.sha] = None
+    for sha in blobs:
+        kept[sha] = packs.Whole(*store.get_raw(sha), objects.hex_to_sha(sha))
+    return list(kept.values()), boundary
 
 
 def _fanouts(repo: Repo) -> list[Path]:

@@ -364,7 +364,7 @@ def _pack_data(
         if set(want) == {built.tip}:
             if built.pack is not None:
                 return len(built.pack.records), iter(built.pack.records)
-            return len(built.created), (packs.unpacked(obj) for obj in built.created)
+            return len(built.created), (packs.unpacked(packs.whole(obj)) for obj in built.created)
         return repo.generate_pack_data(set(have), set(want), ofs_delta=ofs_delta)
 
     return generate
