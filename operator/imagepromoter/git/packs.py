@@ -8,6 +8,9 @@ each record's offset and CRC as `write_pack_data` reports them, so `save` writes
 those, and `records` hand the push the same compressed bytes (Dulwich's pack writer sends
 `comp_chunks` as they are). Each entry is whole (no deltas), and deflated here in one call.
 
+The workspace's fold (workspace.consolidate) writes its one pack the same way, from the objects
+the refs need; the blobs among them it copies as read, never parsed (`Whole`).
+
 `save` writes `pack-<checksum>.pack`, then its `.idx` (Dulwich, like git, only opens a pack whose
 index exists, so a reader never sees half a pack), each through a temporary file and a rename.
 """
@@ -92,8 +95,11 @@ def _compressed(obj: Whole, object_format: ObjectFormat, level: int) -> Unpacked
     return record
 
 
-def save(store: DiskObjectStore, pack: Encoded) -> None:
-    """Put `pack` into `store`'s pack directory (pack first, index last) and open it."""
+def save(store: DiskObjectStore, pack: Encoded) -> tuple[str, str]:
+    """Put `pack` into `store`'s pack directory (pack first, index last) and open it.
+
+    Returns the paths of its two files (the same when this pack was there already).
+    """
     folder = os.fspath(store.pack_dir)
     base = os.path.join(folder, "pack-" + pack.checksum.hex())
     if not os.path.exists(base + ".idx"):
@@ -102,6 +108,7 @@ def save(store: DiskObjectStore, pack: Encoded) -> None:
         write_pack_index(index, pack.index, pack.checksum, version=store.pack_index_version)
         _replace(folder, base + ".idx", index.getvalue())
     store.packs  # noqa: B018 (the property opens packs that appeared since the last look)
+    return base + ".pack", base + ".idx"
 
 
 def _replace(folder: str, path: str, data: bytes) -> None:

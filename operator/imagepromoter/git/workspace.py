@@ -146,11 +146,9 @@ def consolidate(repo: Repo) -> bool:
         folded = packs.encode(
             kept, store.object_format, compression_level=store.pack_compression_level
         )
-        packs.save(store, folded)
         # a pack is named by its checksum: a fold of what an earlier fold kept (the refs have not
         # moved since) is that same pack, which must stay
-        base = Path(store.pack_dir, "pack-" + folded.checksum.hex())
-        keep = {base.with_suffix(".pack"), base.with_suffix(".idx")}
+        keep = {Path(path) for path in packs.save(store, folded)}
     for path in [*old_packs, *loose]:
         if path not in keep:
             path.unlink(missing_ok=True)
