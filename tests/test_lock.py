@@ -7,7 +7,10 @@ to pyproject.toml without re-locking fails here, naming it.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.abc
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -89,3 +92,28 @@ def test_kubernetes_client_is_neither_declared_nor_imported() -> None:
     assert "kubernetes" not in TEST_LOCK
     for path in (ROOT / "operator").rglob("*.py"):
         assert not re.search(r"^\s*(import|from) kubernetes\b", path.read_text(), re.M), path
+
+
+def test_httpcore_finds_sniffio_without_searching_sys_path() -> None:
+    """httpcore imports sniffio in every lock and event it sets up; were it not installed, each
+    of those imports would search sys.path again (README, design notes). A finder placed first
+    on sys.meta_path sees only imports that are not already loaded."""
+    from httpcore._synchronization import current_async_library
+
+    searched: list[str] = []
+
+    class Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+            searched.append(fullname)
+
+    async def twice() -> str:
+        current_async_library()
+        return current_async_library()
+
+    spy = Spy()
+    sys.meta_path.insert(0, spy)
+    try:
+        assert asyncio.run(twice()) == "asyncio"
+    finally:
+        sys.meta_path.remove(spy)
+    assert searched == []
