@@ -6,16 +6,19 @@ servers need anyway to verify the pack and index we write without Dulwich's help
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dulwich import objects
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 from dulwich.object_store import DiskObjectStore, MemoryObjectStore
 from dulwich.objects import ObjectID, ShaFile
-from dulwich.pack import write_pack_data
+from dulwich.pack import pack_object_header, write_pack_data
 from dulwich.repo import Repo
 
 from imagepromoter import changes
@@ -163,3 +166,28 @@ def test_a_chain_on_a_disk_store_adds_one_pack_and_no_loose_object(repo: Repo) -
     }
     tip = store[built.tip]
     assert isinstance(tip, objects.Commit) and tip.message == b"set 20\n"
+
+
+@pytest.mark.parametrize(
+    ("size", "bits"),
+    [(0, 9), (249, 9), (250, 10), (3400, 12), (32506, 15), (32507, 15), (200_000, 15)],
+)
+def test_a_record_is_deflated_in_the_smallest_window_that_reaches_across_it(
+    size: int, bits: int
+) -> None:
+    """zlib's setup of its default 32 KB window was most of the cost of deflating a small
+    object; a window that reaches across the whole object finds the same matches, so only the
+    stream header (which names the window to inflate with) may differ."""
+    rnd = random.Random(size)
+    words = [bytes(rnd.randrange(97, 123) for _ in range(rnd.randrange(1, 9))) for _ in range(40)]
+    data = b" ".join(rnd.choice(words) for _ in range(size))[:size]
+    assert len(data) == size
+    assert packs.window_bits(size) == bits
+    (record,) = packs.encode([packs.Whole(3, data, bytes(20))], DEFAULT_OBJECT_FORMAT).records
+    header = bytes(pack_object_header(3, None, size, object_format=DEFAULT_OBJECT_FORMAT))
+    (chunk,) = record.comp_chunks
+    assert chunk.startswith(header)
+    deflated = chunk[len(header) :]
+    assert zlib.decompress(deflated) == data
+    assert deflated[0] >> 4 == bits - 8  # the window the header names
+    assert deflated[2:] == zlib.compress(data, -1)[2:]  # the same deflate stream as a 32 KB window
