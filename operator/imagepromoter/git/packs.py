@@ -87,9 +87,9 @@ def _compressed(obj: Whole, object_format: ObjectFormat, level: int) -> Unpacked
     """`obj`'s pack record, header and all, deflated in one call with a window that fits it.
 
     Dulwich's writer deflates through a `compressobj`; one `zlib.compress` call on a 100-entry
-    tree took a third of the time for the same bytes. Most of what is left is zlib setting up
-    its 32 KB window and hash tables for every object, so the window is the smallest that holds
-    the whole object (`window_bits`): the same bytes out, and the stream header tells every
+    tree took a third of the time for the same bytes. For a small object most of what is left
+    is zlib setting up its 32 KB window, so the window is the smallest that reaches across the
+    whole object (`window_bits`): the same deflate stream, and the stream's header tells every
     reader (git, Dulwich) the window to inflate with.
     """
     record = unpacked(obj)
