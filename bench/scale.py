@@ -232,10 +232,9 @@ class Run:
     def cli(self, setup: Setup) -> None:
         """`promote` once per interval, as a CI schedule or cron job of the CRs' interval runs it.
 
-        Each cycle starts one interval after the one before, like the operator's timer cycles.
-        Run back to back, the 1,000-CR cycles of the 2-core VM grew slower one after another, in
-        CPU time too, and the same cycles with a pause before each did not (issue 11's note):
-        the machine under sustained load, not work that grows with past cycles.
+        Each cycle starts one interval after the one before, so CLI and operator cycles are
+        spaced alike. Run back to back, minutes of load on the 2-core VM moved the CLI's cycle
+        times, CPU time too, more than anything in the work did (issue 11's note).
         """
         bench = CliBench(setup, self.args.cycle_timeout)
         spacing = interval_seconds(self.args.interval)
@@ -349,7 +348,7 @@ def report(run: Run, sizes: list[str], args: argparse.Namespace, seconds: float)
             f"{args.repeat} changed cycles in a row; the whole run took {seconds / 60:.1f} min.",
             "`cli`: one `imagepromoter promote` process per cycle (no triggered cycle: every run",
             "is a manual one), each starting one interval after the cycle before, as from a",
-            "schedule (back to back, this machine slowed under the sustained load). `operator`:",
+            "schedule, and spaced as the operator's timer cycles are. `operator`:",
             "one `imagepromoter run --standalone` process on the kmock emulator (its own",
             "process: API CPU s), started next to the N CRs (initial).",
             "Its changed cycles wait for its timer (waves on a 10 s tick grid, one interval",
