@@ -18,9 +18,9 @@ servers: the git CLI doing G fetch + commit + push and curl doing the minimum re
 Bounded: each cycle has a timeout and the run a time budget; what was skipped is said in the
 output.
 
-`make bench` runs the default sizes 10/10/2 and 100/100/10 (about 7 minutes on the 2-core
-machine); `--big` runs 10/10/2, 100/100/10, 300/100/10 and 1000/100/10 (10, 100 and 1000 alone
-took 14 minutes there, most of it the operator's timer cycles, which wait an interval each).
+`make bench` runs the default sizes 10/10/2 and 100/100/10 (about 10 minutes on the 2-core
+machine); `--big` runs 10/10/2, 100/100/10, 300/100/10 and 1000/100/10 (about 20 minutes there).
+Most of it is waiting: the operator's timer cycles and the CLI's cycles are an interval apart.
 
 Profiling (opt-in): IMAGEPROMOTER_BENCH_WRAP names a command the CLI's `promote` process runs
 under, split like a shell line, `{label}` replaced by size and cycle (e.g. `py-spy record -o
