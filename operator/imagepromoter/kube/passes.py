@@ -340,9 +340,10 @@ class Operator:
             return
         shared = set().union(*(self._wave_keys(uid) for uid, _ in due))
         wave = max(at for _, at in due)
-        for uid, at in due:
-            self._start_pass(uid, scheduled=at)
-        self._start_soon(shared, now, wave)
+        started = sum(self._start_pass(uid, scheduled=at) for uid, at in due)
+        early = self._start_soon(shared, now, wave)
+        logger.debug("wave due %s: %d of %d due passes started, %d a tick early",
+                     wave, started, len(due), early)  # fmt: skip
 
     def _start_soon(
         self,
@@ -352,16 +353,20 @@ class Operator:
         *,
         but: str = "",
         not_before: float | None = None,
-    ) -> None:
+    ) -> int:
         """Start, a tick early, the CRs (but `but`) due within one more tick that share an image
-        or a repository with `shared`; their next passes count from `wave`."""
+        or a repository with `shared`; their next passes count from `wave`. How many started."""
         early = timedelta(seconds=self.options.tick)
         soon = self.due.pop_soon(
             now + early, lambda uid: uid != but and not shared.isdisjoint(self._wave_keys(uid))
         )
+        started = 0
         for uid, at in soon:
-            if not self._start_pass(uid, early=early, scheduled=wave, not_before=not_before):
+            if self._start_pass(uid, early=early, scheduled=wave, not_before=not_before):
+                started += 1
+            else:
                 self.due.set(uid, at)  # not started here: it stays due when it was
+        return started
 
     def _take_along(self, body: Mapping[str, Any], since: float) -> None:
         """A trigger's pass takes along the CRs of its image and repository due within a tick:
@@ -530,6 +535,8 @@ class Operator:
                     uid, generation=generation, interval=interval, now=begun
                 )
             self.due.set(uid, self.schedule.next_at(uid))
+            logger.debug("%s/%s: pass began %s, next due %s", meta.get("namespace"),
+                         meta.get("name"), begun, self.due.due_at(uid))  # fmt: skip
         finally:
             lock.release()
         self.events.report(body, result.outcome)

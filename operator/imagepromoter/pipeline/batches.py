@@ -40,6 +40,7 @@ import concurrent.futures
 import functools
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import urllib.parse
@@ -48,6 +49,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from imagepromoter import changes, credentials, errors, reconcile, spec
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 2.0  # seconds (API.md: --batch-window)
 DEFAULT_HOLD = 20.0  # seconds a group may stay open, from when it opened
@@ -334,6 +337,8 @@ class Batches:
         )
         self.batches += 1
         self.written += len(members)
+        logger.debug("writing %d promotions into %s in one push", len(members),
+                     _display(first.git.url))  # fmt: skip
         answers: list[Answer]
         try:
             answers = list(await asyncio.get_running_loop().run_in_executor(self._executor, call))
