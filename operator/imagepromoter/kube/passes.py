@@ -454,7 +454,8 @@ class Operator:
     ) -> bool:
         """One reconcile pass for one CR (if due or forced); its status written in its turn.
 
-        True when a pass ran (False: the CR is gone, not due, or its last pass answered).
+        True when a pass ran (False: the CR is gone, not due, its last pass answered, or, not
+        forced, a pass of it is running).
 
         `early`: due by `early` from now is due (a wave taking a CR due just after it).
         `scheduled`: the instant the wave that started it was due, or the request's own time (a
@@ -476,6 +477,11 @@ class Operator:
         if scheduled is not None and timedelta(0) <= begun - scheduled < self._one_tick:
             begun = scheduled  # started on time: its instant (a late start counts from now)
         lock = self.locks.setdefault(uid, asyncio.Lock())
+        if not force and lock.locked():
+            # a pass of this CR (created, requested, ...) runs, and queues the CR as it ends (no
+            # await between its lock and an early return). Waiting here would hold up a tick's
+            # handler, and Kopf sleeps a tick from the handler's end
+            return False
         with self.health.waiting() as started:
             await lock.acquire()
             started()
