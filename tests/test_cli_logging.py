@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -80,11 +81,33 @@ def test_json_names_the_object_of_kopfs_per_object_loggers(
     assert entry["object"] == "gitops/myapp-dev"
 
 
-def test_promote_sets_the_collector_aside_for_its_startup_heap_and_restores_it() -> None:
+@pytest.mark.parametrize("young", [cli.PROMOTE_GC_THRESHOLD, cli.OPERATOR_GC_THRESHOLD])
+def test_a_run_sets_the_collector_aside_for_its_startup_heap_and_restores_it(young: int) -> None:
     import gc
 
     before = gc.get_threshold()
-    with cli._startup_heap_frozen():
+    with cli._startup_heap_frozen(young):
         assert gc.get_freeze_count() > 0, "what was loaded before the work is frozen"
-        assert gc.get_threshold() == (cli.PROMOTE_GC_THRESHOLD, *before[1:])
+        assert gc.get_threshold() == (young, *before[1:])
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0), "undone after the run"
+
+
+def test_the_operator_runs_with_its_startup_heap_frozen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`imagepromoter run` hands over to Kopf inside the frozen heap, and restores it after."""
+    import gc
+
+    from imagepromoter.kube import handlers
+
+    seen: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        handlers,
+        "run_operator",
+        lambda **_: seen.append((gc.get_threshold()[0], gc.get_freeze_count())) or 0,
+    )
+    before = gc.get_threshold()
+    assert cli.main(["run", "--standalone", "--workdir", str(tmp_path)]) == 0
+    ((young, frozen),) = seen
+    assert young == cli.OPERATOR_GC_THRESHOLD and frozen > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

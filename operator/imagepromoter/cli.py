@@ -324,24 +324,28 @@ class FileSecrets:
 
 
 PROMOTE_GC_THRESHOLD = 20_000  # allocations between young collections in a `promote` run
+OPERATOR_GC_THRESHOLD = 10_000  # the same in `imagepromoter run`
 
 
 @contextlib.contextmanager
-def _startup_heap_frozen() -> Iterator[None]:
-    """Keep the garbage collector off a `promote` run's long-lived heap (restored after it).
+def _startup_heap_frozen(young: int) -> Iterator[None]:
+    """Keep the garbage collector off the long-lived heap, and collect less often (restored
+    after the run: tests call `main` in their own process).
 
-    The modules and the parsed manifests are built before the work starts and never freed, yet
-    every full collection scans them again: `gc.freeze` sets them aside. A `promote` run is a
-    batch that ends, so it also collects less often (`PROMOTE_GC_THRESHOLD`, against 700 by
-    default): at 1,000 CRs the default made hundreds of collections, a share of the run's CPU
-    that grew with the CRs, for garbage the process exit frees anyway. Both are undone when the
-    run returns (tests call `main` in their own process). The operator keeps the defaults: a
-    run of it with the heap frozen peaked a few MB higher (bench/scale.py, 1000/100/10).
+    The modules (and, for `promote`, the parsed manifests) are built before the work starts and
+    never freed, yet every full collection scans them again: `gc.freeze` sets them aside.
+    Python's default of a young collection every 700 allocations also makes a full collection
+    every hundred of them, and in the operator those scan the CRs' bodies and everything else
+    that stays: with a thousand CRs, full collections were a large share of the operator's CPU
+    (bench/scale.py measured with gc.callbacks; the figures are in issue 11's note). `young`
+    allocations between young collections make them, and so the full ones, that much rarer; the
+    cyclic garbage they leave for longer is a few MB. A `promote` run is a batch that ends,
+    so it waits longer still: the process exit frees its garbage anyway.
     """
     threshold = gc.get_threshold()
     gc.collect()
     gc.freeze()
-    gc.set_threshold(PROMOTE_GC_THRESHOLD, *threshold[1:])
+    gc.set_threshold(young, *threshold[1:])
     try:
         yield
     finally:
@@ -366,7 +370,7 @@ def _promote(args: argparse.Namespace) -> int:
         return _usage("no ImagePromotion found in the files given")
     secrets = _known_secrets(loaded)
     RedactingFormatter.redactor = secrets
-    with _startup_heap_frozen():
+    with _startup_heap_frozen(PROMOTE_GC_THRESHOLD):
         results = asyncio.run(
             _promote_all(
                 loaded,
@@ -546,15 +550,16 @@ def _run(args: argparse.Namespace) -> int:
     handlers.configure(
         registry_factory=shared_registry, git=git_writer, history=history.History(git_writer)
     )
-    return handlers.run_operator(
-        namespaces=args.namespace,
-        metrics_port=args.metrics_port,
-        liveness=args.liveness,
-        peering=args.peering,
-        standalone=args.standalone,
-        options=options,
-        selector=selector,
-    )
+    with _startup_heap_frozen(OPERATOR_GC_THRESHOLD):
+        return handlers.run_operator(
+            namespaces=args.namespace,
+            metrics_port=args.metrics_port,
+            liveness=args.liveness,
+            peering=args.peering,
+            standalone=args.standalone,
+            options=options,
+            selector=selector,
+        )
 
 
 def _webhook_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
