@@ -64,6 +64,19 @@ async def started(
     return state, handler(kopf_registry, "tick"), crs, inner, git, clock
 
 
+def gated_listings(inner: MemoryRegistry) -> asyncio.Event:
+    """Make the registry's tag listings wait until the returned event is set."""
+    gate = asyncio.Event()
+    list_tags = inner.list_tags
+
+    async def gated(access: Any) -> list[str]:
+        await gate.wait()
+        return await list_tags(access)
+
+    inner.list_tags = gated  # type: ignore[method-assign]
+    return gate
+
+
 async def wave(
     state: handlers.Operator, tick: Any, by: kopf.Body, clock: list[Any], at: Any = None
 ) -> Statuses:
@@ -271,14 +284,7 @@ async def test_a_tick_returns_while_the_passes_it_started_run() -> None:
     state, tick, crs, inner, _git, clock = await started(2)
     for cr in crs:
         await tick(body=cr, patch=kopf.Patch(), logger=None)
-    gate = asyncio.Event()
-    list_tags = inner.list_tags
-
-    async def gated(access: Any) -> list[str]:
-        await gate.wait()
-        return await list_tags(access)
-
-    inner.list_tags = gated  # type: ignore[method-assign]
+    gate = gated_listings(inner)
     clock[0] = state.due.next_at() or clock[0]
     ticked = asyncio.create_task(tick(body=crs[0], patch=kopf.Patch(), logger=None))
     for _ in range(100):
@@ -335,14 +341,7 @@ async def test_a_tick_while_another_pass_of_its_cr_runs_returns_and_the_pass_que
     for cr in crs:
         await tick(body=cr, patch=kopf.Patch(), logger=None)
     await asyncio.gather(*list(state.passes.values()))
-    gate = asyncio.Event()
-    list_tags = inner.list_tags
-
-    async def gated(access: Any) -> list[str]:
-        await gate.wait()
-        return await list_tags(access)
-
-    inner.list_tags = gated  # type: ignore[method-assign]
+    gate = gated_listings(inner)
     clock[0] += timedelta(seconds=2)  # asked after the last pass's scan: it must scan again
     stamp = f"{clock[0].timestamp():.0f}"
     requested = kopf.Body(
